@@ -1,0 +1,42 @@
+# ntoslab: `make demo` sets everything up and runs the main job; `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+SHARED ?= ../shared
+CONFORMANCE ?= $(SHARED)/conformance/tests
+
+.PHONY: setup demo test test-full conformance build lab bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=23"
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+build: setup
+	$(VENV)/bin/ntoslab build
+
+demo: build
+	$(PY) -m ntoslab.demo
+
+conformance: setup
+	$(PY) -m ntoslab.conformance $(CONFORMANCE)
+
+test: build
+	$(PY) -m pytest -q -m "not slow"
+
+test-full: build
+	$(PY) -m pytest -q
+
+bench: build
+	$(PY) benchmarks/engine.py
+
+lab: build
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	find bpf -name '*.o' -delete
+	rm -rf .pytest_cache .hypothesis

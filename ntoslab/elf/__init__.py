@@ -1,0 +1,12 @@
+"""Loading eBPF ELF objects: programs, maps, BTF and line info.
+
+>>> obj = ntoslab.elf.load("bpf/tests/globals.o")   # doctest: +SKIP
+>>> obj.programs, obj.maps                           # doctest: +SKIP
+"""
+from .errors import ElfLoadError
+from .loader import load, load_bytes
+from .program import MAP_TYPE_IDS, MAP_TYPES, ElfObject, Function, MapSpec, Program, SourceLine
+from .sections import program_type
+
+__all__ = ["ElfLoadError", "ElfObject", "Function", "MAP_TYPES", "MAP_TYPE_IDS", "MapSpec",
+           "Program", "SourceLine", "load", "load_bytes", "program_type"]

@@ -1,0 +1,187 @@
+"""What the loader produces: programs, map specifications and the object that holds them.
+
+>>> obj = ntoslab.elf.load("bpf/tests/globals.o")            # doctest: +SKIP
+>>> obj.program("count").insns[:2], obj.maps["counters"].max_entries   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import bisect
+import html
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..isa.opcodes import Instruction
+
+if TYPE_CHECKING:
+    from .btf import Btf, BtfExt
+
+# Windows map type ids (reference section 3.2).
+MAP_TYPES = {
+    0: "unspec", 1: "hash", 2: "array", 3: "prog_array", 4: "percpu_hash", 5: "percpu_array",
+    6: "hash_of_maps", 7: "array_of_maps", 8: "lru_hash", 9: "lpm_trie", 10: "queue",
+    11: "lru_percpu_hash", 12: "stack", 13: "ringbuf", 14: "perf_event_array",
+    15: "sample_hash_map", 16: "xskmap",
+}
+MAP_TYPE_IDS = {name: num for num, name in MAP_TYPES.items()}
+
+
+@dataclass
+class MapSpec:
+    """A map as the object declares it (before any runtime creates it)."""
+
+    name: str
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int = 0
+    pinning: int = 0
+    section: str = ".maps"
+    key_type: int | None = None  # BTF type ids, when the object has BTF
+    value_type: int | None = None
+    inner: "MapSpec | None" = None
+    # `values` initialiser: slot -> name of a program (prog array) or a map (map-in-map)
+    initial_values: dict[int, str] = field(default_factory=dict)
+    # global data sections (.data/.rodata/.bss): their bytes, and whether programs may write
+    data: bytes | None = None
+    readonly: bool = False
+    id: int = 0
+    inner_id: int = 0
+    inner_map_idx: int = 0
+
+    @property
+    def type_name(self) -> str:
+        return MAP_TYPES.get(self.type, f"type {self.type}")
+
+    @property
+    def is_global_data(self) -> bool:
+        return self.data is not None
+
+    def __repr__(self) -> str:
+        return (f"MapSpec({self.name!r}, {self.type_name}, key_size={self.key_size}, "
+                f"value_size={self.value_size}, max_entries={self.max_entries})")
+
+
+@dataclass(frozen=True)
+class SourceLine:
+    file: str
+    line: int
+    column: int
+    text: str
+
+    def __str__(self) -> str:
+        text = self.text.strip()
+        return f"{self.file}:{self.line}: {text}" if text else f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function placed in a linked program: its name and [start, end) pcs."""
+
+    name: str
+    section: str
+    start: int
+    end: int
+
+
+@dataclass
+class Program:
+    """One entry point, linked with the subprograms it calls; ready for an engine.
+
+    `insns` holds relocated instructions: lddw of a map has src 1 (map fd) and imm = the map's
+    index in `map_names`; lddw of global data has src 2 (map value) with the offset in the
+    second slot.
+    """
+
+    name: str
+    section: str
+    type: str | None
+    insns: list[Instruction]
+    map_names: list[str]
+    functions: list[Function] = field(default_factory=list)
+    lines: list[tuple[int, SourceLine]] = field(default_factory=list)  # sorted by pc
+    object_name: str = ""
+
+    def __post_init__(self) -> None:
+        self._line_pcs = [pc for pc, _ in self.lines]
+
+    def source_line(self, pc: int) -> SourceLine | None:
+        """The source line in force at `pc` (from .BTF.ext line info)."""
+        i = bisect.bisect_right(self._line_pcs, pc) - 1
+        return self.lines[i][1] if i >= 0 else None
+
+    def function_at(self, pc: int) -> Function | None:
+        for f in self.functions:
+            if f.start <= pc < f.end:
+                return f
+        return None
+
+    def describe_pc(self, pc: int) -> str | None:
+        line = self.source_line(pc)
+        fn = self.function_at(pc)
+        parts = []
+        if fn is not None and fn.name != self.name:
+            parts.append(f"in {fn.name}()")
+        if line is not None:
+            parts.append(str(line))
+        return " ".join(parts) or None
+
+    def __len__(self) -> int:
+        return len(self.insns)
+
+    def __repr__(self) -> str:
+        return f"<Program {self.name} section={self.section!r} type={self.type} insns={len(self)}>"
+
+    def _repr_html_(self) -> str:
+        fns = ", ".join(html.escape(f.name) for f in self.functions)
+        maps = ", ".join(html.escape(m) for m in self.map_names) or "none"
+        return (f"<b>Program</b> <code>{html.escape(self.name)}</code> "
+                f"(section <code>{html.escape(self.section)}</code>, type {self.type}): "
+                f"{len(self.insns)} instructions; functions {fns}; maps {maps}")
+
+
+@dataclass
+class ElfObject:
+    """A loaded eBPF object: its programs, map specs, BTF and line info."""
+
+    path: str
+    programs: list[Program]
+    maps: dict[str, MapSpec]
+    btf: "Btf | None" = None
+    btf_ext: "BtfExt | None" = None
+    notes: list[str] = field(default_factory=list)
+
+    def program(self, name: str) -> Program:
+        """A program by function name (or by section name when that is unique)."""
+        for p in self.programs:
+            if p.name == name:
+                return p
+        matches = [p for p in self.programs if p.section == name]
+        if len(matches) == 1:
+            return matches[0]
+        names = ", ".join(p.name for p in self.programs) or "none"
+        raise KeyError(f"{self.path}: no program {name!r}; programs: {names}")
+
+    def map(self, name: str) -> MapSpec:
+        try:
+            return self.maps[name]
+        except KeyError:
+            raise KeyError(f"{self.path}: no map {name!r}; maps: "
+                           f"{', '.join(self.maps) or 'none'}") from None
+
+    def __repr__(self) -> str:
+        return (f"<ElfObject {self.path}: programs {[p.name for p in self.programs]}, "
+                f"maps {list(self.maps)}>")
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td><code>{html.escape(p.name)}</code></td><td>{html.escape(p.section)}</td>"
+            f"<td>{p.type}</td><td>{len(p.insns)}</td></tr>" for p in self.programs)
+        mrows = "".join(
+            f"<tr><td><code>{html.escape(m.name)}</code></td><td>{m.type_name}</td>"
+            f"<td>{m.key_size}</td><td>{m.value_size}</td><td>{m.max_entries}</td></tr>"
+            for m in self.maps.values())
+        return (f"<div><b>{html.escape(self.path)}</b>"
+                f"<table><tr><th>program</th><th>section</th><th>type</th><th>insns</th></tr>"
+                f"{rows}</table><table><tr><th>map</th><th>type</th><th>key</th><th>value</th>"
+                f"<th>max entries</th></tr>{mrows}</table></div>")

@@ -1,0 +1,29 @@
+"""Program types by ELF section name, as eBPF for Windows maps them (longest prefix wins).
+
+>>> program_type("process/deny")
+'process'
+"""
+from __future__ import annotations
+
+# section prefix -> (program type name, BPF_PROG_TYPE number on Windows, attach type number)
+SECTION_TYPES: dict[str, tuple[str, int, int]] = {
+    "process": ("process", 6, 11),
+    "netevent_monitor": ("netevent", 5, 10),
+    "xdp": ("xdp", 1, 1),
+    "bind": ("bind", 2, 2),
+    "cgroup/connect4": ("cgroup_sock_addr", 3, 3),
+    "cgroup/connect6": ("cgroup_sock_addr", 3, 4),
+    "cgroup/recv_accept4": ("cgroup_sock_addr", 3, 5),
+    "cgroup/recv_accept6": ("cgroup_sock_addr", 3, 6),
+    "sockops": ("sock_ops", 4, 7),
+    "sample_ext": ("sample", 999, 8),
+}
+
+
+def program_type(section: str) -> str | None:
+    """The program type of a section name by longest matching prefix, or None when unknown."""
+    best = None
+    for prefix, info in SECTION_TYPES.items():
+        if section.startswith(prefix) and (best is None or len(prefix) > len(best[0])):
+            best = (prefix, info)
+    return best[1][0] if best else None

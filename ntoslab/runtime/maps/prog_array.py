@@ -1,0 +1,43 @@
+"""Program arrays (Windows type 3): u32 index → program, the targets of bpf_tail_call."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from ...elf.program import MapSpec
+from ...vm.memory import AddressSpace
+from .base import EBPF_INVALID_ARGUMENT, EBPF_KEY_NOT_FOUND, Map
+
+
+class ProgArrayMap(Map):
+    def __init__(self, spec: MapSpec, memory: AddressSpace) -> None:
+        super().__init__(spec, memory)
+        self.slots: dict[int, object] = {}  # index -> Program
+
+    def set_program(self, index: int, program: object | None) -> None:
+        if not 0 <= index < self.spec.max_entries:
+            raise IndexError(f"prog array {self.name}: index {index} outside 0..{self.spec.max_entries - 1}")
+        if program is None:
+            self.slots.pop(index, None)
+        else:
+            self.slots[index] = program
+
+    def program_at(self, index: int):
+        return self.slots.get(index)
+
+    def lookup_address(self, key: bytes) -> int:
+        return 0  # programs cannot read prog array entries
+
+    def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
+        return -EBPF_INVALID_ARGUMENT  # set from user space with set_program
+
+    def delete(self, key: bytes) -> int:
+        i = int.from_bytes(key[:4], "little")
+        return 0 if self.slots.pop(i, None) is not None else -EBPF_KEY_NOT_FOUND
+
+    def keys(self) -> Iterator[bytes]:
+        for i in sorted(self.slots):
+            yield i.to_bytes(4, "little")
+
+    def lookup(self, key: bytes):
+        prog = self.slots.get(int.from_bytes(self.check_key(key)[:4], "little"))
+        return None if prog is None else getattr(prog, "name", "?").encode()

@@ -1,0 +1,75 @@
+"""One loaded object with its maps created in one address space, ready to run its programs.
+
+>>> box = Sandbox(ntoslab.elf.load("bpf/tests/globals.o"))   # doctest: +SKIP
+>>> box.run("count", ctx=bytes(16)).r0                        # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..elf.program import ElfObject, Program
+from ..isa import opcodes as op
+from ..vm.engine import (DEFAULT_BUDGET, Engine, Helper, HelperError, Machine, RunResult,
+                         get_engine)
+from ..vm.memory import AddressSpace
+from .helpers import HELPER_NAMES, general_helpers
+from .maps import Map, ProgArrayMap, create_map
+
+
+class Sandbox:
+    """Maps of `obj` instantiated, helpers bound, an engine to run programs with."""
+
+    def __init__(self, obj: ElfObject, engine: str | Engine = "interpreter",
+                 helpers: Mapping[int, Helper] | None = None) -> None:
+        self.obj = obj
+        self.engine = get_engine(engine) if isinstance(engine, str) else engine
+        self.memory = AddressSpace()
+        self.maps: dict[str, Map] = {}
+        self._by_index: list[Map] = []
+        self._by_handle: dict[int, Map] = {}
+        for spec in obj.maps.values():
+            m = create_map(spec, self.memory)
+            self.maps[spec.name] = m
+            self._by_index.append(m)
+            self._by_handle[m.handle.base] = m
+        for m in self.maps.values():
+            if isinstance(m, ProgArrayMap):
+                for slot, name in m.spec.initial_values.items():
+                    m.set_program(slot, obj.program(name))
+        table = general_helpers(self)
+        table.update(helpers or {})
+        self.machine = Machine(self.memory, table, self._resolve_lddw)
+
+    def map_at(self, address: int, helper: str) -> Map:
+        m = self._by_handle.get(address)
+        if m is None:
+            raise HelperError(f"{helper}: argument {address:#x} is not a map")
+        return m
+
+    def _resolve_lddw(self, src: int, imm: int, next_imm: int) -> int:
+        if not 0 <= imm < len(self._by_index):
+            raise LookupError(f"lddw refers to map index {imm}; the object has "
+                              f"{len(self._by_index)} maps")
+        m = self._by_index[imm]
+        if src in (op.LDDW_MAP_FD, op.LDDW_MAP_IDX):
+            return m.handle.base
+        addr = m.lookup_address(bytes(m.spec.key_size or 4))
+        if addr == 0:
+            raise LookupError(f"lddw takes a value address of map {m.name}, which has none")
+        return addr + next_imm
+
+    def program(self, name: str | Program) -> Program:
+        return name if isinstance(name, Program) else self.obj.program(name)
+
+    def run(self, program: str | Program, ctx: bytes | bytearray = b"", *,
+            ctx_writable: bool = False, budget: int = DEFAULT_BUDGET) -> RunResult:
+        """Run one program with r1 pointing at a copy of `ctx` (region "context")."""
+        prog = self.program(program)
+        region = self.memory.add("context", bytearray(ctx), writable=ctx_writable, kind="context")
+        try:
+            return self.engine.run(prog, self.machine, [region.base], budget)
+        finally:
+            self.memory.remove(region)
+
+    def helper_name(self, helper_id: int) -> str:
+        return HELPER_NAMES.get(helper_id, f"helper {helper_id}")

@@ -1,0 +1,195 @@
+"""The contract every eBPF engine implements (the interpreter now, the JIT next).
+
+An engine takes a `Code` (linked bytecode plus what is needed to explain a pc), a `Machine`
+(the address space, the helpers by id, how lddw pseudo-forms resolve) and the argument registers,
+and returns a `RunResult` or raises `VmFault`. Same inputs, same results, same faults, whatever
+the engine.
+
+>>> from ntoslab.vm import Interpreter, Machine, RawCode
+>>> Interpreter().run(RawCode.from_bytes(bytes.fromhex("b7000000070000009500000000000000")), Machine()).r0
+7
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Protocol, Sequence
+
+from ..isa.opcodes import (MAX_CALL_DEPTH, MAX_TAIL_CALLS, STACK_FRAME_SIZE, Instruction, decode,
+                           LDDW_NAMES)
+from .memory import AddressSpace, MemoryFault, Region
+
+DEFAULT_BUDGET = 1_000_000
+
+
+class Code(Protocol):
+    """What an engine needs from a program: its instructions and a way to explain a pc."""
+
+    name: str
+    insns: Sequence[Instruction]
+
+    def describe_pc(self, pc: int) -> str | None:
+        """The source location and text of instruction `pc` (or None when unknown)."""
+
+
+@dataclass
+class RawCode:
+    """Bytecode without an object file around it (conformance tests, hand-written programs)."""
+
+    name: str
+    insns: list[Instruction]
+
+    def describe_pc(self, pc: int) -> str | None:
+        return None
+
+    @classmethod
+    def from_bytes(cls, code: bytes, name: str = "<bytecode>") -> "RawCode":
+        return cls(name, decode(code))
+
+
+class ProgramError(ValueError):
+    """A program an engine refuses before running it (bad opcode, jump out of range...)."""
+
+    def __init__(self, message: str, *, program: str = "", pc: int | None = None,
+                 source: str | None = None) -> None:
+        where = f"{program}: " if program else ""
+        where += f"pc {pc}: " if pc is not None else ""
+        tail = f"\n    at {source}" if source else ""
+        super().__init__(f"{where}{message}{tail}")
+        self.program = program
+        self.pc = pc
+        self.source = source
+
+
+class VmFault(RuntimeError):
+    """A run stopped by the sandbox: a bad memory access, the budget, a bad call...
+
+    Attributes say where: `program`, `pc`, `instruction` (disassembled), `kind`
+    (memory | budget | call | helper | tail_call), `address`, `size`, `region`, `source`.
+    """
+
+    def __init__(self, kind: str, message: str, *, program: str, pc: int,
+                 instruction: str = "", source: str | None = None, address: int | None = None,
+                 size: int | None = None, region: str | None = None,
+                 instructions: int = 0) -> None:
+        self.kind = kind
+        self.detail = message
+        self.program = program
+        self.pc = pc
+        self.instruction = instruction
+        self.source = source
+        self.address = address
+        self.size = size
+        self.region = region
+        self.instructions = instructions
+        text = f"{program}: pc {pc}: {instruction}: {message}" if instruction else \
+            f"{program}: pc {pc}: {message}"
+        if source:
+            text += f"\n    at {source}"
+        super().__init__(text)
+
+
+class StopProgram(Exception):
+    """Raised by a helper to end the run at once with `r0` (uBPF's 'unwind' helper does this)."""
+
+    def __init__(self, r0: int) -> None:
+        super().__init__(r0)
+        self.r0 = r0
+
+
+class HelperError(Exception):
+    """Raised by a helper for a misuse that must stop the program (reported as a fault)."""
+
+
+@dataclass(frozen=True)
+class TailCall:
+    """Returned by a tail-call helper: run `code` (with r1 = `ctx`) once this program returns.
+
+    This is eBPF for Windows' semantics: `bpf_tail_call` only records the next program and
+    returns 0; the current program goes on to its `exit`, and then the recorded program runs
+    with a fresh stack. When the run has already made `Machine.max_tail_calls` tail calls, the
+    helper call returns `failure` instead (Windows: -EBPF_NO_MORE_TAIL_CALLS).
+    """
+
+    code: Code
+    ctx: int
+    failure: int = -27
+
+
+# A helper receives the machine and r1..r5 and returns r0 (or a TailCall / raises StopProgram).
+Helper = Callable[["Machine", int, int, int, int, int], "int | TailCall"]
+
+
+@dataclass
+class Machine:
+    """Everything outside the program that a run can see."""
+
+    memory: AddressSpace = field(default_factory=AddressSpace)
+    helpers: Mapping[int, Helper] = field(default_factory=dict)
+    # (src, imm, next_imm) -> 64-bit value, for lddw pseudo forms (map fd, map value...).
+    lddw_resolver: Callable[[int, int, int], int] | None = None
+    max_tail_calls: int = MAX_TAIL_CALLS
+    tail_calls_failed: int = 0
+    _stack: list[Region] = field(default_factory=list, repr=False)
+
+    def stack_frames(self) -> list[Region]:
+        """The 8 stack-frame regions (512 bytes each), created on first use."""
+        if not self._stack:
+            self._stack = [self.memory.add(f"stack frame {i}", bytearray(STACK_FRAME_SIZE),
+                                           kind="stack") for i in range(MAX_CALL_DEPTH)]
+        return self._stack
+
+    def resolve_lddw(self, src: int, imm: int, next_imm: int) -> int:
+        if self.lddw_resolver is None:
+            name = LDDW_NAMES.get(src, f"src {src}")
+            raise LookupError(f"lddw form {name} needs a runtime that provides maps")
+        return self.lddw_resolver(src, imm, next_imm)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one run: r0 (unsigned 64-bit) and how many instructions executed."""
+
+    r0: int
+    instructions: int
+    tail_calls: int = 0
+
+    @property
+    def r0_signed32(self) -> int:
+        v = self.r0 & 0xFFFF_FFFF
+        return v - (1 << 32) if v & 0x8000_0000 else v
+
+
+class Engine(ABC):
+    """An eBPF execution engine."""
+
+    name: str = "engine"
+
+    @abstractmethod
+    def prepare(self, code: Code, machine: Machine) -> object:
+        """Check and translate `code` once; raise ProgramError for what can never run."""
+
+    @abstractmethod
+    def run(self, code: Code, machine: Machine, args: Sequence[int] = (),
+            budget: int = DEFAULT_BUDGET) -> RunResult:
+        """Run `code` with r1.. = `args`; return r0 or raise VmFault."""
+
+
+ENGINES: dict[str, Callable[[], Engine]] = {}
+
+
+def register_engine(name: str, factory: Callable[[], Engine]) -> None:
+    ENGINES[name] = factory
+
+
+def get_engine(name: str = "interpreter") -> Engine:
+    """An engine by name (see `ENGINES` for what is available)."""
+    try:
+        return ENGINES[name]()
+    except KeyError:
+        raise KeyError(f"unknown engine {name!r}; available: {', '.join(sorted(ENGINES))}") from None
+
+
+def memory_fault(fault: MemoryFault, **where) -> VmFault:
+    return VmFault("memory", str(fault), address=fault.address, size=fault.size,
+                   region=fault.region, **where)

@@ -216,13 +216,17 @@ def decode(code: bytes) -> list[Instruction]:
 
 
 def encode(insns: list[Instruction]) -> bytes:
-    """Encode instructions back to bytecode (lddw second slots are regenerated from imm64)."""
+    """Encode instructions to bytecode.
+
+    The second slot of an lddw is regenerated from `imm64`; the placeholder `decode` leaves for
+    it (an opcode-0 slot) may be present or omitted.
+    """
     out = bytearray()
-    skip = False
+    after_lddw = False
     for insn in insns:
-        if skip:
-            skip = False
+        if after_lddw and insn.opcode == 0:
+            after_lddw = False
             continue
         out += insn.encode()
-        skip = insn.imm64 is not None
+        after_lddw = insn.imm64 is not None
     return bytes(out)

@@ -104,7 +104,9 @@ def requirements(code: bytes) -> tuple[str, set[str]]:
                 version = max(version, 4)
             elif mode == op.MODE_ATOMIC:
                 version = max(version, 3)
-                groups.add("atomic32" if c & 0x18 == op.SIZE_W else "atomic64")
+                # as upstream groups them (and manifest.csv records): a 32-bit atomic belongs to
+                # both atomic32 and atomic64, a 64-bit one to atomic64
+                groups.update(("atomic32", "atomic64") if c & 0x18 == op.SIZE_W else ("atomic64",))
     return f"v{version}", groups
 
 

@@ -126,6 +126,26 @@ class Program:
             parts.append(str(line))
         return " ".join(parts) or None
 
+    def disassemble(self) -> str:
+        """The linked program in llvm-objdump syntax, with function labels and source lines."""
+        from ..isa import opcodes as op
+        from ..isa.disasm import disassemble
+
+        def line_for(pc: int):
+            line = self.source_line(pc)
+            return None if line is None else (line.file, line.line, line.text)
+
+        notes = {}
+        for pc, insn in enumerate(self.insns):
+            if insn.opcode == op.OP_LDDW and insn.src in (op.LDDW_MAP_FD, op.LDDW_MAP_VALUE) \
+                    and 0 <= insn.imm < len(self.map_names):
+                name = self.map_names[insn.imm]
+                if insn.src == op.LDDW_MAP_VALUE:
+                    name += f"+{(insn.imm64 or 0) >> 32}"
+                notes[pc] = name
+        return disassemble(self.insns, symbols={f.start: f.name for f in self.functions},
+                           line_for=line_for, relocations=notes)
+
     def __len__(self) -> int:
         return len(self.insns)
 

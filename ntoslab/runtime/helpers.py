@@ -51,11 +51,13 @@ def general_helpers(box: "Sandbox") -> dict[int, Helper]:
     def tail_call(machine: Machine, ctx: int, map_addr: int, index: int, *_: int):
         m = box.map_at(map_addr, "bpf_tail_call")
         if not isinstance(m, ProgArrayMap):
-            raise HelperError(f"bpf_tail_call: map {m.name} is a {m.spec.type_name}, "
-                              f"not a prog array")
+            raise HelperError(f"map {m.name} is a {m.spec.type_name}, not a prog array")
         target = m.program_at(index & 0xFFFF_FFFF)
         if target is None:
             return -EBPF_INVALID_ARGUMENT
         return TailCall(target, ctx, failure=-EBPF_NO_MORE_TAIL_CALLS)
 
-    return {1: lookup, 2: update, 3: delete, 5: tail_call}
+    table = {1: lookup, 2: update, 3: delete, 5: tail_call}
+    for helper_id, fn in table.items():
+        fn.__name__ = HELPER_NAMES[helper_id]
+    return table

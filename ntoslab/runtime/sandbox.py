@@ -43,7 +43,7 @@ class Sandbox:
     def map_at(self, address: int, helper: str) -> Map:
         m = self._by_handle.get(address)
         if m is None:
-            raise HelperError(f"{helper}: argument {address:#x} is not a map")
+            raise HelperError(f"argument {address:#x} is not a map")
         return m
 
     def _resolve_lddw(self, src: int, imm: int, next_imm: int) -> int:

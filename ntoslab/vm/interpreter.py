@@ -404,7 +404,16 @@ class _RunState:
 
     def call_helper(self, helper_id: int, pc: int) -> int:
         R = self.regs
-        result = self.machine.helpers[helper_id](self.machine, R[1], R[2], R[3], R[4], R[5])
+        fn = self.machine.helpers[helper_id]
+        try:
+            result = fn(self.machine, R[1], R[2], R[3], R[4], R[5])
+        except MemoryFault as exc:
+            name = getattr(fn, "__name__", "?")
+            exc.args = (f"helper {name} (id {helper_id}): {exc}",)
+            raise
+        except HelperError as exc:
+            name = getattr(fn, "__name__", "?")
+            raise self.fault("helper", f"helper {name} (id {helper_id}): {exc}", pc) from None
         if isinstance(result, TailCall):
             return self._tail_call(result, pc)
         R[0] = result & M64

@@ -188,7 +188,9 @@ class AddressSpace:
         r = best[1]
         if address < r.base:
             rel = f"{r.base - address} byte(s) before the start of {r.name!r}"
-        elif address >= r.end:
+        elif address == r.end:
+            rel = f"just past the end of {r.name!r}"
+        elif address > r.end:
             rel = f"{address - r.end} byte(s) past the end of {r.name!r}"
         else:
             rel = f"at offset {address - r.base} of {r.name!r}"

@@ -33,18 +33,21 @@ class ArrayMap(Map):
 
     def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
         i = self._index(key)
-        if flags > 2:
+        # EFW _update_array_map_entry: NOEXIST and out-of-range indexes are invalid arguments
+        if flags > 2 or flags == BPF_NOEXIST or i >= self.spec.max_entries:
             return -EBPF_INVALID_ARGUMENT
-        if i >= self.spec.max_entries:
-            return -EBPF_INVALID_ARGUMENT
-        if flags == BPF_NOEXIST:
-            return -EBPF_KEY_ALREADY_EXISTS  # every slot of an array always exists
         off = i * self.spec.value_size
         self.region.data[off:off + self.spec.value_size] = value
         return 0
 
     def delete(self, key: bytes) -> int:
-        return -EBPF_INVALID_ARGUMENT  # array entries cannot be deleted
+        """EFW zeroes the slot and succeeds (an index past the end is an invalid argument)."""
+        i = self._index(key)
+        if i >= self.spec.max_entries:
+            return -EBPF_INVALID_ARGUMENT
+        off = i * self.spec.value_size
+        self.region.data[off:off + self.spec.value_size] = bytes(self.spec.value_size)
+        return 0
 
     def keys(self) -> Iterator[bytes]:
         for i in range(self.spec.max_entries):

@@ -13,22 +13,23 @@ from ..vm.engine import (DEFAULT_BUDGET, Engine, Helper, HelperError, Machine, R
                          get_engine)
 from ..vm.memory import AddressSpace
 from .helpers import HELPER_NAMES, general_helpers
-from .maps import Map, ProgArrayMap, create_map
+from .maps import Map, MapEnv, ProgArrayMap, create_map
 
 
 class Sandbox:
     """Maps of `obj` instantiated, helpers bound, an engine to run programs with."""
 
     def __init__(self, obj: ElfObject, engine: str | Engine = "interpreter",
-                 helpers: Mapping[int, Helper] | None = None) -> None:
+                 helpers: Mapping[int, Helper] | None = None, ncpus: int = 1) -> None:
         self.obj = obj
         self.engine = get_engine(engine) if isinstance(engine, str) else engine
         self.memory = AddressSpace()
+        self.env = MapEnv(self.memory, ncpus)
         self.maps: dict[str, Map] = {}
         self._by_index: list[Map] = []
         self._by_handle: dict[int, Map] = {}
         for spec in obj.maps.values():
-            m = create_map(spec, self.memory)
+            m = create_map(spec, self.env)
             self.maps[spec.name] = m
             self._by_index.append(m)
             self._by_handle[m.handle.base] = m

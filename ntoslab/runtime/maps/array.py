@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import Iterator
 
 from ...elf.program import MapSpec
-from ...vm.memory import AddressSpace
-from .base import (BPF_EXIST, BPF_NOEXIST, EBPF_INVALID_ARGUMENT, EBPF_KEY_ALREADY_EXISTS,
+from .base import (MapEnv, BPF_EXIST, BPF_NOEXIST, EBPF_INVALID_ARGUMENT, EBPF_KEY_ALREADY_EXISTS,
                    EBPF_KEY_NOT_FOUND, EBPF_OUT_OF_SPACE, Map)
 
 
 class ArrayMap(Map):
-    def __init__(self, spec: MapSpec, memory: AddressSpace) -> None:
-        super().__init__(spec, memory)
+    def __init__(self, spec: MapSpec, env: MapEnv) -> None:
+        super().__init__(spec, env)
+        memory = env.memory
         size = spec.value_size * spec.max_entries
         initial = spec.data if spec.data is not None else bytes(size)
         kind = "global data" if spec.is_global_data else "map value"

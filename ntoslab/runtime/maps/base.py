@@ -6,6 +6,7 @@ inside regions the map owns; user code sees bytes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Iterator
 
 from ...elf.program import MapSpec
@@ -31,12 +32,23 @@ class MapError(Exception):
         self.errno = errno
 
 
+@dataclass
+class MapEnv:
+    """What maps share with the run: the address space, the CPU count and the current CPU."""
+
+    memory: AddressSpace = field(default_factory=AddressSpace)
+    ncpus: int = 1
+    cpu: int = 0
+
+
 class Map(ABC):
     """A map instance living in one address space."""
 
-    def __init__(self, spec: MapSpec, memory: AddressSpace) -> None:
+    def __init__(self, spec: MapSpec, env: MapEnv) -> None:
         self.spec = spec
-        self.memory = memory
+        self.env = env
+        self.memory = env.memory
+        memory = env.memory
         self.name = spec.name
         self.handle: Region = memory.add(f"map {spec.name} (handle)", bytearray(0), writable=False,
                                          kind="map handle")

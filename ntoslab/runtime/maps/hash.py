@@ -4,14 +4,15 @@ from __future__ import annotations
 from typing import Iterator
 
 from ...elf.program import MapSpec
-from ...vm.memory import AddressSpace, Region
-from .base import (BPF_EXIST, BPF_NOEXIST, EBPF_INVALID_ARGUMENT, EBPF_KEY_ALREADY_EXISTS,
+from ...vm.memory import Region
+from .base import (MapEnv, BPF_EXIST, BPF_NOEXIST, EBPF_INVALID_ARGUMENT, EBPF_KEY_ALREADY_EXISTS,
                    EBPF_KEY_NOT_FOUND, EBPF_OUT_OF_SPACE, Map)
 
 
 class HashMap(Map):
-    def __init__(self, spec: MapSpec, memory: AddressSpace) -> None:
-        super().__init__(spec, memory)
+    def __init__(self, spec: MapSpec, env: MapEnv) -> None:
+        super().__init__(spec, env)
+        memory = env.memory
         self.entries: dict[bytes, Region] = {}
 
     def lookup_address(self, key: bytes) -> int:

@@ -4,13 +4,13 @@ from __future__ import annotations
 from typing import Iterator
 
 from ...elf.program import MapSpec
-from ...vm.memory import AddressSpace
-from .base import EBPF_INVALID_ARGUMENT, EBPF_KEY_NOT_FOUND, Map
+from .base import MapEnv, EBPF_INVALID_ARGUMENT, EBPF_KEY_NOT_FOUND, Map
 
 
 class ProgArrayMap(Map):
-    def __init__(self, spec: MapSpec, memory: AddressSpace) -> None:
-        super().__init__(spec, memory)
+    def __init__(self, spec: MapSpec, env: MapEnv) -> None:
+        super().__init__(spec, env)
+        memory = env.memory
         self.slots: dict[int, object] = {}  # index -> Program
 
     def set_program(self, index: int, program: object | None) -> None:

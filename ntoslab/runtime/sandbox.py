@@ -12,7 +12,7 @@ from ..isa import opcodes as op
 from ..vm.engine import (DEFAULT_BUDGET, Engine, Helper, HelperError, Machine, RunResult,
                          get_engine)
 from ..vm.memory import AddressSpace
-from .helpers import HELPER_NAMES, general_helpers
+from .helpers import HELPER_NAMES, NOT_IN_CORE, HelperState, general_helpers
 from .maps import Map, MapEnv, ProgArrayMap, create_map
 
 
@@ -20,7 +20,8 @@ class Sandbox:
     """Maps of `obj` instantiated, helpers bound, an engine to run programs with."""
 
     def __init__(self, obj: ElfObject, engine: str | Engine = "interpreter",
-                 helpers: Mapping[int, Helper] | None = None, ncpus: int = 1) -> None:
+                 helpers: Mapping[int, Helper] | None = None, ncpus: int = 1,
+                 seed: int | None = 0) -> None:
         self.obj = obj
         self.engine = get_engine(engine) if isinstance(engine, str) else engine
         self.memory = AddressSpace()
@@ -37,9 +38,30 @@ class Sandbox:
             if isinstance(m, ProgArrayMap):
                 for slot, name in m.spec.initial_values.items():
                     m.set_program(slot, obj.program(name))
+        self.state = HelperState(seed=seed)
         table = general_helpers(self)
         table.update(helpers or {})
-        self.machine = Machine(self.memory, table, self._resolve_lddw)
+        unavailable = {i: f"{name} is not implemented by eBPF for Windows' core and "
+                          f"{self._type_label()} programs have no extension that provides it"
+                       for i, name in NOT_IN_CORE.items() if i not in table}
+        self.machine = Machine(self.memory, table, self._resolve_lddw, unavailable=unavailable)
+
+    def _type_label(self) -> str:
+        types = sorted({p.type or "unknown" for p in self.obj.programs})
+        return "/".join(types) or "these"
+
+    def context_data(self, ctx: int, size: int) -> bytes:
+        """Up to `size` bytes of the context's data region (perf_event_output capture).
+
+        Program types with a data/end descriptor override `data_region`; by default there is none.
+        """
+        region = self.data_region(ctx)
+        if region is None:
+            return b""
+        return bytes(region.data[:size])
+
+    def data_region(self, ctx: int):
+        return None
 
     def map_at(self, address: int, helper: str) -> Map:
         m = self._by_handle.get(address)

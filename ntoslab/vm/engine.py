@@ -130,6 +130,8 @@ class Machine:
     lddw_resolver: Callable[[int, int, int], int] | None = None
     max_tail_calls: int = MAX_TAIL_CALLS
     tail_calls_failed: int = 0
+    # helper id -> why it is not available (reported when a program calling it is prepared)
+    unavailable: Mapping[int, str] = field(default_factory=dict)
     _stack: list[Region] = field(default_factory=list, repr=False)
 
     def stack_frames(self) -> list[Region]:
@@ -138,6 +140,12 @@ class Machine:
             self._stack = [self.memory.add(f"stack frame {i}", bytearray(STACK_FRAME_SIZE),
                                            kind="stack") for i in range(MAX_CALL_DEPTH)]
         return self._stack
+
+    def missing_helper(self, helper_id: int) -> str:
+        """The message for a call to a helper this machine does not provide."""
+        why = self.unavailable.get(helper_id)
+        return f"call to helper {helper_id}: {why}" if why else \
+            f"call to unknown helper id {helper_id}"
 
     def resolve_lddw(self, src: int, imm: int, next_imm: int) -> int:
         if self.lddw_resolver is None:

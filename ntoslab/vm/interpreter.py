@@ -237,7 +237,7 @@ class Interpreter(Engine):
             if code_op == op.OP_CALL:
                 if src == op.CALL_HELPER:
                     if imm not in machine.helpers:
-                        raise ProgramError(f"call to unknown helper id {imm}")
+                        raise ProgramError(machine.missing_helper(imm))
                     return [f"return st.call_helper({imm}, {pc})"]
                 if src == op.CALL_LOCAL:
                     return [f"return st.call_local({target(imm)}, {pc})"]

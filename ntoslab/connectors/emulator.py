@@ -1,0 +1,308 @@
+"""The emulated ntosebpfext: the ProcessHook API on our own engines.
+
+>>> with ntoslab.emulator() as hook:                                   # doctest: +SKIP
+...     obj = hook.load("bpf/process_monitor.o"); hook.attach(obj.program("ProcessMonitor"))
+...     hook.inject(ntoslab.ProcessEvent.create(pid=4242, parent=1000, command_line="cmd.exe"))
+"""
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from ..elf import ElfObject, Program, load
+from ..hooks.process import (ProcessContext, ProcessEvent, EventError, build_context, denies,
+                             process_helpers, status_of)
+from ..runtime import Sandbox
+from ..vm.engine import DEFAULT_BUDGET, ProgramError, VmFault
+from .views import MapView, RingBufView, printk_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_UPTIME_NS = 3600 * 10**9  # the emulated machine booted an hour before the first event
+
+
+@dataclass
+class ProgramRun:
+    """One program's run on one event."""
+
+    object: str
+    program: str
+    status: int | None           # signed 32-bit r0, None when the run faulted
+    instructions: int
+    fault: str | None = None
+
+
+@dataclass
+class Verdict:
+    """What the hook decided for one event."""
+
+    index: int
+    operation: str
+    process_id: int
+    status: int = 0
+    denied: bool = False
+    decided_by: str | None = None
+    instructions: int = 0
+    runs: list[ProgramRun] = field(default_factory=list)
+
+    @property
+    def faults(self) -> list[ProgramRun]:
+        return [r for r in self.runs if r.fault]
+
+    def as_row(self) -> dict[str, Any]:
+        return {"index": self.index, "operation": self.operation, "process_id": self.process_id,
+                "status": self.status, "status_hex": f"0x{self.status & 0xFFFFFFFF:08X}",
+                "denied": self.denied, "decided_by": self.decided_by,
+                "instructions": self.instructions, "programs_run": len(self.runs),
+                "faults": "; ".join(r.fault for r in self.faults) or None}
+
+    def _repr_html_(self) -> str:
+        color = "#b00" if self.denied else "#070"
+        word = "DENIED" if self.denied else "allowed"
+        rows = "".join(f"<tr><td>{html.escape(r.program)}</td><td>{r.status}</td>"
+                       f"<td>{r.instructions}</td><td>{html.escape(r.fault or '')}</td></tr>"
+                       for r in self.runs)
+        return (f"<div><b style='color:{color}'>{word}</b> {self.operation} pid "
+                f"{self.process_id}: status 0x{self.status & 0xFFFFFFFF:08X}"
+                f"{' by ' + html.escape(self.decided_by) if self.decided_by else ''}"
+                f"<table><tr><th>program</th><th>status</th><th>insns</th><th>fault</th></tr>"
+                f"{rows}</table></div>")
+
+
+@dataclass
+class Link:
+    """An attached program (detach with `hook.detach(link)`)."""
+
+    program: Program
+    loaded: "LoadedObject"
+    order: int
+
+
+class LoadedObject:
+    """An object loaded into the emulator: its programs, live maps, ring buffers, printk."""
+
+    def __init__(self, obj: ElfObject, hook: "EmulatedHook", engine: str) -> None:
+        self.obj = obj
+        self.path = obj.path
+        self.hook = hook
+        self.current: ProcessContext | None = None
+        self.sandbox = _ProcessSandbox(obj, self, engine=engine, ncpus=hook.ncpus, seed=hook.seed)
+
+    @property
+    def programs(self) -> list[Program]:
+        return self.obj.programs
+
+    def program(self, name: str) -> Program:
+        return self.obj.program(name)
+
+    def map(self, name: str) -> MapView:
+        """A live map with lookup/update/delete/iteration and `to_frame()`."""
+        return MapView(self.sandbox.maps[self.obj.map(name).name], self.obj.btf)
+
+    def ringbuf(self, name: str) -> RingBufView:
+        """A ring buffer's records, decoded by BTF type name or a given layout."""
+        m = self.sandbox.maps[self.obj.map(name).name]
+        return RingBufView(m, self.obj.btf)
+
+    @property
+    def maps(self) -> dict[str, MapView]:
+        return {name: self.map(name) for name in self.obj.maps}
+
+    def printk(self) -> "pd.DataFrame":
+        return printk_frame(self.sandbox.state.printk)
+
+    def __repr__(self) -> str:
+        return f"<LoadedObject {self.path}: {[p.name for p in self.programs]}>"
+
+    def _repr_html_(self) -> str:
+        return self.obj._repr_html_()
+
+
+class _ProcessSandbox(Sandbox):
+    """A sandbox for process programs: adds helpers 65536-65538 and the command-line data."""
+
+    def __init__(self, obj: ElfObject, owner: LoadedObject, **kw) -> None:
+        self.owner = owner
+        super().__init__(obj, helpers=process_helpers(lambda: owner.current), **kw)
+
+    def data_region(self, ctx: int):
+        cur = self.owner.current
+        return cur.command if cur is not None and ctx == cur.address else None
+
+
+class EmulatedHook:
+    """The ProcessHook API, emulated: load, attach, inject, replay, inspect."""
+
+    kind = "emulator"
+
+    def __init__(self, engine: str = "interpreter", *, ncpus: int = 1, seed: int | None = 0,
+                 budget: int = DEFAULT_BUDGET, boot_time: int | None = None) -> None:
+        self.engine = engine
+        self.ncpus = ncpus
+        self.seed = seed
+        self.budget = budget
+        self.boot_time = boot_time
+        self.objects: list[LoadedObject] = []
+        self.links: list[Link] = []
+        self._owner: dict[int, LoadedObject] = {}
+        self._events = 0
+        self._last_time = 0
+
+    # -- objects and programs -----------------------------------------------------------------
+    def load(self, path: str | os.PathLike | ElfObject, *, engine: str | None = None) -> LoadedObject:
+        """Load an object (a path or an already loaded ElfObject); its maps are created empty."""
+        obj = path if isinstance(path, ElfObject) else load(path)
+        loaded = LoadedObject(obj, self, engine or self.engine)
+        for p in obj.programs:
+            self._owner[id(p)] = loaded
+        self.objects.append(loaded)
+        return loaded
+
+    def attach(self, program: Program | LoadedObject, name: str | None = None) -> Link:
+        """Attach a `process` program (after the ones already attached)."""
+        if isinstance(program, LoadedObject):
+            program = program.program(name) if name else \
+                next(p for p in program.programs if p.type == "process")
+        loaded = self._owner.get(id(program))
+        if loaded is None:
+            raise ValueError(f"program {program.name} was not loaded by this hook: "
+                             f"use hook.load(...) first")
+        if program.type != "process":
+            raise ValueError(f"program {program.name} is in section {program.section!r}, which "
+                             f"is not a process program")
+        try:  # reject at attach what can never run (unknown helpers, bad opcodes)
+            loaded.sandbox.engine.prepare(program, loaded.sandbox.machine)
+        except ProgramError as exc:
+            raise ProgramError(f"cannot attach {program.name}: {exc}") from None
+        link = Link(program, loaded, len(self.links))
+        self.links.append(link)
+        return link
+
+    def detach(self, link: Link) -> None:
+        self.links.remove(link)
+
+    # -- events -------------------------------------------------------------------------------
+    def _clock(self, event: ProcessEvent) -> int:
+        now = event.time or (self._last_time + 1_000_000 if self._last_time else 0)
+        if self.boot_time is None:
+            self.boot_time = (now or DEFAULT_UPTIME_NS) - DEFAULT_UPTIME_NS
+        self._last_time = max(self._last_time, now)
+        return now
+
+    def inject(self, event: ProcessEvent | dict) -> Verdict:
+        """Run every attached program on one event, in attach order; return the verdict."""
+        if not isinstance(event, ProcessEvent):
+            event = ProcessEvent.from_row(event)
+        index = self._events
+        self._events += 1
+        now = self._clock(event)
+        verdict = Verdict(index, event.operation, event.process_id)
+        if event.is_create:
+            pid_tgid = (event.creating_process_id << 32) | (event.creating_thread_id & 0xFFFFFFFF)
+        else:
+            pid_tgid = event.process_id << 32
+        for link in list(self.links):
+            box = link.loaded.sandbox
+            st = box.state
+            st.pid_tgid = pid_tgid & 0xFFFF_FFFF_FFFF_FFFF
+            st.logon_id = event.logon_id
+            st.is_admin = -1 if event.is_admin is None else event.is_admin
+            st.process_start_key = event.process_start_key
+            st.thread_create_time = event.thread_create_time
+            st.boot_ns = st.mono_ns = max(0, now - (self.boot_time or 0))
+            st.now = now
+            st.program = link.program.name
+            box.env.cpu = (event.cpu or 0) % max(1, self.ncpus)
+            ctx = build_context(event, box.memory)
+            link.loaded.current = ctx
+            try:
+                result = box.engine.run(link.program, box.machine, [ctx.address], self.budget)
+                status = status_of(result.r0)
+                run = ProgramRun(Path(link.loaded.path).name, link.program.name, status,
+                                 result.instructions)
+            except VmFault as fault:
+                # Windows logs a failed invocation and keeps status 0 (allow)
+                status = 0
+                run = ProgramRun(Path(link.loaded.path).name, link.program.name, None,
+                                 fault.instructions, str(fault))
+            finally:
+                link.loaded.current = None
+                ctx.close()
+            verdict.runs.append(run)
+            verdict.instructions += run.instructions
+            if event.is_create and denies(status):
+                verdict.status, verdict.denied = status, True
+                verdict.decided_by = link.program.name
+                break
+        return verdict
+
+    def replay(self, events: "pd.DataFrame | Iterable[ProcessEvent | dict]",
+               progress: bool | None = None) -> "pd.DataFrame":
+        """Inject every event (a trace DataFrame or an iterable); a verdict row per event.
+
+        Rows that cannot become events are reported in the `error` column, never dropped.
+        """
+        import pandas as pd
+        from tqdm.auto import tqdm
+
+        if isinstance(events, pd.DataFrame):
+            rows: Sequence = events.to_dict("records")
+        else:
+            rows = list(events)
+        show = progress if progress is not None else len(rows) >= 2000
+        out = []
+        for i, row in enumerate(tqdm(rows, disable=not show, desc="replay", unit="event")):
+            try:
+                ev = row if isinstance(row, ProcessEvent) else ProcessEvent.from_row(row, f"row {i}: ")
+            except EventError as exc:
+                out.append({"index": None, "operation": row.get("operation") if isinstance(row, dict) else None,
+                            "process_id": None, "status": None, "status_hex": None,
+                            "denied": None, "decided_by": None, "instructions": 0,
+                            "programs_run": 0, "faults": None, "error": str(exc), "row": i})
+                continue
+            record = self.inject(ev).as_row()
+            record.update(error=None, row=i)
+            out.append(record)
+        return pd.DataFrame(out)
+
+    def printk(self) -> "pd.DataFrame":
+        """Every object's bpf_printk output, in order."""
+        import pandas as pd
+        frames = [o.printk().assign(object=Path(o.path).name) for o in self.objects]
+        return pd.concat(frames, ignore_index=True) if frames else printk_frame([])
+
+    def close(self) -> None:
+        self.links.clear()
+        self.objects.clear()
+        self._owner.clear()
+
+    def __enter__(self) -> "EmulatedHook":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<EmulatedHook engine={self.engine} objects={len(self.objects)} "
+                f"attached={[l.program.name for l in self.links]}>")
+
+    def _repr_html_(self) -> str:
+        items = "".join(f"<li>{html.escape(l.program.name)} "
+                        f"<small>({html.escape(Path(l.loaded.path).name)})</small></li>"
+                        for l in self.links) or "<li>nothing attached</li>"
+        return (f"<div><b>Emulated ntosebpfext</b> (engine {self.engine}, {self.ncpus} CPU)"
+                f"<ol>{items}</ol></div>")
+
+
+def emulator(engine: str = "interpreter", **kw: Any) -> EmulatedHook:
+    """A new emulated process hook.
+
+    >>> hook = emulator()
+    >>> hook.links
+    []
+    """
+    return EmulatedHook(engine, **kw)

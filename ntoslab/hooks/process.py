@@ -1,0 +1,334 @@
+"""The ntosebpfext `process` hook: events, the `process_md_t` context, helpers 65536-65538.
+
+Facts (reference §1.3-1.6): the context is 144 bytes (the pre-0.7 72-byte layout is its prefix,
+so old programs run unchanged); the command line is UTF-16LE "packet" memory between
+`command_start` and `command_end`; on delete the parent/creator fields are 0 and there are no
+strings; a negative 32-bit return denies a create with exactly that status and stops later
+programs; returns on delete are ignored.
+
+>>> ev = ProcessEvent.create(pid=4242, parent=1000, image=r"\\??\\C:\\Windows\\System32\\cmd.exe",
+...                          command_line="cmd.exe /c whoami")
+>>> ev.operation, len(ev.command_line.encode("utf-16-le"))
+('create', 34)
+"""
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+from ..vm.memory import AddressSpace, Region
+
+CONTEXT_SIZE = 144
+LEGACY_CONTEXT_SIZE = 72
+TOKEN_SID_MAX_SIZE = 68
+PROCESS_OPERATION_CREATE = 0
+PROCESS_OPERATION_DELETE = 1
+HELPER_GET_IMAGE_PATH = 65536
+HELPER_GET_ACCOUNT_NAME = 65537
+HELPER_GET_ACCOUNT_DOMAIN = 65538
+EINVAL = 22
+ENOENT = 2
+STATUS_ACCESS_DENIED = -1073741790  # 0xC0000022 as a signed 32-bit NTSTATUS
+# process_md_t: command_start, command_end, pid, ppid, creating pid, creating tid, creation
+# time, exit time, exit code, operation (8-bit field in a 4-byte unit), token_sid_size, token_sid
+CONTEXT_FORMAT = "<QQQQQQQQIB3xI68s"
+assert struct.calcsize(CONTEXT_FORMAT) == CONTEXT_SIZE
+
+# Accounts that SecLookupAccountSid resolves on every Windows machine (well-known SIDs).
+WELL_KNOWN_ACCOUNTS = {
+    "S-1-5-18": ("SYSTEM", "NT AUTHORITY"),
+    "S-1-5-19": ("LOCAL SERVICE", "NT AUTHORITY"),
+    "S-1-5-20": ("NETWORK SERVICE", "NT AUTHORITY"),
+}
+
+
+class EventError(ValueError):
+    """An event field that cannot be turned into a process_md_t; names the field."""
+
+
+def sid_to_bytes(sid: str) -> bytes:
+    """Binary form of a string SID ("S-1-5-21-...") as RtlCopySid would store it."""
+    parts = sid.strip().split("-")
+    if len(parts) < 3 or parts[0].upper() != "S":
+        raise EventError(f"token_sid {sid!r} is not a SID string (S-R-I-S...)")
+    try:
+        revision = int(parts[1])
+        authority = int(parts[2], 0)
+        subs = [int(p) for p in parts[3:]]
+    except ValueError:
+        raise EventError(f"token_sid {sid!r} has a part that is not a number") from None
+    if revision != 1 or len(subs) > 15 or authority >= 1 << 48 or any(s >= 1 << 32 for s in subs):
+        raise EventError(f"token_sid {sid!r} is not a valid SID (revision 1, at most 15 "
+                         f"sub-authorities of 32 bits)")
+    return bytes([revision, len(subs)]) + authority.to_bytes(6, "big") + \
+        b"".join(s.to_bytes(4, "little") for s in subs)
+
+
+def sid_from_bytes(raw: bytes) -> str:
+    """String form of a binary SID (the inverse of `sid_to_bytes`)."""
+    if len(raw) < 8:
+        raise ValueError(f"SID of {len(raw)} bytes is too short")
+    count = raw[1]
+    if len(raw) < 8 + 4 * count:
+        raise ValueError(f"SID claims {count} sub-authorities but has {len(raw)} bytes")
+    authority = int.from_bytes(raw[2:8], "big")
+    subs = struct.unpack_from(f"<{count}I", raw, 8)
+    return "-".join(["S", str(raw[0]), str(authority)] + [str(s) for s in subs])
+
+
+def _clean(value: Any) -> Any:
+    """None for missing values coming from pandas (NaN, NaT, <NA>)."""
+    if value is None:
+        return None
+    try:
+        if value != value:  # NaN
+            return None
+    except (TypeError, ValueError):
+        return None
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    return value
+
+
+@dataclass
+class ProcessEvent:
+    """One process create or delete, with every field of the trace schema.
+
+    Times: `time` is UTC nanoseconds; `creation_time`/`exit_time` are FILETIME ticks.
+    Emulator-only fields: `cpu` (which CPU the callback runs on), `logon_id`, `is_admin`,
+    `process_start_key`, `thread_create_time` (answers for helpers 20, 21, 33, 34).
+    """
+
+    operation: str
+    process_id: int
+    time: int = 0
+    parent_process_id: int = 0
+    creating_process_id: int = 0
+    creating_thread_id: int = 0
+    creation_time: int = 0
+    exit_time: int = 0
+    exit_code: int = 0
+    image_path: str = ""
+    command_line: str = ""
+    token_sid: str | None = None
+    account_name: str | None = None
+    account_domain: str | None = None
+    host: str | None = None
+    source: str = "emulator"
+    process_key: str | None = None
+    parent_key: str | None = None
+    cpu: int | None = None
+    logon_id: int = 0
+    is_admin: int | None = None
+    process_start_key: int = 0
+    thread_create_time: int = 0
+
+    def __post_init__(self) -> None:
+        if self.operation not in ("create", "delete"):
+            raise EventError(f"operation {self.operation!r} is not 'create' or 'delete'")
+
+    @classmethod
+    def create(cls, pid: int, parent: int = 0, image: str = "", command_line: str = "", *,
+               creator: int | None = None, creator_thread: int = 0, **kw: Any) -> "ProcessEvent":
+        """A process creation; the creator defaults to the parent."""
+        return cls("create", pid, parent_process_id=parent,
+                   creating_process_id=parent if creator is None else creator,
+                   creating_thread_id=creator_thread, image_path=image,
+                   command_line=command_line, **kw)
+
+    @classmethod
+    def delete(cls, pid: int, exit_code: int = 0, **kw: Any) -> "ProcessEvent":
+        """A process exit."""
+        return cls("delete", pid, exit_code=exit_code, **kw)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], where: str = "") -> "ProcessEvent":
+        """Build from a trace-schema mapping (a DataFrame row, a JSON object); unknown keys are
+        ignored, missing ones take defaults; a bad value raises EventError naming the field."""
+        names = {f.name: f for f in fields(cls)}
+        kw: dict[str, Any] = {}
+        for key, value in row.items():
+            if key not in names:
+                continue
+            value = _clean(value)
+            if value is None:
+                continue
+            kw[key] = _coerce(key, value, where)
+        if "operation" not in kw or "process_id" not in kw:
+            missing = "operation" if "operation" not in kw else "process_id"
+            raise EventError(f"{where}field {missing!r} is required")
+        return cls(**kw)
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def is_create(self) -> bool:
+        return self.operation == "create"
+
+
+INT_FIELDS = {"process_id", "time", "parent_process_id", "creating_process_id",
+              "creating_thread_id", "creation_time", "exit_time", "exit_code", "cpu", "logon_id",
+              "is_admin", "process_start_key", "thread_create_time"}
+FILETIME_FIELDS = {"creation_time", "exit_time"}
+FILETIME_EPOCH_OFFSET = 116444736000000000  # 100-ns ticks from 1601-01-01 to 1970-01-01
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    if key == "operation":
+        text = str(value).strip().lower()
+        if text not in ("create", "delete"):
+            raise EventError(f"{where}field 'operation': {value!r} is not 'create' or 'delete'")
+        return text
+    if key in INT_FIELDS:
+        if key in FILETIME_FIELDS and isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+            return iso_to_filetime(value, f"{where}field {key!r}")
+        if key == "time" and isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+            return iso_to_ns(value, f"{where}field 'time'")
+        if hasattr(value, "value") and type(value).__name__ == "Timestamp":
+            return int(value.value) if key == "time" else int(value.value) // 100 + FILETIME_EPOCH_OFFSET
+        try:
+            if isinstance(value, float):
+                if not math.isfinite(value) or value != int(value):
+                    raise ValueError
+            if isinstance(value, str) and value.strip().lower().startswith("0x"):
+                return int(value, 16)
+            return int(value)
+        except (TypeError, ValueError):
+            raise EventError(f"{where}field {key!r}: {value!r} is not an integer") from None
+    return str(value)
+
+
+def iso_to_ns(text: str, what: str) -> int:
+    from datetime import datetime, timezone
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise EventError(f"{what}: {text!r} is neither an integer nor an ISO-8601 time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+
+
+def iso_to_filetime(text: str, what: str) -> int:
+    return iso_to_ns(text, what) // 100 + FILETIME_EPOCH_OFFSET
+
+
+@dataclass
+class ProcessContext:
+    """One event laid out in a sandbox: the context and command-line regions and the strings
+    the helpers serve. `close()` unmaps them."""
+
+    event: ProcessEvent
+    memory: AddressSpace
+    context: Region
+    command: Region | None
+    image: bytes
+    account_name: bytes | None
+    account_domain: bytes | None
+    lookups: int = 0  # account resolutions (Windows resolves once per event)
+
+    @property
+    def address(self) -> int:
+        return self.context.base
+
+    def close(self) -> None:
+        self.memory.remove(self.context)
+        if self.command is not None:
+            self.memory.remove(self.command)
+
+
+def resolve_account(event: ProcessEvent) -> tuple[bytes | None, bytes | None]:
+    """The account name and domain the helpers return (UTF-16LE), or None when SecLookupAccountSid
+    would fail: no SID, or a SID the event does not name and that is not well known."""
+    if not event.is_create or not event.token_sid:
+        return None, None
+    name, domain = event.account_name, event.account_domain
+    if name is None and domain is None:
+        known = WELL_KNOWN_ACCOUNTS.get(event.token_sid.upper())
+        if known is None:
+            return None, None
+        name, domain = known
+    return (name or "").encode("utf-16-le"), (domain or "").encode("utf-16-le")
+
+
+def build_context(event: ProcessEvent, memory: AddressSpace) -> ProcessContext:
+    """Map `event` into `memory` as the extension would present it to programs."""
+    if event.is_create:
+        cmd = event.command_line.encode("utf-16-le")
+        if len(cmd) > 0xFFFF:
+            raise EventError(f"command_line is {len(cmd)} bytes in UTF-16; a UNICODE_STRING holds "
+                             f"at most 65535")
+        command = memory.add("command line", bytearray(cmd), writable=False, kind="packet")
+        start, end = command.base, command.base + len(cmd)
+        sid = sid_to_bytes(event.token_sid) if event.token_sid else b""
+        if len(sid) > TOKEN_SID_MAX_SIZE:
+            raise EventError(f"token_sid is {len(sid)} bytes, more than {TOKEN_SID_MAX_SIZE}")
+        image = event.image_path.encode("utf-16-le")
+        name, domain = resolve_account(event)
+        values = (start, end, event.process_id, event.parent_process_id,
+                  event.creating_process_id, event.creating_thread_id, event.creation_time, 0, 0,
+                  PROCESS_OPERATION_CREATE, len(sid), sid)
+    else:
+        command = None
+        image, name, domain = b"", None, None
+        values = (0, 0, event.process_id, 0, 0, 0, event.creation_time, event.exit_time,
+                  event.exit_code & 0xFFFF_FFFF, PROCESS_OPERATION_DELETE, 0, b"")
+    try:
+        raw = struct.pack(CONTEXT_FORMAT, *[v & 0xFFFF_FFFF_FFFF_FFFF for v in values[:8]],
+                          values[8], values[9], values[10], values[11])
+    except struct.error as exc:
+        if command is not None:
+            memory.remove(command)
+        raise EventError(f"event for pid {event.process_id} does not fit process_md_t: {exc}") \
+            from None
+    context = memory.add("context (process_md_t)", bytearray(raw), writable=False, kind="context")
+    return ProcessContext(event, memory, context, command, image, name, domain)
+
+
+def process_helpers(current: "callable[[], ProcessContext | None]") -> dict[int, Any]:
+    """Helpers 65536-65538, reading the event that `current()` returns."""
+
+    def copy_string(machine, ctx_addr: int, buf: int, size: int, value_of) -> int:
+        pc = current()
+        if pc is None or ctx_addr != pc.address:
+            from ..vm.engine import HelperError
+            raise HelperError(f"argument 1 ({ctx_addr:#x}) is not the program's context")
+        value = value_of(pc)
+        if value is None:
+            return -ENOENT
+        size &= 0xFFFF_FFFF
+        if len(value) > size:
+            return -EINVAL
+        if value:
+            pc.memory.write(buf, value)
+        return len(value)
+
+    def get_image_path(machine, ctx, buf, size, *_):
+        return copy_string(machine, ctx, buf, size, lambda pc: pc.image)
+
+    def get_account_name(machine, ctx, buf, size, *_):
+        return copy_string(machine, ctx, buf, size, lambda pc: pc.account_name)
+
+    def get_account_domain(machine, ctx, buf, size, *_):
+        return copy_string(machine, ctx, buf, size, lambda pc: pc.account_domain)
+
+    get_image_path.__name__ = "bpf_process_get_image_path"
+    get_account_name.__name__ = "bpf_process_get_account_name"
+    get_account_domain.__name__ = "bpf_process_get_account_domain"
+    return {HELPER_GET_IMAGE_PATH: get_image_path, HELPER_GET_ACCOUNT_NAME: get_account_name,
+            HELPER_GET_ACCOUNT_DOMAIN: get_account_domain}
+
+
+def status_of(r0: int) -> int:
+    """A program's r0 as the NTSTATUS the extension stores (signed 32-bit)."""
+    v = r0 & 0xFFFF_FFFF
+    return v - (1 << 32) if v & 0x8000_0000 else v
+
+
+def denies(status: int) -> bool:
+    """NT_SUCCESS is false for negative NTSTATUS values: those deny a create."""
+    return status < 0

@@ -151,6 +151,7 @@ class EmulatedHook:
         self._owner: dict[int, LoadedObject] = {}
         self._events = 0
         self._last_time = 0
+        self.subscribers: list = []
 
     # -- objects and programs -----------------------------------------------------------------
     def load(self, path: str | os.PathLike | ElfObject, *, engine: str | None = None) -> LoadedObject:
@@ -238,7 +239,13 @@ class EmulatedHook:
                 verdict.status, verdict.denied = status, True
                 verdict.decided_by = link.program.name
                 break
+        for callback in self.subscribers:
+            callback(verdict)
         return verdict
+
+    def subscribe(self, callback) -> None:
+        """Call `callback(verdict)` after every event (e.g. a ring-buffer reader's poll)."""
+        self.subscribers.append(callback)
 
     def replay(self, events: "pd.DataFrame | Iterable[ProcessEvent | dict]",
                progress: bool | None = None) -> "pd.DataFrame":

@@ -41,6 +41,14 @@ def dump_map(m) -> list[dict[str, Any]]:
     return out
 
 
+def entry_programs(obj) -> list:
+    """The process programs to attach: all but those that are only tail-call targets (named in a
+    prog array's `values` initialiser)."""
+    targets = {name for spec in obj.maps.values() if spec.type == 3
+               for name in spec.initial_values.values()}
+    return [p for p in obj.programs if p.type == "process" and p.name not in targets]
+
+
 def run(objects: list[Path], events_path: Path, engine: str = "interpreter",
         budget: int | None = None) -> tuple[dict[str, Any], list[RowError], EmulatedHook]:
     hook = EmulatedHook(engine) if budget is None else EmulatedHook(engine, budget=budget)
@@ -48,9 +56,8 @@ def run(objects: list[Path], events_path: Path, engine: str = "interpreter",
     for path in objects:
         obj = hook.load(path)
         loaded.append(obj)
-        for prog in obj.programs:
-            if prog.type == "process":
-                hook.attach(prog)
+        for prog in entry_programs(obj.obj):
+            hook.attach(prog)
     if not hook.links:
         raise ValueError(f"no process program in {', '.join(str(p) for p in objects)}")
     events, errors = read_events(events_path)

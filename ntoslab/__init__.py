@@ -4,19 +4,25 @@ Load the same clang-compiled ELF objects eBPF for Windows loads, run them on our
 with Windows helper ids and map types, and study what they did.
 
 >>> import ntoslab
->>> box = ntoslab.Sandbox(ntoslab.load("bpf/tests/globals.o"))     # doctest: +SKIP
->>> box.run("count", bytes(144)).r0                                 # doctest: +SKIP
+>>> with ntoslab.emulator() as hook:                                           # doctest: +SKIP
+...     hook.attach(hook.load("bpf/examples/deny_policy.o").program("DenyPolicy"))
+...     hook.inject(ntoslab.ProcessEvent.create(pid=7, parent=4, image=r"\\??\\C:\\mimikatz.exe")).denied
+True
 """
 from __future__ import annotations
 
+from .connectors.emulator import EmulatedHook, LoadedObject, Verdict, emulator
 from .elf import ElfLoadError, ElfObject, MapSpec, Program, load, load_bytes
 from .isa.assembler import AssemblyError, assemble
+from .hooks.process import ProcessEvent
 from .runtime import Sandbox
+from .trace.schema import read_events
 from .vm import (ENGINES, Engine, Interpreter, Machine, ProgramError, RawCode, RunResult, VmFault,
                  get_engine)
 
 __version__ = "0.1.0"
 
-__all__ = ["AssemblyError", "ENGINES", "ElfLoadError", "ElfObject", "Engine", "Interpreter",
-           "Machine", "MapSpec", "Program", "ProgramError", "RawCode", "RunResult", "Sandbox",
-           "VmFault", "assemble", "get_engine", "load", "load_bytes"]
+__all__ = ["AssemblyError", "ENGINES", "ElfLoadError", "ElfObject", "EmulatedHook", "Engine",
+           "Interpreter", "LoadedObject", "Machine", "MapSpec", "ProcessEvent", "Program",
+           "ProgramError", "RawCode", "RunResult", "Sandbox", "Verdict", "VmFault", "assemble",
+           "emulator", "get_engine", "load", "load_bytes", "read_events"]

@@ -1,8 +1,8 @@
-"""The main job (`make demo`): prove the engine end to end on this machine.
+"""The main job (`make demo`).
 
 1. the instruction-set conformance suite on the reference interpreter;
-2. every object built from `bpf/`: its programs, maps and a run of each program;
-3. a disassembly with source lines of one program.
+2. the quickstart notebook executed headless into an HTML report;
+3. a short summary: what the emulated hook decided and recorded for the scenario.
 """
 from __future__ import annotations
 
@@ -11,80 +11,78 @@ import sys
 import time
 from pathlib import Path
 
-from .conformance import run_suite
-from .elf import ElfLoadError, load
-from .runtime import Sandbox
-from .vm import ProgramError, VmFault
-
 ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT.parent / "shared" / "conformance" / "tests"
+NOTEBOOK = ROOT / "notebooks" / "01-quickstart.ipynb"
+REPORTS = ROOT / "reports"
 
 
-def _objects() -> list[Path]:
-    return sorted(p for p in (ROOT / "bpf").rglob("*.o") if "include" not in p.parts)
+def conformance_line() -> tuple[str, bool]:
+    from .conformance import run_suite
+    if not CONFORMANCE.is_dir():
+        return f"{CONFORMANCE} not found: skipped", True
+    out = io.StringIO()
+    t = time.perf_counter()
+    outcomes = run_suite(CONFORMANCE, out=out)
+    ok = not any(o.status == "FAIL" for o in outcomes)
+    return f"{out.getvalue().splitlines()[-1]}  ({time.perf_counter() - t:.1f} s)", ok
+
+
+def scenario_summary():
+    """Replay the quickstart scenario (as the notebook does) and summarise it."""
+    import pandas as pd
+
+    from .connectors.emulator import emulator
+    from .trace.process_monitor import ProcessMonitorReader
+    from .trace.schema import events_frame
+    from .trace.synthetic import quickstart_scenario
+
+    with emulator() as hook:
+        monitor = hook.load(ROOT / "bpf" / "process_monitor.o")
+        policy = hook.load(ROOT / "bpf" / "examples" / "deny_policy.o")
+        hook.attach(monitor.program("ProcessMonitor"))
+        hook.attach(policy.program("DenyPolicy"))
+        reader = ProcessMonitorReader(monitor)
+        hook.subscribe(reader)
+        trace = events_frame(quickstart_scenario())
+        verdicts = hook.replay(trace)
+        seen = reader.to_frame()
+    table = pd.DataFrame({
+        "pid": trace["process_id"],
+        "op": trace["operation"],
+        "image": trace["image_path"].str.split("\\").str[-1],
+        "verdict": verdicts["denied"].map({True: "DENIED", False: "allowed"}),
+        "status": verdicts["status_hex"],
+        "insns": verdicts["instructions"],
+    })
+    return table, len(seen)
 
 
 def main() -> int:
+    ok = True
     print("== 1. bpf_conformance on the reference interpreter (cpu v4)")
-    if CONFORMANCE.is_dir():
-        out = io.StringIO()
-        t = time.perf_counter()
-        outcomes = run_suite(CONFORMANCE, out=out)
-        lines = out.getvalue().splitlines()
-        for line in lines[:-1]:
-            if not line.startswith("PASS"):
-                print("   ", line)
-        print(f"    {lines[-1]}  ({time.perf_counter() - t:.2f} s)")
-        failed = any(o.status == "FAIL" for o in outcomes)
-    else:
-        print(f"    {CONFORMANCE} not found: skipped")
-        failed = False
+    line, good = conformance_line()
+    ok &= good
+    print("   ", line)
 
-    print("\n== 2. objects built from bpf/")
-    rows = []
-    shown = None
-    for path in _objects():
-        rel = path.relative_to(ROOT)
-        try:
-            obj = load(path)
-        except ElfLoadError as exc:
-            print(f"    {rel}: LOAD ERROR {exc}")
-            failed = True
-            continue
-        try:
-            box = Sandbox(obj)
-        except NotImplementedError as exc:
-            box = None
-            note = f"(not runnable yet: {exc})"
-        for prog in obj.programs:
-            if box is None:
-                rows.append((str(rel), prog.name, prog.section, len(prog.insns), note, ""))
-                continue
-            try:
-                r = box.run(prog, bytes(144), budget=5_000_000)
-                result, count = f"r0={r.r0_signed32}", str(r.instructions)
-            except (VmFault, ProgramError) as exc:
-                result, count = f"fault: {str(exc).splitlines()[0][:60]}", "-"
-            rows.append((str(rel), prog.name, prog.section, len(prog.insns), result, count))
-            if shown is None and len(prog.functions) > 1:
-                shown = (obj, prog)
-        maps = ", ".join(f"{m.name}:{m.type_name}" for m in obj.maps.values()) or "-"
-        print(f"    {rel}: {len(obj.programs)} program(s); maps {maps}")
-    if rows:
-        widths = [max(len(str(r[i])) for r in rows + [("object", "program", "section", "insns",
-                                                         "result", "executed")]) for i in range(6)]
-        header = ("object", "program", "section", "insns", "result", "executed")
-        print()
-        for row in [header] + rows:
-            print("    " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+    print("\n== 2. notebooks/01-quickstart.ipynb, executed headless")
+    from .report import ReportError, render
+    t = time.perf_counter()
+    try:
+        html = render(NOTEBOOK, REPORTS)
+        print(f"    report: {html}  ({time.perf_counter() - t:.1f} s)")
+    except ReportError as exc:
+        print(f"    FAILED: {exc}")
+        ok = False
 
-    if shown is not None:
-        obj, prog = shown
-        print(f"\n== 3. {prog.name} from {Path(obj.path).name}, disassembled with source")
-        text = prog.disassemble()
-        for line in text.splitlines()[:40]:
-            print("    " + line)
-    return 1 if failed else 0
+    print("\n== 3. the scenario, as the emulated hook saw it")
+    table, records = scenario_summary()
+    for line in table.to_string(index=False).splitlines():
+        print("    " + line)
+    denied = int((table["verdict"] == "DENIED").sum())
+    print(f"\n    {len(table)} events, {denied} denied, {records} ring records joined with "
+          f"the monitor's maps")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

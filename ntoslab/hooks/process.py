@@ -183,22 +183,41 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             raise EventError(f"{where}field 'operation': {value!r} is not 'create' or 'delete'")
         return text
     if key in INT_FIELDS:
-        if key in FILETIME_FIELDS and isinstance(value, str) and not value.strip().lstrip("-").isdigit():
-            return iso_to_filetime(value, f"{where}field {key!r}")
-        if key == "time" and isinstance(value, str) and not value.strip().lstrip("-").isdigit():
-            return iso_to_ns(value, f"{where}field 'time'")
-        if hasattr(value, "value") and type(value).__name__ == "Timestamp":
-            return int(value.value) if key == "time" else int(value.value) // 100 + FILETIME_EPOCH_OFFSET
+        if type(value).__name__ == "Timestamp":
+            ns = int(value.value)
+            return ns if key == "time" else ns // 100 + FILETIME_EPOCH_OFFSET
+        if isinstance(value, str):
+            number = _parse_int(value)
+            if number is not None:
+                return number
+            if key in FILETIME_FIELDS:
+                return iso_to_filetime(value, f"{where}field {key!r}")
+            if key == "time":
+                return iso_to_ns(value, f"{where}field 'time'")
+            raise EventError(f"{where}field {key!r}: {value!r} is not an integer")
+        if isinstance(value, float):
+            if not math.isfinite(value) or value != int(value):
+                raise EventError(f"{where}field {key!r}: {value!r} is not an integer")
+            return int(value)
         try:
-            if isinstance(value, float):
-                if not math.isfinite(value) or value != int(value):
-                    raise ValueError
-            if isinstance(value, str) and value.strip().lower().startswith("0x"):
-                return int(value, 16)
             return int(value)
         except (TypeError, ValueError):
             raise EventError(f"{where}field {key!r}: {value!r} is not an integer") from None
     return str(value)
+
+
+def _parse_int(text: str) -> int | None:
+    """An integer written as decimal, 0x-hex, or an integral float ("1.0" from a float CSV column)."""
+    text = text.strip()
+    try:
+        return int(text, 16) if text.lower().startswith(("0x", "-0x")) else int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if math.isfinite(number) and number == int(number) else None
 
 
 def iso_to_ns(text: str, what: str) -> int:

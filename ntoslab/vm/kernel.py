@@ -61,24 +61,37 @@ class LinuxKernel:
         return ret
 
     def load(self, code: bytes, name: str = "ntoslab") -> int:
-        """Load `code` as a socket filter; return the program fd."""
-        insns = ctypes.create_string_buffer(code, len(code))
-        license_ = ctypes.create_string_buffer(b"GPL")
-        log = ctypes.create_string_buffer(1 << 20)
-        attr = ctypes.create_string_buffer(ATTR_SIZE)
-        struct.pack_into("<IIQQIIQ", attr, 0, BPF_PROG_TYPE_SOCKET_FILTER, len(code) // 8,
-                         ctypes.addressof(insns), ctypes.addressof(license_), 1, len(log),
-                         ctypes.addressof(log))
-        struct.pack_into("16s", attr, 48, name.encode()[:15])
+        """Load `code` as a socket filter; return the program fd.
+
+        The first attempt asks for no verifier log (a large program's log can overflow any buffer
+        and fail an accepted program with ENOSPC); only a rejection is retried with the log on.
+        """
         try:
-            return self._bpf(BPF_PROG_LOAD, attr)
+            return self._load(code, name, log_level=0)
         except OSError as exc:
             if exc.errno in (1, 38):  # EPERM, ENOSYS
                 raise KernelUnavailable(f"the kernel refused BPF_PROG_LOAD: {exc.strerror}") \
                     from None
+            first = exc
+        log = ctypes.create_string_buffer(16 << 20)
+        try:
+            fd = self._load(code, name, log_level=1, log=log)
+        except OSError:
             text = log.value.decode(errors="replace").strip()
-            raise KernelRejected(f"kernel verifier rejected {name}: {exc.strerror}", text) \
+            raise KernelRejected(f"kernel verifier rejected {name}: {first.strerror}", text) \
                 from None
+        return fd  # accepted on the second try (should not happen): use it
+
+    def _load(self, code: bytes, name: str, log_level: int, log=None) -> int:
+        insns = ctypes.create_string_buffer(code, len(code))
+        license_ = ctypes.create_string_buffer(b"GPL")
+        attr = ctypes.create_string_buffer(ATTR_SIZE)
+        struct.pack_into("<IIQQIIQ", attr, 0, BPF_PROG_TYPE_SOCKET_FILTER, len(code) // 8,
+                         ctypes.addressof(insns), ctypes.addressof(license_), log_level,
+                         len(log) if log is not None else 0,
+                         ctypes.addressof(log) if log is not None else 0)
+        struct.pack_into("16s", attr, 48, name.encode()[:15])
+        return self._bpf(BPF_PROG_LOAD, attr)
 
     def test_run(self, fd: int, repeat: int = 1, packet: bytes = DEFAULT_PACKET) -> KernelRun:
         data = ctypes.create_string_buffer(packet, len(packet))

@@ -1,0 +1,125 @@
+"""The `ntoslab` command: one small function per subcommand.
+
+    ntoslab build [FILES] [-I DIR]... [-o OUT]
+    ntoslab disasm PROG.o [--program P]
+
+To add a subcommand, write `_NAME_args(parser)` and `_NAME(namespace) -> int` and put them in
+COMMANDS (or call register() from another module).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+
+
+def _build_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="*", type=Path,
+                   help="C files (default: every .c under ./bpf, or the project's bpf/, "
+                        "except bpf/include; only what changed is rebuilt)")
+    p.add_argument("-I", dest="include", action="append", default=[], type=Path,
+                   metavar="DIR", help="extra include directory (bpf/include is always used)")
+    p.add_argument("-o", dest="output", type=Path, metavar="OUT",
+                   help="output object (one input file only; default FILE.o)")
+    p.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    p.add_argument("--show-compiler", action="store_true",
+                   help="print the compiler that would be used and exit")
+
+
+def _build(ns: argparse.Namespace) -> int:
+    from . import toolchain
+    from .toolchain import BuildError, build_tree, compile_c, find_compiler
+    try:
+        compiler = find_compiler()
+    except BuildError as exc:
+        print(f"ntoslab build: {exc}", file=sys.stderr)
+        return 2
+    if ns.show_compiler:
+        print(compiler)
+        return 0
+    if ns.output and len(ns.files) != 1:
+        print("ntoslab build: -o needs exactly one input file", file=sys.stderr)
+        return 2
+    if not ns.files:
+        root = Path("bpf") if Path("bpf").is_dir() else toolchain.BPF_DIR
+        report = build_tree(root, include_dirs=ns.include, force=ns.force)
+        for src in report.built:
+            print(f"built {src}")
+        for err in report.failed.values():
+            sys.stderr.write(err if err.endswith("\n") else err + "\n")
+        print(f"ntoslab build: {len(report.built)} built, {len(report.skipped)} up to date, "
+              f"{len(report.failed)} failed ({compiler.name} clang {compiler.version})")
+        return 1 if report.failed else 0
+    status = 0
+    for src in ns.files:
+        try:
+            out = compile_c(src, ns.output, ns.include)
+            print(f"{src} -> {out}")
+        except BuildError as exc:  # the compiler's own words, unchanged
+            text = str(exc)
+            sys.stderr.write(text if text.endswith("\n") else text + "\n")
+            status = 1
+    return status
+
+
+def _disasm_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("object", type=Path, help="eBPF ELF object")
+    p.add_argument("--program", help="only this program (function name)")
+
+
+def _disasm(ns: argparse.Namespace) -> int:
+    from .elf import ElfLoadError, load
+    try:
+        obj = load(ns.object)
+    except ElfLoadError as exc:
+        print(f"ntoslab disasm: {exc}", file=sys.stderr)
+        return 1
+    programs = obj.programs if not ns.program else [obj.program(ns.program)]
+    print(f"{ns.object}:\tfile format elf64-bpf")
+    for prog in programs:
+        print(f"\nDisassembly of program {prog.name} (section {prog.section}):\n")
+        print(prog.disassemble())
+    return 0
+
+
+COMMANDS: list[Command] = [
+    ("build", "compile eBPF C to ELF objects (clang >= 14 or the ziglang wheel)", _build_args, _build),
+    ("disasm", "disassemble a program, interleaved with its source lines", _disasm_args, _disasm),
+]
+
+
+def _version() -> str:
+    from . import __version__
+    from .toolchain import compiler_info
+    return f"ntoslab {__version__}\ncompiler: {compiler_info()}"
+
+
+def register(name: str, help_: str, add_args, run) -> None:
+    """Add a subcommand (used by modules that bring their own, e.g. `run`)."""
+    COMMANDS.append((name, help_, add_args, run))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ntoslab", description="Windows process-event eBPF lab",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_, add_args, run in COMMANDS:
+        p = sub.add_parser(name, help=help_)
+        add_args(p)
+        p.set_defaults(_run=run)
+    ns = parser.parse_args(argv)
+    try:
+        return ns._run(ns)
+    except KeyError as exc:
+        print(f"ntoslab {ns.command}: {exc.args[0]}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -128,6 +128,9 @@ class _ProcessSandbox(Sandbox):
     def __init__(self, obj: ElfObject, owner: LoadedObject, **kw) -> None:
         self.owner = owner
         super().__init__(obj, helpers=process_helpers(lambda: owner.current), **kw)
+        for m in self.maps.values():
+            if hasattr(m, "passive"):
+                m.passive = True  # process callbacks run at PASSIVE_LEVEL
 
     def data_region(self, ctx: int):
         cur = self.owner.current
@@ -221,7 +224,7 @@ class EmulatedHook:
             ctx = build_context(event, box.memory)
             link.loaded.current = ctx
             try:
-                result = box.engine.run(link.program, box.machine, [ctx.address], self.budget)
+                result = box.run_at(link.program, ctx.address, self.budget)
                 status = status_of(result.r0)
                 run = ProgramRun(Path(link.loaded.path).name, link.program.name, status,
                                  result.instructions)

@@ -5,7 +5,7 @@ import html
 import struct
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from ..runtime.maps import Map, MapError
+from ..runtime.maps import Map
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,15 +55,18 @@ class MapView:
             raise KeyError(f"map {self.name}: no key {key!r}")
         return value
 
-    def update(self, key: Any, value: bytes, flags: int = 0) -> None:
-        code = self.map.update(self.map.check_key(self._key(key)), self.map.check_value(value), flags)
-        if code:
-            raise MapError(-code, f"map {self.name}: update failed with {code}")
+    def update(self, key: Any, value: bytes | list[bytes], flags: int = 0) -> None:
+        """Update from user space (per-CPU maps take one value per CPU, or the flat buffer)."""
+        self.map.update_user(self._key(key), value, flags)
 
     def delete(self, key: Any) -> None:
-        code = self.map.delete(self.map.check_key(self._key(key)))
-        if code:
-            raise MapError(-code, f"map {self.name}: delete failed with {code}")
+        self.map.delete_user(self._key(key))
+
+    def lookup_percpu(self, key: Any) -> list[bytes] | None:
+        fn = getattr(self.map, "lookup_percpu", None)
+        if fn is None:
+            raise TypeError(f"map {self.name} is a {self.spec.type_name}, not a per-CPU map")
+        return fn(self._key(key))
 
     def keys(self) -> Iterator[bytes]:
         return iter(list(self.map.keys()))

@@ -194,16 +194,9 @@ def general_helpers(box: "Sandbox") -> dict[int, Helper]:
 
     def perf_event_output(machine, ctx, map_addr, flags, data, size):
         m = map_arg(map_addr, "bpf_perf_event_output")
-        if not hasattr(m, "output_cpu"):
+        if not hasattr(m, "perf_output"):
             raise HelperError(f"map {m.name} is a {m.spec.type_name}, not a perf event array")
-        cpu = flags & BPF_F_INDEX_MASK
-        if cpu == BPF_F_INDEX_MASK:
-            cpu = box.env.cpu
-        capture = (flags & BPF_F_CTXLEN_MASK) >> 32
-        payload = mem.read(data, size)
-        if capture:
-            payload += box.context_data(ctx, capture)
-        return m.output_cpu(cpu, payload)
+        return m.perf_output(mem.read(data, size), flags, box.context_data(ctx))
 
     # -- time, randomness, identity ----------------------------------------------------------
     def prandom(machine, *_):

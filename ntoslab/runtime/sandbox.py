@@ -38,6 +38,8 @@ class Sandbox:
             if isinstance(m, ProgArrayMap):
                 for slot, name in m.spec.initial_values.items():
                     m.set_program(slot, obj.program(name))
+            elif hasattr(m, "resolve_initial_values"):
+                m.resolve_initial_values(self.maps.__getitem__)
         self.state = HelperState(seed=seed)
         table = general_helpers(self)
         table.update(helpers or {})
@@ -50,21 +52,19 @@ class Sandbox:
         types = sorted({p.type or "unknown" for p in self.obj.programs})
         return "/".join(types) or "these"
 
-    def context_data(self, ctx: int, size: int) -> bytes:
-        """Up to `size` bytes of the context's data region (perf_event_output capture).
+    def context_data(self, ctx: int) -> bytes | None:
+        """The context's data region (what perf_event_output can capture), or None.
 
         Program types with a data/end descriptor override `data_region`; by default there is none.
         """
         region = self.data_region(ctx)
-        if region is None:
-            return b""
-        return bytes(region.data[:size])
+        return None if region is None else bytes(region.data)
 
     def data_region(self, ctx: int):
         return None
 
     def map_at(self, address: int, helper: str) -> Map:
-        m = self._by_handle.get(address)
+        m = self._by_handle.get(address) or self.env.map_at(address)
         if m is None:
             raise HelperError(f"argument {address:#x} is not a map")
         return m
@@ -90,9 +90,18 @@ class Sandbox:
         prog = self.program(program)
         region = self.memory.add("context", bytearray(ctx), writable=ctx_writable, kind="context")
         try:
-            return self.engine.run(prog, self.machine, [region.base], budget)
+            return self.run_at(prog, region.base, budget)
         finally:
             self.memory.remove(region)
+
+    def run_at(self, program: Program, ctx_address: int, budget: int = DEFAULT_BUDGET) -> RunResult:
+        """Run with r1 = `ctx_address` (already mapped); ends the maps' epoch afterwards, so
+        values deleted during the run stay readable until it returns, as on Windows."""
+        try:
+            return self.engine.run(program, self.machine, [ctx_address], budget)
+        finally:
+            for m in self._by_index:
+                m.end_epoch()
 
     def helper_name(self, helper_id: int) -> str:
         return HELPER_NAMES.get(helper_id, f"helper {helper_id}")

@@ -2,25 +2,39 @@
 
 All values live in one region, so an access past one value reads the next (as on Windows),
 while an access past the last value faults.
+
+EFW facts (ebpf_maps.c ``_find_array_map_entry`` / ``_update_array_map_entry`` /
+``_delete_array_map_entry``): the key is read as a u32 index from its first 4 bytes; a lookup
+past the end is NULL; update with BPF_NOEXIST or an index past the end -> EBPF_INVALID_ARGUMENT
+(every other flags value, BPF_EXIST and unknown bits included, is accepted); delete zeroes the
+slot and succeeds (past the end -> EBPF_INVALID_ARGUMENT); lookup_and_delete is refused (NULL).
+``keys()`` yields every index 0..max_entries-1 in order.
 """
 from __future__ import annotations
 
 from typing import Iterator
 
 from ...elf.program import MapSpec
-from .base import (MapEnv, BPF_EXIST, BPF_NOEXIST, EBPF_INVALID_ARGUMENT, EBPF_KEY_ALREADY_EXISTS,
-                   EBPF_KEY_NOT_FOUND, EBPF_OUT_OF_SPACE, Map)
+from .base import BPF_NOEXIST, EBPF_INVALID_ARGUMENT, Map, MapEnv
 
 
 class ArrayMap(Map):
     def __init__(self, spec: MapSpec, env: MapEnv) -> None:
         super().__init__(spec, env)
         memory = env.memory
-        size = spec.value_size * spec.max_entries
+        size = self.stored_size * spec.max_entries
         initial = spec.data if spec.data is not None else bytes(size)
         kind = "global data" if spec.is_global_data else "map value"
         label = f"global {spec.name}" if spec.is_global_data else f"map {spec.name} values"
         self.region = memory.add(label, bytearray(initial), writable=not spec.readonly, kind=kind)
+
+    @property
+    def stored_size(self) -> int:
+        """Bytes per slot (per-CPU arrays: pad8(value_size) * ncpus)."""
+        return self.spec.value_size
+
+    def value_offset(self) -> int:
+        return 0
 
     def _index(self, key: bytes) -> int:
         return int.from_bytes(key[:4], "little")
@@ -29,29 +43,51 @@ class ArrayMap(Map):
         i = self._index(key)
         if i >= self.spec.max_entries:
             return 0
-        return self.region.base + i * self.spec.value_size
+        return self.region.base + i * self.stored_size + self.value_offset()
 
-    def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
+    def store(self, key: bytes, data: bytes, flags: int) -> int:
+        """EFW _update_array_map_entry on the whole slot."""
         i = self._index(key)
-        # EFW _update_array_map_entry: NOEXIST and out-of-range indexes are invalid arguments
-        if flags > 2 or flags == BPF_NOEXIST or i >= self.spec.max_entries:
+        if flags == BPF_NOEXIST or i >= self.spec.max_entries:
             return -EBPF_INVALID_ARGUMENT
-        off = i * self.spec.value_size
-        self.region.data[off:off + self.spec.value_size] = value
+        off = i * self.stored_size
+        self.region.data[off:off + self.stored_size] = data
         return 0
 
+    def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
+        return self.store(key, bytes(value), flags)
+
     def delete(self, key: bytes) -> int:
-        """EFW zeroes the slot and succeeds (an index past the end is an invalid argument)."""
+        """EFW zeroes the slot (every CPU's value) and succeeds."""
         i = self._index(key)
         if i >= self.spec.max_entries:
             return -EBPF_INVALID_ARGUMENT
-        off = i * self.spec.value_size
-        self.region.data[off:off + self.spec.value_size] = bytes(self.spec.value_size)
+        off = i * self.stored_size
+        self.region.data[off:off + self.stored_size] = bytes(self.stored_size)
         return 0
 
     def keys(self) -> Iterator[bytes]:
         for i in range(self.spec.max_entries):
             yield i.to_bytes(4, "little")
+
+    def count(self) -> int:
+        return self.spec.max_entries
+
+    def lookup(self, key: bytes) -> bytes | None:
+        i = self._index(self.check_key(key))
+        if i >= self.spec.max_entries:
+            return None
+        off = i * self.stored_size
+        return bytes(self.region.data[off:off + self.stored_size])
+
+    def update_user(self, key: bytes, value, flags: int = 0) -> None:
+        key = self.check_key(key)
+        code = self.store(key, self.user_value(value), flags)
+        if code:
+            self.fail(code, "update", key)
+
+    def user_value(self, value) -> bytes:
+        return self.check_value(value)
 
     @property
     def address(self) -> int:

@@ -1,10 +1,17 @@
-"""Program arrays (Windows type 3): u32 index → program, the targets of bpf_tail_call."""
+"""Program arrays (Windows type 3): u32 index → program, the targets of bpf_tail_call.
+
+EFW facts (ebpf_maps.c prog array metadata, ``ebpf_map_find_entry``, ``_delete_array_map_entry_with_reference``):
+programs cannot read entries (helper lookup -> NULL) nor store them (the type has no
+``update_entry``: -EBPF_OPERATION_NOT_SUPPORTED); delete empties the slot and succeeds even when
+it was empty, an index past the end -> -EBPF_OBJECT_NOT_FOUND.  User code fills slots with
+``set_program``.
+"""
 from __future__ import annotations
 
 from typing import Iterator
 
 from ...elf.program import MapSpec
-from .base import MapEnv, EBPF_INVALID_ARGUMENT, EBPF_KEY_NOT_FOUND, Map
+from .base import MapEnv, EBPF_OBJECT_NOT_FOUND, EBPF_OPERATION_NOT_SUPPORTED, Map
 
 
 class ProgArrayMap(Map):
@@ -28,11 +35,14 @@ class ProgArrayMap(Map):
         return 0  # programs cannot read prog array entries
 
     def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
-        return -EBPF_INVALID_ARGUMENT  # set from user space with set_program
+        return -EBPF_OPERATION_NOT_SUPPORTED  # set from user space with set_program
 
     def delete(self, key: bytes) -> int:
         i = int.from_bytes(key[:4], "little")
-        return 0 if self.slots.pop(i, None) is not None else -EBPF_KEY_NOT_FOUND
+        if i >= self.spec.max_entries:
+            return -EBPF_OBJECT_NOT_FOUND
+        self.slots.pop(i, None)
+        return 0
 
     def keys(self) -> Iterator[bytes]:
         for i in sorted(self.slots):

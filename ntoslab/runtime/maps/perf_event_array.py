@@ -1,0 +1,136 @@
+"""Perf event arrays (Windows type 14): one ring per CPU.
+
+EFW facts (ebpf_maps.c ``_create_perf_event_array_map``, ``ebpf_perf_event_array_map_output``,
+``ebpf_perf_event_array_map_output_with_capture``; include/ebpf_structs.h, include/ebpf_api.h):
+
+* each of the ``ncpus`` CPUs gets its own ring of **max_entries bytes** (not an entry count), with
+  the ring buffer's record format (8-byte header ``{u32 length; u32 page_offset}``, data padded
+  to 8 bytes) and fullness rule; so max_entries must be a power of 2 and a multiple of 4096
+  (ringbuf.py);
+* ``bpf_perf_event_output(ctx, map, flags, data, size)`` (helper 32): the low 32 bits of flags
+  pick the CPU (0xffffffff = ``EBPF_MAP_FLAG_CURRENT_CPU``), bits 32-51 ask for that many bytes of
+  the context's data to be appended (capture).  Rules, in EFW's order:
+    - flags == 0xffffffff exactly: current CPU, no capture;
+    - capture requested but the program type has no context data -> -EBPF_OPERATION_NOT_SUPPORTED;
+      capture longer than the data -> -EBPF_INVALID_ARGUMENT;
+    - at PASSIVE_LEVEL (``passive``, True by default: ntosebpfext calls process programs from its
+      process-notify routine at PASSIVE_LEVEL) any explicit CPU index -> -EBPF_INVALID_ARGUMENT;
+    - an explicit index other than the current CPU -> -EBPF_INVALID_ARGUMENT (EFW only writes to
+      the current CPU's ring);
+    - no room in that CPU's ring -> -EBPF_NO_MEMORY and that CPU's ``lost`` counter (EFW's
+      ``lost_records`` in the producer page) grows; an empty or oversized record is also
+      counted lost (-EBPF_INVALID_ARGUMENT), as EFW counts every failed reservation.
+* lookups are NULL, update/delete -EBPF_OPERATION_NOT_SUPPORTED, ``keys()`` empty.
+
+Program side: ``perf_output(data, flags, ctx_data=None) -> int`` implements all of the above
+(``ctx_data`` = the bytes of the context's data region, None when the type has none);
+``output_cpu(cpu, data) -> int`` is the simple form once the helper resolved the CPU (an index
+other than ``env.cpu`` -> -EBPF_INVALID_ARGUMENT).
+User side: ``records(cpu)`` / ``consume(cpu)`` per CPU, ``records_all()`` / ``consume_all()``
+(list of (cpu, data), CPU by CPU), ``lost[cpu]``, ``lost_total``, ``rings[cpu]`` (ByteRing).
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from ...elf.program import MapSpec
+from .base import (EBPF_INVALID_ARGUMENT, EBPF_OPERATION_NOT_SUPPORTED, Map, MapEnv)
+from .ringbuf import ByteRing, RingBufMap, MAX_RECORD_SIZE
+
+CURRENT_CPU = 0xFFFF_FFFF
+CTX_LENGTH_SHIFT = 32
+CTX_LENGTH_MAX = 0xFFFFF
+
+
+class PerfEventArrayMap(Map):
+    ZERO_KEY_OK = True
+    ZERO_VALUE_OK = True
+
+    def __init__(self, spec: MapSpec, env: MapEnv) -> None:
+        super().__init__(spec, env)
+        self.rings = [ByteRing(spec.max_entries) for _ in range(env.ncpus)]
+        self.lost = [0] * env.ncpus
+        self.passive = True
+
+    def validate_spec(self) -> None:
+        super().validate_spec()
+        RingBufMap.validate_ring_size(self)  # same ring allocation rules
+
+    # -- program side ----------------------------------------------------------------------------
+    def _write(self, cpu: int, data: bytes) -> int:
+        ring = self.rings[cpu]
+        # EFW's exclusive reserve refuses length >= 2^30 - 1
+        code = ring.write(data, MAX_RECORD_SIZE - 1)
+        if code:
+            self.lost[cpu] += 1
+        return code
+
+    def output_cpu(self, cpu: int, data: bytes) -> int:
+        if cpu == CURRENT_CPU:
+            cpu = self.env.cpu
+        if cpu != self.env.cpu or not 0 <= cpu < len(self.rings):
+            return -EBPF_INVALID_ARGUMENT
+        return self._write(cpu, bytes(data))
+
+    def perf_output(self, data: bytes, flags: int = CURRENT_CPU,
+                    ctx_data: bytes | None = None) -> int:
+        if flags == CURRENT_CPU:
+            return self.output_cpu(self.env.cpu, data)
+        target = flags & 0xFFFF_FFFF
+        capture = (flags >> CTX_LENGTH_SHIFT) & CTX_LENGTH_MAX
+        extra = b""
+        if capture:
+            if ctx_data is None:
+                return -EBPF_OPERATION_NOT_SUPPORTED
+            if len(ctx_data) < capture:
+                return -EBPF_INVALID_ARGUMENT
+            extra = bytes(ctx_data[:capture])
+        if self.passive and target != CURRENT_CPU:
+            return -EBPF_INVALID_ARGUMENT
+        return self.output_cpu(target, bytes(data) + extra)
+
+    def lookup_address(self, key: bytes) -> int:
+        return 0
+
+    def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
+        return -EBPF_OPERATION_NOT_SUPPORTED
+
+    def delete(self, key: bytes) -> int:
+        return -EBPF_OPERATION_NOT_SUPPORTED
+
+    def keys(self) -> Iterator[bytes]:
+        return iter(())
+
+    # -- consumer side ---------------------------------------------------------------------------
+    def records(self, cpu: int | None = None) -> list[bytes]:
+        """Pending records of `cpu` (default: the current CPU), oldest first, not consumed."""
+        return self.rings[self.env.cpu if cpu is None else cpu].records()
+
+    def consume(self, cpu: int | None = None, limit: int | None = None) -> list[bytes]:
+        return self.rings[self.env.cpu if cpu is None else cpu].consume(limit)
+
+    def records_all(self) -> list[tuple[int, bytes]]:
+        return [(c, d) for c, ring in enumerate(self.rings) for d in ring.records()]
+
+    def consume_all(self) -> list[tuple[int, bytes]]:
+        return [(c, d) for c, ring in enumerate(self.rings) for d in ring.consume()]
+
+    @property
+    def lost_total(self) -> int:
+        return sum(self.lost)
+
+    @property
+    def pending(self) -> int:
+        return sum(r.pending for r in self.rings)
+
+    def lookup(self, key: bytes) -> bytes | None:
+        return None
+
+    def update_user(self, key: bytes, value, flags: int = 0) -> None:
+        self.fail(-EBPF_OPERATION_NOT_SUPPORTED, "update")
+
+    def delete_user(self, key: bytes) -> None:
+        self.fail(-EBPF_OPERATION_NOT_SUPPORTED, "delete")
+
+    def count(self) -> int:
+        return 0

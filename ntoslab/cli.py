@@ -85,8 +85,53 @@ def _disasm(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("objects", nargs="+", type=Path, metavar="PROG.o",
+                   help="objects whose process programs are attached, in order")
+    p.add_argument("--events", required=True, type=Path,
+                   help="trace of events (JSONL, CSV or Parquet in the trace schema)")
+    p.add_argument("--engine", default="interpreter", help="eBPF engine")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def _run(ns: argparse.Namespace) -> int:
+    from .runner import main as run_main
+    from .vm import ENGINES
+    if ns.engine not in ENGINES:
+        print(f"ntoslab run: unknown engine {ns.engine!r}; available: {', '.join(sorted(ENGINES))}",
+              file=sys.stderr)
+        return 2
+    return run_main(ns.objects, ns.events, ns.engine, ns.format)
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("notebook", type=Path)
+    p.add_argument("-p", dest="params", nargs=2, action="append", default=[],
+                   metavar=("NAME", "VALUE"), help="a papermill parameter (repeatable)")
+    p.add_argument("-o", dest="out", type=Path, default=Path("reports"), help="output folder")
+
+
+def _report(ns: argparse.Namespace) -> int:
+    from .report import ReportError, render
+    params = {}
+    for name, value in ns.params:
+        try:
+            params[name] = int(value)
+        except ValueError:
+            params[name] = value
+    try:
+        print(render(ns.notebook, ns.out, params))
+    except (ReportError, FileNotFoundError) as exc:
+        print(f"ntoslab report: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 COMMANDS: list[Command] = [
     ("build", "compile eBPF C to ELF objects (clang >= 14 or the ziglang wheel)", _build_args, _build),
+    ("run", "attach every process program of the objects and inject a trace", _run_args, _run),
+    ("report", "execute a notebook headless (papermill) and render it to HTML", _report_args,
+     _report),
     ("disasm", "disassemble a program, interleaved with its source lines", _disasm_args, _disasm),
 ]
 

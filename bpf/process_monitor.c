@@ -4,7 +4,9 @@
 //   - on create, the UTF-16LE image path, command line, account name and account domain in
 //     LRU maps keyed by the 32-bit pid (`process_map`, `command_map`, `account_name_map`,
 //     `account_domain_map`), zero-padded.
-// A per-CPU array (`temp`) serves as the large scratch buffer (the 512-byte stack is too small).
+// A per-CPU array (`temp`) serves as the large scratch buffer (the 512-byte stack is too small);
+// `scratch_space` keeps the last command line each creating thread produced, so the object has
+// the same seven maps, with the same definitions, as the Windows example.
 
 #include "bpf_helpers.h"
 #include "ebpf_ntos_hooks.h"
@@ -30,10 +32,17 @@ _Static_assert(sizeof(process_info_t) == 112, "ring record is 112 bytes");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __type(key, uint32_t);
+    __type(key, uint64_t);
     __uint(value_size, COMMAND_SIZE);
     __uint(max_entries, 1);
 } temp SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __type(key, uint64_t);  // pid_tgid of the creating thread
+    __uint(value_size, COMMAND_SIZE);
+    __uint(max_entries, 1024);
+} scratch_space SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -77,6 +86,8 @@ static __attribute__((noinline)) void save_strings(process_md_t* ctx, uint8_t* b
     bpf_memset(buf, COMMAND_SIZE, 0);
     bpf_memcpy_s(buf, COMMAND_SIZE, ctx->command_start, length);
     bpf_map_update_elem(&command_map, &pid, buf, BPF_ANY);
+    uint64_t creator = bpf_get_current_pid_tgid();
+    bpf_map_update_elem(&scratch_space, &creator, buf, BPF_ANY);
 
     bpf_memset(buf, IMAGE_PATH_SIZE, 0);
     if (bpf_process_get_image_path(ctx, buf, IMAGE_PATH_SIZE - 2) >= 0)
@@ -117,7 +128,7 @@ int ProcessMonitor(process_md_t* ctx)
     }
 
     if (ctx->operation == PROCESS_OPERATION_CREATE) {
-        uint32_t zero = 0;
+        uint64_t zero = 0;  // array maps read the first 4 bytes of the key as the index
         uint8_t* buf = bpf_map_lookup_elem(&temp, &zero);
         if (buf)
             save_strings(ctx, buf, info.process_id);

@@ -246,9 +246,11 @@ def test_replay_reports_bad_rows_instead_of_dropping_them(compile_bpf):
     assert "operation" in out["error"][1] and out["row"][1] == 1
 
 
-def test_helpers_without_meaning_for_process_are_rejected_at_attach(compile_bpf):
+@pytest.mark.parametrize("call", ["bpf_get_socket_cookie(ctx)", "bpf_redirect_map(&m, 0, 0)"])
+def test_helpers_without_meaning_for_process_are_rejected_at_load(compile_bpf, call):
     hook = ntoslab.emulator()
-    obj = hook.load(compile_bpf(HEAD + 'SEC("process") int C(process_md_t* ctx) '
-                                '{ return (int)bpf_get_socket_cookie(ctx); }\n', "cookie"))
-    with pytest.raises(ntoslab.ProgramError, match="bpf_get_socket_cookie"):
-        hook.attach(obj.program("C"))
+    src = HEAD + ('struct { __uint(type, BPF_MAP_TYPE_ARRAY); __type(key, uint32_t); '
+                  '__type(value, uint32_t); __uint(max_entries, 1); } m SEC(".maps");\n'
+                  f'SEC("process") int C(process_md_t* ctx) {{ return (int){call}; }}\n')
+    with pytest.raises(ntoslab.ProgramError, match=call.split("(")[0]):
+        hook.load(compile_bpf(src, "nomeaning"))

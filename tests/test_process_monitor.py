@@ -93,3 +93,15 @@ def test_microsofts_process_monitor_runs_unchanged(tmp_path):
     src = Path(NTOS) / "tools" / "process_monitor_bpf" / "process_monitor.c"
     out = compile_c(src, tmp_path / "process_monitor.o")
     check_monitor(out)
+
+
+def test_our_maps_equal_the_windows_examples(compile_bpf):
+    """Reference §2.1's table: name -> (type id, key size, value size, max_entries)."""
+    expected = {"temp": (5, 8, 65520, 1), "scratch_space": (8, 8, 65520, 1024),
+                "process_map": (8, 4, 1024, 1024), "command_map": (8, 4, 65520, 1024),
+                "account_name_map": (8, 4, 64, 1024), "account_domain_map": (8, 4, 512, 1024),
+                "process_ringbuf": (13, 0, 0, 65536)}
+    obj = ntoslab.load(compile_bpf((ROOT / "bpf" / "process_monitor.c").read_text(),
+                                   "process_monitor"))
+    got = {n: (m.type, m.key_size, m.value_size, m.max_entries) for n, m in obj.maps.items()}
+    assert got == expected

@@ -17,7 +17,7 @@ from ..hooks.process import (ProcessContext, ProcessEvent, EventError, build_con
                              process_helpers, status_of)
 from ..runtime import Sandbox
 from ..vm.engine import DEFAULT_BUDGET, ProgramError, VmFault
-from .views import MapView, RingBufView, printk_frame
+from .views import MapView, PerfView, RingBufView, printk_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -108,6 +108,10 @@ class LoadedObject:
         m = self.sandbox.maps[self.obj.map(name).name]
         return RingBufView(m, self.obj.btf)
 
+    def perf(self, name: str) -> PerfView:
+        """A perf event array's records (per CPU), decoded by BTF type name or a layout."""
+        return PerfView(self.sandbox.maps[self.obj.map(name).name], self.obj.btf)
+
     @property
     def maps(self) -> dict[str, MapView]:
         return {name: self.map(name) for name in self.obj.maps}
@@ -161,6 +165,12 @@ class EmulatedHook:
         """Load an object (a path or an already loaded ElfObject); its maps are created empty."""
         obj = path if isinstance(path, ElfObject) else load(path)
         loaded = LoadedObject(obj, self, engine or self.engine)
+        for p in obj.programs:  # as on Windows, the verifier refuses the object at load
+            if p.type == "process":
+                try:
+                    loaded.sandbox.engine.prepare(p, loaded.sandbox.machine)
+                except ProgramError as exc:
+                    raise ProgramError(f"{obj.path}: cannot load {p.name}: {exc}") from None
         for p in obj.programs:
             self._owner[id(p)] = loaded
         self.objects.append(loaded)

@@ -22,6 +22,14 @@ def _decode(btf: "Btf | None", type_id: int | None, data: bytes) -> Any:
         return data
 
 
+def _unpack(layout: tuple[str, Sequence[str]], data: bytes, where: str) -> dict[str, Any]:
+    fmt, names = layout
+    need = struct.calcsize(fmt)
+    if len(data) < need:
+        raise ValueError(f"map {where}: {len(data)} bytes, layout {fmt!r} needs {need}")
+    return dict(zip(names, struct.unpack_from(fmt, data)))
+
+
 def _flatten(prefix: str, value: Any, out: dict) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -80,17 +88,23 @@ class MapView:
     def __len__(self) -> int:
         return sum(1 for _ in self.map.items())
 
-    def to_frame(self) -> "pd.DataFrame":
-        """One row per entry: raw `key`/`value` bytes plus BTF-decoded columns when known."""
+    def to_frame(self, key_layout: tuple[str, Sequence[str]] | None = None,
+                 value_layout: tuple[str, Sequence[str]] | None = None) -> "pd.DataFrame":
+        """One row per entry: `key`/`value` decoded by the map's BTF types when the object has
+        them, or by `key_layout`/`value_layout` = (struct format, field names); raw bytes
+        otherwise. Structs become one column per field."""
         import pandas as pd
         rows = []
         for k, v in self.map.items():
             row: dict[str, Any] = {"key": k, "value": v}
-            dk = _decode(self.btf, self.spec.key_type, k)
+            dk = _unpack(key_layout, k, self.name) if key_layout else \
+                _decode(self.btf, self.spec.key_type, k)
             if not isinstance(dk, bytes):
                 _flatten("key", dk, row) if isinstance(dk, dict) else row.__setitem__("key", dk)
-            dv = _decode(self.btf, self.spec.value_type, v)
+            dv = _unpack(value_layout, v, self.name) if value_layout else \
+                _decode(self.btf, self.spec.value_type, v)
             if isinstance(dv, dict):
+                del row["value"]
                 _flatten("", dv, row)
             elif not isinstance(dv, bytes):
                 row["value"] = dv
@@ -151,6 +165,37 @@ class RingBufView:
 
     def __repr__(self) -> str:
         return f"<RingBufView {self.name} records={len(self.records())} dropped={self.dropped}>"
+
+
+class PerfView:
+    """A perf event array's records per CPU (not consumed by reading them here)."""
+
+    def __init__(self, m: Map, btf: "Btf | None" = None) -> None:
+        if not hasattr(m, "records_all"):
+            raise TypeError(f"map {m.name} is a {m.spec.type_name}, not a perf event array")
+        self.map = m
+        self.btf = btf
+        self.name = m.name
+
+    @property
+    def lost(self) -> int:
+        return self.map.lost_total
+
+    def to_frame(self, type: str | int | None = None,
+                 layout: tuple[str, Sequence[str]] | None = None) -> "pd.DataFrame":
+        """One row per record with its `cpu`; decoded like `RingBufView.to_frame`."""
+        import pandas as pd
+        rows = []
+        for i, (cpu, rec) in enumerate(self.map.records_all()):
+            row: dict[str, Any] = {"record": i, "cpu": cpu, "size": len(rec)}
+            if type is not None and self.btf is not None:
+                _flatten("", self.btf.decode(type, rec), row)
+            elif layout is not None:
+                row.update(_unpack(layout, rec, self.name))
+            else:
+                row["data"] = rec
+            rows.append(row)
+        return pd.DataFrame(rows, columns=None if rows else ["record", "cpu", "size"])
 
 
 def printk_frame(records) -> "pd.DataFrame":

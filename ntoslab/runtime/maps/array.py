@@ -80,14 +80,8 @@ class ArrayMap(Map):
         off = i * self.stored_size
         return bytes(self.region.data[off:off + self.stored_size])
 
-    def update_user(self, key: bytes, value, flags: int = 0) -> None:
-        key = self.check_key(key)
-        code = self.store(key, self.user_value(value), flags)
-        if code:
-            self.fail(code, "update", key)
-
-    def user_value(self, value) -> bytes:
-        return self.check_value(value)
+    def user_store(self, key: bytes, data: bytes, flags: int) -> int:
+        return self.store(key, data, flags)
 
     @property
     def address(self) -> int:

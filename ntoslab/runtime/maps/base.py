@@ -192,9 +192,18 @@ class Map(ABC):
             self.fail(-EBPF_KEY_NOT_FOUND, "lookup", key)
         return value
 
+    def user_value(self, value) -> bytes:
+        """The bytes user mode stores for `value` (per-CPU maps also accept one value per CPU)."""
+        return self.check_value(value)
+
+    def user_store(self, key: bytes, data: bytes, flags: int) -> int:
+        """How a user-mode update writes an entry (default: as a program's update would)."""
+        return self.update(key, data, flags)
+
     def update_user(self, key: bytes, value, flags: int = BPF_ANY) -> None:
         """bpf_map_update_elem from user mode; raises MapError on failure."""
-        code = self.update(self.check_key(key), self.check_value(value), flags)
+        key = self.check_key(key)
+        code = self.user_store(key, self.user_value(value), flags)
         if code:
             self.fail(code, "update", key)
 
@@ -250,3 +259,19 @@ class Map(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.spec.type_name}>"
+
+
+class KeylessMap(Map):
+    """Maps programs write to but cannot address by key (ring buffer, perf event array)."""
+
+    def lookup_address(self, key: bytes) -> int:
+        return 0
+
+    def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
+        return -EBPF_OPERATION_NOT_SUPPORTED
+
+    def delete(self, key: bytes) -> int:
+        return -EBPF_OPERATION_NOT_SUPPORTED
+
+    def keys(self) -> Iterator[bytes]:
+        return iter(())

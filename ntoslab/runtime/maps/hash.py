@@ -126,14 +126,8 @@ class HashMap(Map):
         r = self.find(self.check_key(key))
         return None if r is None else bytes(r.data[:self.stored_size])
 
-    def update_user(self, key: bytes, value, flags: int = 0) -> None:
-        key = self.check_key(key)
-        code = self.store(key, self.user_value(value), flags)
-        if code:
-            self.fail(code, "update", key)
-
-    def user_value(self, value) -> bytes:
-        return self.check_value(value)
+    def user_store(self, key: bytes, data: bytes, flags: int) -> int:
+        return self.store(key, data, flags)
 
     def count(self) -> int:
         return len(self.entries)

@@ -34,7 +34,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from ...elf.program import MapSpec
-from .base import (EBPF_INVALID_ARGUMENT, EBPF_OPERATION_NOT_SUPPORTED, Map, MapEnv)
+from .base import EBPF_INVALID_ARGUMENT, EBPF_OPERATION_NOT_SUPPORTED, KeylessMap, Map, MapEnv
 from .ringbuf import ByteRing, RingBufMap, MAX_RECORD_SIZE
 
 CURRENT_CPU = 0xFFFF_FFFF
@@ -42,7 +42,7 @@ CTX_LENGTH_SHIFT = 32
 CTX_LENGTH_MAX = 0xFFFFF
 
 
-class PerfEventArrayMap(Map):
+class PerfEventArrayMap(KeylessMap):
     ZERO_KEY_OK = True
     ZERO_VALUE_OK = True
 
@@ -88,18 +88,6 @@ class PerfEventArrayMap(Map):
         if self.passive and target != CURRENT_CPU:
             return -EBPF_INVALID_ARGUMENT
         return self.output_cpu(target, bytes(data) + extra)
-
-    def lookup_address(self, key: bytes) -> int:
-        return 0
-
-    def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
-        return -EBPF_OPERATION_NOT_SUPPORTED
-
-    def delete(self, key: bytes) -> int:
-        return -EBPF_OPERATION_NOT_SUPPORTED
-
-    def keys(self) -> Iterator[bytes]:
-        return iter(())
 
     # -- consumer side ---------------------------------------------------------------------------
     def records(self, cpu: int | None = None) -> list[bytes]:

@@ -34,7 +34,7 @@ from typing import Iterator
 
 from ...elf.program import MapSpec
 from .base import (EBPF_INVALID_ARGUMENT, EBPF_NO_MEMORY, EBPF_OPERATION_NOT_SUPPORTED,
-                   PAGE_SIZE, Map, MapEnv)
+                   PAGE_SIZE, KeylessMap, Map, MapEnv)
 
 HEADER_SIZE = 8
 LOCK_BIT = 1 << 31
@@ -128,7 +128,7 @@ class ByteRing:
         return sum(1 for _, d in self._walk() if d is not None)
 
 
-class RingBufMap(Map):
+class RingBufMap(KeylessMap):
     ZERO_KEY_OK = True
     ZERO_VALUE_OK = True
 
@@ -157,18 +157,6 @@ class RingBufMap(Map):
         """bpf_ringbuf_output (helper 11): 0, -EBPF_NO_MEMORY (no room: dropped) or
         -EBPF_INVALID_ARGUMENT (empty or larger than the ring)."""
         return self.ring.write(bytes(data))
-
-    def lookup_address(self, key: bytes) -> int:
-        return 0
-
-    def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
-        return -EBPF_OPERATION_NOT_SUPPORTED
-
-    def delete(self, key: bytes) -> int:
-        return -EBPF_OPERATION_NOT_SUPPORTED
-
-    def keys(self) -> Iterator[bytes]:
-        return iter(())
 
     # -- consumer side ---------------------------------------------------------------------------
     def records(self) -> list[bytes]:

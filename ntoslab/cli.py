@@ -127,11 +127,23 @@ def _report(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _import_args(p: argparse.ArgumentParser) -> None:
+    from .trace.importer import import_args
+    import_args(p)
+
+
+def _import(ns: argparse.Namespace) -> int:
+    from .trace.importer import import_run
+    return import_run(ns)
+
+
 COMMANDS: list[Command] = [
     ("build", "compile eBPF C to ELF objects (clang >= 14 or the ziglang wheel)", _build_args, _build),
     ("run", "attach every process program of the objects and inject a trace", _run_args, _run),
     ("report", "execute a notebook headless (papermill) and render it to HTML", _report_args,
      _report),
+    ("import", "EVTX, Mordor JSON lines (also in .zip) and trace files into the trace schema",
+     _import_args, _import),
     ("disasm", "disassemble a program, interleaved with its source lines", _disasm_args, _disasm),
 ]
 

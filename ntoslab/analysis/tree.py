@@ -156,6 +156,7 @@ class ProcessTree:
         """An indented text tree. Runs of more than `collapse` siblings with the same image are
         shown once with a count (`PING.EXE ×254`)."""
         lines: list[str] = []
+        memo: dict[str, tuple] = {}
 
         def label(n: Node) -> str:
             text = f"{n.name} ({n.pid})"
@@ -168,13 +169,11 @@ class ProcessTree:
                 if keys:
                     lines.append("  " * depth + f"… {len(keys)} more")
                 return
-            groups = _group_siblings(keys, self.nodes, collapse)
+            groups = _group_siblings(keys, self.nodes, collapse, memo)
             for group in groups:
                 n = self.nodes[group[0]]
                 if len(group) > 1:
-                    below = sum(len(self.descendants(k)) for k in group)
-                    extra = f", {below} descendants" if below else ""
-                    lines.append("  " * depth + f"{n.name} ×{len(group)}{extra}")
+                    lines.append("  " * depth + describe_group(group, self.nodes))
                     continue
                 lines.append("  " * depth + label(n))
                 visit(n.children, depth + 1)
@@ -196,19 +195,43 @@ def _order(t: Any):
         return (1, 0)
 
 
-def _group_siblings(keys: list[str], nodes: dict[str, Node], collapse: int) -> list[list[str]]:
-    """Consecutive runs of childless siblings with one image become a group when longer than
-    `collapse`; everything else stays alone."""
-    counts = Counter(nodes[k].name for k in keys if not nodes[k].children)
+def _signature(key: str, nodes: dict[str, Node], memo: dict[str, tuple]) -> tuple:
+    """The shape of the subtree under `key`: its image name and its children's shapes."""
+    sig = memo.get(key)
+    if sig is None:
+        n = nodes[key]
+        sig = (n.name.lower(), tuple(sorted(_signature(c, nodes, memo) for c in n.children)))
+        memo[key] = sig
+    return sig
+
+
+def _group_siblings(keys: list[str], nodes: dict[str, Node], collapse: int,
+                    memo: dict[str, tuple] | None = None) -> list[list[str]]:
+    """Siblings whose subtrees have the same shape (e.g. 254 childless PING.EXE, or 38 cmd.exe
+    each running one reg.exe) become one group when there are more than `collapse` of them;
+    the group stands where its first member stood."""
+    memo = {} if memo is None else memo
+    sigs = {k: _signature(k, nodes, memo) for k in keys}
+    counts = Counter(sigs.values())
     groups: list[list[str]] = []
-    pending: dict[str, list[str]] = {}
+    pending: dict[tuple, list[str]] = {}
     for k in keys:
-        n = nodes[k]
-        if not n.children and counts[n.name] > collapse:
-            if n.name not in pending:
-                pending[n.name] = []
-                groups.append(pending[n.name])
-            pending[n.name].append(k)
+        sig = sigs[k]
+        if counts[sig] > collapse:
+            if sig not in pending:
+                pending[sig] = []
+                groups.append(pending[sig])
+            pending[sig].append(k)
         else:
             groups.append([k])
     return groups
+
+
+def describe_group(group: list[str], nodes: dict[str, Node]) -> str:
+    """`cmd.exe ×38 (each → reg.exe)` for a group of same-shaped siblings."""
+    n = nodes[group[0]]
+    text = f"{n.name} ×{len(group)}"
+    if n.children:
+        below = ", ".join(sorted({nodes[c].name for c in n.children}))
+        text += f" (each → {below})"
+    return text

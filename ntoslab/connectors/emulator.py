@@ -282,10 +282,15 @@ class EmulatedHook:
                 out.append({"index": None, "operation": row.get("operation") if isinstance(row, dict) else None,
                             "process_id": None, "status": None, "status_hex": None,
                             "denied": None, "decided_by": None, "instructions": 0,
-                            "programs_run": 0, "faults": None, "error": str(exc), "row": i})
+                            "programs_run": 0, "faults": None, "error": str(exc), "row": i,
+                            "creator_inferred": None})
                 continue
             record = self.inject(ev).as_row()
-            record.update(error=None, row=i)
+            inferred = row.get("creator_inferred") if isinstance(row, dict) else None
+            if inferred is None or inferred != inferred:  # missing or NaN: decide here
+                inferred = ev.is_create and isinstance(row, dict) and \
+                    _missing(row.get("creating_process_id"))
+            record.update(error=None, row=i, creator_inferred=bool(inferred))
             out.append(record)
         return pd.DataFrame(out)
 
@@ -316,6 +321,10 @@ class EmulatedHook:
                         for l in self.links) or "<li>nothing attached</li>"
         return (f"<div><b>Emulated ntosebpfext</b> (engine {self.engine}, {self.ncpus} CPU)"
                 f"<ol>{items}</ol></div>")
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value != value or type(value).__name__ == "NAType"
 
 
 def emulator(engine: str = "interpreter", **kw: Any) -> EmulatedHook:

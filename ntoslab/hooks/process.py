@@ -159,6 +159,9 @@ class ProcessEvent:
         if "operation" not in kw or "process_id" not in kw:
             missing = "operation" if "operation" not in kw else "process_id"
             raise EventError(f"{where}field {missing!r} is required")
+        if kw["operation"] == "create" and "creating_process_id" not in kw:
+            # no log source records the creator: the parent is the best stand-in
+            kw["creating_process_id"] = kw.get("parent_process_id", 0)
         return cls(**kw)
 
     def to_row(self) -> dict[str, Any]:

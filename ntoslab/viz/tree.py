@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..analysis.tree import ProcessTree, _group_siblings
+from ..analysis.tree import ProcessTree, _group_siblings, describe_group
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -25,12 +25,14 @@ def plot_tree(tree: ProcessTree, *, root: str | None = None, max_rows: int = 400
     rows: list[tuple[int, str, str, int]] = []   # depth, label, key, parent row
     edges: list[tuple[int, int]] = []
 
+    memo: dict[str, tuple] = {}
+
     def visit(keys: list[str], depth: int, parent_row: int | None) -> None:
-        for group in _group_siblings(keys, tree.nodes, collapse):
+        for group in _group_siblings(keys, tree.nodes, collapse, memo):
             if len(rows) >= max_rows:
                 return
             n = tree.nodes[group[0]]
-            label = f"{n.name} ×{len(group)}" if len(group) > 1 else f"{n.name} ({n.pid})"
+            label = describe_group(group, tree.nodes) if len(group) > 1 else f"{n.name} ({n.pid})"
             rows.append((depth, label, group[0], parent_row if parent_row is not None else -1))
             me = len(rows) - 1
             if parent_row is not None:

@@ -12,6 +12,7 @@ True
 from __future__ import annotations
 
 from .connectors.emulator import EmulatedHook, LoadedObject, Verdict, emulator
+from .connectors.live import LiveUnavailable, live
 from .elf import ElfLoadError, ElfObject, MapSpec, Program, load, load_bytes
 from .isa.assembler import AssemblyError, assemble
 from .hooks.process import ProcessEvent
@@ -25,4 +26,4 @@ __version__ = "0.1.0"
 __all__ = ["AssemblyError", "ENGINES", "ElfLoadError", "ElfObject", "EmulatedHook", "Engine",
            "Interpreter", "LoadedObject", "Machine", "MapSpec", "ProcessEvent", "Program",
            "ProgramError", "RawCode", "RunResult", "Sandbox", "Verdict", "VmFault", "assemble",
-           "emulator", "get_engine", "load", "load_bytes", "read_events"]
+           "emulator", "get_engine", "live", "LiveUnavailable", "load", "load_bytes", "read_events"]

@@ -137,6 +137,17 @@ def _import(ns: argparse.Namespace) -> int:
     return import_run(ns)
 
 
+def _capture(argv: list[str]) -> int:
+    from .connectors.linux import capture_command
+    return capture_command(argv)
+
+
+# Subcommands that parse their own arguments: `ntoslab NAME ARGS...` calls FUNCTION(ARGS).
+PASSTHROUGH = {"capture": ("capture real process events from this Linux kernel into a trace "
+                           "([--duration S] [--count N] -o TRACE.parquet [--program PROG.o])",
+                           _capture)}
+
+
 COMMANDS: list[Command] = [
     ("build", "compile eBPF C to ELF objects (clang >= 14 or the ziglang wheel)", _build_args, _build),
     ("run", "attach every process program of the objects and inject a trace", _run_args, _run),
@@ -160,6 +171,9 @@ def register(name: str, help_: str, add_args, run) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSTHROUGH:
+        return PASSTHROUGH[argv[0]][1](argv[1:])
     parser = argparse.ArgumentParser(prog="ntoslab", description="Windows process-event eBPF lab",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=_version())
@@ -168,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_)
         add_args(p)
         p.set_defaults(_run=run)
+    for name, (help_, _) in PASSTHROUGH.items():
+        sub.add_parser(name, help=help_, add_help=False)
     ns = parser.parse_args(argv)
     try:
         return ns._run(ns)

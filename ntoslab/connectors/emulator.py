@@ -159,6 +159,7 @@ class EmulatedHook:
         self._events = 0
         self._last_time = 0
         self.subscribers: list = []
+        self.history: list[dict[str, Any]] = []
 
     # -- objects and programs -----------------------------------------------------------------
     def load(self, path: str | os.PathLike | ElfObject, *, engine: str | None = None) -> LoadedObject:
@@ -252,9 +253,19 @@ class EmulatedHook:
                 verdict.status, verdict.denied = status, True
                 verdict.decided_by = link.program.name
                 break
+        row = verdict.as_row()
+        row.update(time=event.time, image_path=event.image_path, command_line=event.command_line,
+                   process_key=event.process_key, enforced=False)
+        self.history.append(row)
         for callback in self.subscribers:
             callback(verdict)
         return verdict
+
+    def verdicts(self) -> "pd.DataFrame":
+        """One row per event injected so far (same columns as the live hooks' `verdicts()`;
+        `enforced` is False: an emulated deny stops nothing real)."""
+        import pandas as pd
+        return pd.DataFrame(self.history)
 
     def subscribe(self, callback) -> None:
         """Call `callback(verdict)` after every event (e.g. a ring-buffer reader's poll)."""

@@ -25,8 +25,8 @@ import os
 import sys
 import threading
 from contextlib import contextmanager
-from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_bool, c_char_p, c_int, c_long,
-                    c_size_t, c_uint, c_uint32, c_uint64, c_void_p)
+from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_bool, c_char_p, c_int, c_size_t,
+                    c_uint32, c_uint64, c_void_p)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -157,6 +157,8 @@ HINTS: dict[tuple[str, str], str] = {
     ("load", "E2BIG"): "the program or a map is too large for this kernel",
     ("load", "LIBBPF_ERRNO__VERIFY"): "the verifier rejected the program: read its log",
     ("load", "LIBBPF_ERRNO__PROG2BIG"): "the program has too many instructions",
+    ("load", "LIBBPF_ERRNO__FORMAT"): "a file libbpf read is not valid ELF/BTF (the object, or "
+                                     "the kernel BTF given as btf_custom_path)",
     ("load", "LIBBPF_ERRNO__RELOC"): "a relocation failed: a map or BTF type is missing",
     ("attach", "EPERM"): "{privs}",
     ("attach", "ENOENT"): "the attach target (tracepoint, function) does not exist here",
@@ -576,9 +578,10 @@ class Libbpf:
 
     # -- test runs --------------------------------------------------------------------------------
     def test_run(self, prog_fd: int, *, ctx_in: bytes | None = None, data_in: bytes | None = None,
-                 ctx_out_size: int | None = None, data_out_size: int | None = None,
-                 repeat: int = 1, flags: int = 0, cpu: int = 0, what: str = "program") -> "TestRun":
-        """bpf_prog_test_run_opts. Output buffers default to the input sizes (0 = none)."""
+                 ctx_out_size: int = 0, data_out_size: int = 0, repeat: int = 0,
+                 flags: int = 0, cpu: int = 0, what: str = "program") -> "TestRun":
+        """bpf_prog_test_run_opts. No output buffers unless sizes are given (some program types,
+        raw_tp for one, reject ctx_out, data_out and repeat != 0)."""
         if not self.has("bpf_prog_test_run_opts"):
             raise LibbpfUnavailable(f"{self.path} does not export bpf_prog_test_run_opts "
                                     f"(eBPF for Windows too old?)")
@@ -595,8 +598,7 @@ class Libbpf:
             keep.append(cbuf)
             opts.ctx_in = ctypes.addressof(cbuf)
             opts.ctx_size_in = len(ctx_in)
-        dsize = len(data_in or b"") if data_out_size is None else data_out_size
-        csize = len(ctx_in or b"") if ctx_out_size is None else ctx_out_size
+        dsize, csize = data_out_size, ctx_out_size
         dout = ctypes.create_string_buffer(dsize) if dsize else None
         cout = ctypes.create_string_buffer(csize) if csize else None
         if dout is not None:
@@ -626,6 +628,7 @@ class Libbpf:
 
 @dataclass(frozen=True)
 class TestRun:
+    __test__ = False     # not a pytest test class
     retval: int          # r0, low 32 bits (unsigned)
     duration_ns: int
     data_out: bytes
@@ -1003,6 +1006,13 @@ class RingBuffer:
                                     "ring_buffer__consume", "ringbuf")
         return self._run(self.libbpf.lib.ring_buffer__consume(self._ptr()),
                          "ring_buffer__consume")
+
+    def epoll_fd(self) -> int:
+        """The epoll fd that becomes readable when records are waiting (-1 if unavailable):
+        select() on it with other fds, then consume()."""
+        if not self.libbpf.has("ring_buffer__epoll_fd"):
+            return -1
+        return self.libbpf.lib.ring_buffer__epoll_fd(self._ptr())
 
     def free(self) -> None:
         """ring_buffer__free (idempotent). Never call it while another thread polls."""

@@ -46,25 +46,10 @@ EBPF_KEY_ALREADY_EXISTS = 26
 EBPF_NO_MORE_TAIL_CALLS = 27
 EBPF_OUT_OF_SPACE = 29
 
-RESULT_NAMES = {
-    0: "EBPF_SUCCESS", 4: "EBPF_INVALID_FD", 5: "EBPF_INVALID_OBJECT", 6: "EBPF_INVALID_ARGUMENT",
-    7: "EBPF_OBJECT_NOT_FOUND", 8: "EBPF_OBJECT_ALREADY_EXISTS", 12: "EBPF_NO_MEMORY",
-    18: "EBPF_OPERATION_NOT_SUPPORTED", 19: "EBPF_KEY_NOT_FOUND", 22: "EBPF_ARITHMETIC_OVERFLOW",
-    25: "EBPF_NO_MORE_KEYS", 26: "EBPF_KEY_ALREADY_EXISTS", 27: "EBPF_NO_MORE_TAIL_CALLS",
-    29: "EBPF_OUT_OF_SPACE",
-}
-
-# errno values of the Windows C runtime (they differ from Linux for ENOTSUP/ENOBUFS).
-EPERM, ENOENT, EBADF, ENOMEM, EACCES, EFAULT, EEXIST = 1, 2, 9, 12, 13, 14, 17
-EINVAL, ENOSPC, ENOBUFS, ENOTSUP, EOTHER = 22, 28, 119, 129, 131
-
-# EFW libs/api_common/api_common.hpp ebpf_result_to_errno
-RESULT_ERRNO = {
-    EBPF_NO_MEMORY: ENOMEM, EBPF_INVALID_ARGUMENT: EINVAL, EBPF_INVALID_OBJECT: EINVAL,
-    EBPF_INVALID_FD: EBADF, EBPF_OPERATION_NOT_SUPPORTED: ENOTSUP, EBPF_KEY_NOT_FOUND: ENOENT,
-    EBPF_NO_MORE_KEYS: ENOENT, EBPF_OBJECT_NOT_FOUND: ENOENT, EBPF_OBJECT_ALREADY_EXISTS: EEXIST,
-    EBPF_OUT_OF_SPACE: ENOSPC,
-}
+# errno values and the result -> errno table live in one place: ntoslab/runtime/ebpf_result.py
+from ..ebpf_result import (EACCES, EBADF, EEXIST, EFAULT, EINVAL, ENOBUFS, ENOENT, ENOMEM,  # noqa: E402
+                           ENOSPC, ENOTSUP, EOTHER, EPERM)
+from .. import ebpf_result as _result  # noqa: E402
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 PAGE_SIZE = 4096
@@ -77,8 +62,7 @@ def pad8(n: int) -> int:
 
 
 def result_name(code: int) -> str:
-    code = abs(code)
-    return RESULT_NAMES.get(code, f"ebpf_result {code}")
+    return "EBPF_" + _result.name(code)
 
 
 class MapError(Exception):
@@ -154,7 +138,7 @@ class Map(ABC):
             self.spec_error("max_entries must not be 0")
 
     def spec_error(self, why: str, result: int = EBPF_INVALID_ARGUMENT):
-        raise MapSpecError(RESULT_ERRNO.get(result, EOTHER),
+        raise MapSpecError(_result.errno(result),
                            f"map {self.name} ({self.spec.type_name}): {why}", result)
 
     # -- program side (addresses) ----------------------------------------------------------------
@@ -241,7 +225,7 @@ class Map(ABC):
         """Raise the MapError for a negated ebpf_result `code` from operation `op`."""
         result = abs(code)
         where = f" key {bytes(key).hex()}" if key else ""
-        raise MapError(RESULT_ERRNO.get(result, EOTHER),
+        raise MapError(_result.errno(result),
                        f"map {self.name}: {op}{where} failed: {result_name(result)}", result)
 
     # -- value lifetime (EFW epochs) -------------------------------------------------------------

@@ -20,7 +20,7 @@ from ntoslab.connectors import linux as lx
 from ntoslab.connectors.linux import (BootClock, Decoder, LinuxHook, exit_code_of, join_argv,
                                       trace_frame)
 from ntoslab.connectors.live import LiveUnavailable, linux_problems, live
-from ntoslab.hooks.process import FILETIME_EPOCH_OFFSET
+from ntoslab.filetime import FILETIME_EPOCH_OFFSET
 from ntoslab.trace.schema import COLUMNS, read_events
 
 ROOT = Path(__file__).resolve().parent.parent

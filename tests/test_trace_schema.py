@@ -4,7 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ntoslab.hooks.process import FILETIME_EPOCH_OFFSET, ProcessEvent
+from ntoslab.filetime import FILETIME_EPOCH_OFFSET
+from ntoslab.hooks.process import ProcessEvent
 from ntoslab.trace import (COLUMNS, DTYPES, as_schema, datetime_to_filetime, events_frame,
                            filetime_to_datetime, filetime_to_ns, ns_to_filetime, parse_time_ns,
                            read_events, read_trace, validate, write_trace)

@@ -48,7 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from ..hooks.process import FILETIME_EPOCH_OFFSET, ProcessEvent
+from ..filetime import FILETIME_EPOCH_OFFSET
+from ..hooks.process import ProcessEvent
 from ..trace.schema import COLUMNS, events_frame
 from .emulator import EmulatedHook, Link, LoadedObject, Verdict
 from .libbpf import BpfObject, Libbpf, LibbpfError, RingBuffer

@@ -18,6 +18,7 @@ import struct
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
+from ..filetime import ns_to_filetime, parse_time_ns
 from ..vm.memory import AddressSpace, Region
 
 CONTEXT_SIZE = 144
@@ -176,7 +177,6 @@ INT_FIELDS = {"process_id", "time", "parent_process_id", "creating_process_id",
               "creating_thread_id", "creation_time", "exit_time", "exit_code", "cpu", "logon_id",
               "is_admin", "process_start_key", "thread_create_time"}
 FILETIME_FIELDS = {"creation_time", "exit_time"}
-FILETIME_EPOCH_OFFSET = 116444736000000000  # 100-ns ticks from 1601-01-01 to 1970-01-01
 
 
 def _coerce(key: str, value: Any, where: str) -> Any:
@@ -188,7 +188,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     if key in INT_FIELDS:
         if type(value).__name__ == "Timestamp":
             ns = int(value.value)
-            return ns if key == "time" else ns // 100 + FILETIME_EPOCH_OFFSET
+            return ns if key == "time" else ns_to_filetime(ns)
         if isinstance(value, str):
             number = _parse_int(value)
             if number is not None:
@@ -224,19 +224,14 @@ def _parse_int(text: str) -> int | None:
 
 
 def iso_to_ns(text: str, what: str) -> int:
-    from datetime import datetime, timezone
     try:
-        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return parse_time_ns(text)
     except ValueError:
         raise EventError(f"{what}: {text!r} is neither an integer nor an ISO-8601 time") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
 
 
 def iso_to_filetime(text: str, what: str) -> int:
-    return iso_to_ns(text, what) // 100 + FILETIME_EPOCH_OFFSET
+    return ns_to_filetime(iso_to_ns(text, what))
 
 
 @dataclass

@@ -14,7 +14,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from ..hooks.process import FILETIME_EPOCH_OFFSET, sid_from_bytes
+from ..filetime import filetime_to_ns
+from ..hooks.process import sid_from_bytes
 from .schema import COLUMNS
 
 RECORD_SIZE = 112
@@ -66,9 +67,9 @@ class ProcessMonitorReader:
             for field, m in self.maps.items():
                 row[field] = decode_utf16(m.lookup(key)) if m is not None else None
             if row["operation"] == "create":
-                row["time"] = _filetime_to_ns(row["creation_time"])
+                row["time"] = filetime_to_ns(row["creation_time"]) if row["creation_time"] else 0
             else:
-                row["time"] = _filetime_to_ns(row["exit_time"])
+                row["time"] = filetime_to_ns(row["exit_time"]) if row["exit_time"] else 0
             row["host"], row["source"] = self.host, self.source
             self.rows.append(row)
             n += 1
@@ -97,7 +98,3 @@ class ProcessMonitorReader:
         frame["process_key"] = keys
         frame["parent_key"] = parents
         return frame
-
-
-def _filetime_to_ns(ft: int) -> int:
-    return (ft - FILETIME_EPOCH_OFFSET) * 100 if ft else 0

@@ -6,14 +6,15 @@
 """
 from __future__ import annotations
 
-from ..hooks.process import FILETIME_EPOCH_OFFSET, ProcessEvent
+from ..filetime import ns_to_filetime
+from ..hooks.process import ProcessEvent
 
 START_NS = 1_764_064_800 * 10**9  # 2025-11-25 10:00:00 UTC
 USER_SID = "S-1-5-21-3623811015-3361044348-30300820-1013"
 
 
 def _ft(ns: int) -> int:
-    return ns // 100 + FILETIME_EPOCH_OFFSET
+    return ns_to_filetime(ns)
 
 
 def quickstart_scenario(start_ns: int = START_NS, host: str = "WS-042") -> list[ProcessEvent]:
@@ -153,7 +154,7 @@ def generate_session(n_events: int = 10_000, seed: int = 0, host: str = "WS-001"
                ident=user) -> dict:
         nonlocal seq
         pid = free.pop() if free else 4 * (len(cols["time"]) + 5000)
-        ft = t // 100 + FILETIME_EPOCH_OFFSET
+        ft = ns_to_filetime(t)
         key = f"{host}:{pid}:{ft}"
         cat = _CATALOGUE.get(image, (image, 10.0, ()))
         proc = {"pid": pid, "key": key, "image": image, "ft": ft,
@@ -178,7 +179,7 @@ def generate_session(n_events: int = 10_000, seed: int = 0, host: str = "WS-001"
         proc = live.pop(key)
         emit({"time": t, "operation": "delete", "process_id": proc["pid"],
               "parent_process_id": proc["ppid"], "creation_time": proc["ft"],
-              "exit_time": t // 100 + FILETIME_EPOCH_OFFSET,
+              "exit_time": ns_to_filetime(t),
               "exit_code": 0 if rng.random() < 0.9 else rng.choice([1, 0xC000013A, 0xFFFFFFFF]),
               "image_path": proc["image"], "host": host, "source": "synthetic",
               "process_key": key, "parent_key": proc["pkey"]})

@@ -8,6 +8,7 @@ from .engine import (DEFAULT_BUDGET, ENGINES, Code, Engine, Helper, HelperError,
                      ProgramError, RawCode, RunResult, StopProgram, TailCall, VmFault, get_engine,
                      register_engine)
 from .interpreter import Interpreter
+from .jit import Jit
 from .memory import AddressSpace, MemoryFault, Region
 
 __all__ = ["AddressSpace", "Code", "DEFAULT_BUDGET", "ENGINES", "Engine", "Helper", "HelperError",

@@ -68,7 +68,7 @@ class ArrayMap(Map):
 
     def keys(self) -> Iterator[bytes]:
         for i in range(self.spec.max_entries):
-            yield i.to_bytes(4, "little")
+            yield i.to_bytes(self.spec.key_size, "little")  # the index in key_size bytes
 
     def count(self) -> int:
         return self.spec.max_entries

@@ -57,7 +57,7 @@ class ArrayOfMapsMap(MapOfMaps):
 
     def keys(self) -> Iterator[bytes]:
         for i in range(self.spec.max_entries):
-            yield i.to_bytes(4, "little")
+            yield i.to_bytes(self.spec.key_size, "little")
 
     def count(self) -> int:
         return self.spec.max_entries

@@ -46,7 +46,7 @@ class ProgArrayMap(Map):
 
     def keys(self) -> Iterator[bytes]:
         for i in sorted(self.slots):
-            yield i.to_bytes(4, "little")
+            yield i.to_bytes(self.spec.key_size, "little")
 
     def lookup(self, key: bytes):
         prog = self.slots.get(int.from_bytes(self.check_key(key)[:4], "little"))

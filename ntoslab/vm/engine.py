@@ -198,6 +198,33 @@ def get_engine(name: str = "interpreter") -> Engine:
         raise KeyError(f"unknown engine {name!r}; available: {', '.join(sorted(ENGINES))}") from None
 
 
+def fault_site(code: Code, pc: int, instructions: int) -> dict:
+    """Where a fault happened, as VmFault's keyword arguments (shared by every engine)."""
+    try:
+        from ..isa.disasm import format_insn
+        text = format_insn(code.insns[pc], pc)
+    except Exception:  # disassembly is a nicety; never mask the fault itself
+        text = ""
+    return dict(program=code.name, pc=pc, instruction=text, source=code.describe_pc(pc),
+                instructions=instructions)
+
+
+def invoke_helper(machine: Machine, helper_id: int, args: Sequence[int],
+                  fault: Callable[[str, str], VmFault]) -> "int | TailCall":
+    """Call helper `helper_id` with r1..r5 the way every engine must: a MemoryFault it raises
+    is relabelled with the helper's name (the engine reports it at the call's pc), a HelperError
+    becomes the `fault("helper", message)` the engine builds."""
+    fn = machine.helpers[helper_id]
+    try:
+        return fn(machine, *args)
+    except MemoryFault as exc:
+        exc.args = (f"helper {getattr(fn, '__name__', '?')} (id {helper_id}): {exc}",)
+        raise
+    except HelperError as exc:
+        raise fault("helper", f"helper {getattr(fn, '__name__', '?')} (id {helper_id}): {exc}") \
+            from None
+
+
 def memory_fault(fault: MemoryFault, **where) -> VmFault:
     return VmFault("memory", str(fault), address=fault.address, size=fault.size,
                    region=fault.region, **where)

@@ -17,7 +17,8 @@ from typing import Callable, Sequence
 from ..isa import opcodes as op
 from ..isa.opcodes import MASK32 as M32, MASK64 as M64, Instruction
 from .engine import (DEFAULT_BUDGET, Code, Engine, HelperError, Machine, ProgramError, RunResult,
-                     StopProgram, TailCall, VmFault, memory_fault, register_engine)
+                     StopProgram, TailCall, VmFault, fault_site, invoke_helper, memory_fault,
+                     register_engine)
 from .memory import MemoryFault
 
 # -- value helpers used by the generated code ----------------------------------------------------
@@ -365,13 +366,7 @@ class _RunState:
 
     # where a fault happened
     def where(self, pc: int) -> dict:
-        try:
-            from ..isa.disasm import format_insn
-            text = format_insn(self.code.insns[pc], pc)
-        except Exception:  # disassembly is a nicety; never mask the fault itself
-            text = ""
-        return dict(program=self.code.name, pc=pc, instruction=text,
-                    source=self.code.describe_pc(pc), instructions=self.count)
+        return fault_site(self.code, pc, self.count)
 
     def fault(self, kind: str, message: str, pc: int) -> VmFault:
         return VmFault(kind, message, **self.where(pc))
@@ -404,16 +399,8 @@ class _RunState:
 
     def call_helper(self, helper_id: int, pc: int) -> int:
         R = self.regs
-        fn = self.machine.helpers[helper_id]
-        try:
-            result = fn(self.machine, R[1], R[2], R[3], R[4], R[5])
-        except MemoryFault as exc:
-            name = getattr(fn, "__name__", "?")
-            exc.args = (f"helper {name} (id {helper_id}): {exc}",)
-            raise
-        except HelperError as exc:
-            name = getattr(fn, "__name__", "?")
-            raise self.fault("helper", f"helper {name} (id {helper_id}): {exc}", pc) from None
+        result = invoke_helper(self.machine, helper_id, (R[1], R[2], R[3], R[4], R[5]),
+                               lambda kind, message: self.fault(kind, message, pc))
         if isinstance(result, TailCall):
             return self._tail_call(result, pc)
         R[0] = result & M64

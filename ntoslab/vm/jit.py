@@ -40,7 +40,8 @@ import llvmlite.ir as ir
 from ..isa import opcodes as op
 from ..isa.opcodes import MASK32 as M32, MASK64 as M64, MAX_CALL_DEPTH, Instruction
 from .engine import (DEFAULT_BUDGET, Code, Engine, HelperError, Machine, ProgramError, RunResult,
-                     StopProgram, TailCall, VmFault, memory_fault, register_engine)
+                     StopProgram, TailCall, VmFault, fault_site, invoke_helper, memory_fault,
+                     register_engine)
 from .interpreter import (ATOMIC_OPS, LOAD_OPS, LOADSX_OPS, STORE_IMM_OPS, STORE_REG_OPS,
                           Interpreter)
 from .memory import MemoryFault
@@ -110,7 +111,12 @@ def _llvm() -> type[_Llvm]:
 
 
 class _Native:
-    """Machine code for one program: an MCJIT engine of its own, freed with this object."""
+    """Machine code for one program: an MCJIT engine of its own.
+
+    Engines are never closed: closing MCJIT engines from finalizers (at whatever moment the
+    garbage collector picks) was seen to corrupt the heap now and then, so compiled programs
+    stay for the life of the process (they are cached by their instructions, so a program is
+    compiled once however often it is loaded)."""
 
     def __init__(self, context: Any, engine: Any, function: Any, address: int,
                  ir_text: str) -> None:
@@ -119,11 +125,6 @@ class _Native:
         self.function = function   # ctypes: int32 (u64 *ctx)
         self.address = address
         self.ir = ir_text          # the LLVM IR before optimization (for readers)
-
-    def __del__(self) -> None:
-        engine, self.engine = self.engine, None
-        if engine is not None:
-            engine.close()         # before the context it was built in
 
 
 def _passes():
@@ -142,9 +143,9 @@ def _passes():
     return m
 
 
-# Shared by every Jit instance (sandboxes each get their own engine); an entry lives as long as
-# some prepared program uses it.
-_NATIVE: "weakref.WeakValueDictionary[tuple, _Native]" = weakref.WeakValueDictionary()
+# Shared by every Jit instance: compiled code by (instructions, resolved lddw values), kept for
+# the life of the process (see _Native).
+_NATIVE: "dict[tuple, _Native]" = {}
 
 
 def _compile(insns: list[Instruction], lddw: dict[int, int], name: str) -> _Native:
@@ -850,13 +851,7 @@ class _Run:
 
     # -- faults, as the interpreter's _RunState reports them ----------------------------------
     def where(self, pc: int) -> dict:
-        try:
-            from ..isa.disasm import format_insn
-            text = format_insn(self.code.insns[pc], pc)
-        except Exception:  # disassembly is a nicety; never mask the fault itself
-            text = ""
-        return dict(program=self.code.name, pc=pc, instruction=text,
-                    source=self.code.describe_pc(pc), instructions=self.count)
+        return fault_site(self.code, pc, self.count)
 
     def fault(self, kind: str, message: str, pc: int) -> VmFault:
         return VmFault(kind, message, **self.where(pc))
@@ -864,16 +859,8 @@ class _Run:
     # -- helpers (called from native code through the trampoline) ----------------------------
     def call_helper(self, helper_id: int, pc: int) -> int:
         R = self.ctx
-        fn = self.machine.helpers[helper_id]
-        try:
-            result = fn(self.machine, R[1], R[2], R[3], R[4], R[5])
-        except MemoryFault as exc:
-            name = getattr(fn, "__name__", "?")
-            exc.args = (f"helper {name} (id {helper_id}): {exc}",)
-            raise
-        except HelperError as exc:
-            name = getattr(fn, "__name__", "?")
-            raise self.fault("helper", f"helper {name} (id {helper_id}): {exc}", pc) from None
+        result = invoke_helper(self.machine, helper_id, (R[1], R[2], R[3], R[4], R[5]),
+                               lambda kind, message: self.fault(kind, message, pc))
         if isinstance(result, TailCall):
             self._tail_call(result, pc)
         else:

@@ -28,6 +28,7 @@ the same ProgramError. Native code is cached per (instructions, resolved lddw va
 """
 from __future__ import annotations
 
+import array
 import ctypes
 import threading
 import weakref
@@ -815,34 +816,42 @@ class _Run:
 
     # -- the region table --------------------------------------------------------------------
     def publish(self) -> None:
-        regions = self.machine.memory.regions
-        if regions == self._published:
+        memory = self.machine.memory
+        if memory.version == self._published and self._table is not None:
             return
-        hosts: dict[int, tuple] = {}
+        regions = memory.regions
         old = self._hosts
-        table = (ctypes.c_uint64 * (ENTRY_WORDS * max(1, len(regions))))()
-        for i, r in enumerate(regions):
+        hosts: dict[int, tuple] = {}
+        flat = array.array("Q")
+        for r in regions:
             entry = old.get(id(r))
             if entry is None or entry[0] is not r or entry[1] is not r.data:
                 buf, host = _host_buffer(r.data)
-                entry = (r, r.data, buf, host)
+                entry = (r, r.data, buf, host,
+                         (r.base, max(0, min(r.end - r.base, len(r.data))), host,
+                          1 if r.writable else 0))
             hosts[id(r)] = entry
-            k = ENTRY_WORDS * i
-            table[k] = r.base
-            table[k + 1] = max(0, min(r.end - r.base, len(r.data)))
-            table[k + 2] = entry[3]
-            table[k + 3] = 1 if r.writable else 0
+            flat.extend(entry[4])
         for frame in self.stack:  # always pinned, mapped or not (call_local zeroes them)
             if id(frame) not in hosts:
                 entry = old.get(id(frame))
                 if entry is None or entry[0] is not frame or entry[1] is not frame.data:
                     buf, host = _host_buffer(frame.data)
-                    entry = (frame, frame.data, buf, host)
+                    entry = (frame, frame.data, buf, host,
+                             (frame.base, len(frame.data), host, 1))
                 hosts[id(frame)] = entry
+        if not flat:
+            flat.extend((0, 0, 0, 0))
         old.clear()
         old.update(hosts)
-        self._table = table
-        self._published = regions
+        table = (ctypes.c_uint64 * len(flat)).from_buffer(flat)
+        self._table = (table, flat)
+        self._published = memory.version
+        self.ctx[C_TABLE] = ctypes.addressof(table)
+        self.ctx[C_NTABLE] = len(regions)
+        for i, frame in enumerate(self.stack):
+            self.ctx[C_STACK_HOST + i] = hosts[id(frame)][3]
+            self.ctx[C_STACK_END + i] = frame.end
         self.ctx[C_TABLE] = ctypes.addressof(table)
         self.ctx[C_NTABLE] = len(regions)
         for i, frame in enumerate(self.stack):

@@ -65,6 +65,7 @@ class AddressSpace:
         self._next_base = FIRST_BASE
         self._free_bases: list[int] = []
         self._last: Region | None = None
+        self.version = 0  # bumped whenever a region is mapped or unmapped
 
     # -- region management -------------------------------------------------------------------
     def add(self, name: str, data: bytearray | memoryview | bytes, *, writable: bool = True,
@@ -82,6 +83,7 @@ class AddressSpace:
         i = bisect.bisect_left(self._bases, base)
         self._bases.insert(i, base)
         self._regions.insert(i, region)
+        self.version += 1
         return region
 
     def remove(self, region: Region) -> None:
@@ -90,6 +92,7 @@ class AddressSpace:
         if i < len(self._bases) and self._regions[i] is region:
             del self._bases[i]
             del self._regions[i]
+            self.version += 1
             if len(region.data) < REGION_SPACING:
                 self._free_bases.append(region.base)
         if self._last is region:

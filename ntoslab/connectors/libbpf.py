@@ -644,7 +644,27 @@ def _cstr(ptr: bytes | None) -> str:
     return ptr.decode(errors="replace") if ptr else ""
 
 
-class BpfObject:
+class Closing:
+    """A context manager that calls `close()` on exit, and once more, best effort, when the
+    object is collected (so a forgotten object does not leak kernel resources)."""
+
+    def close(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class BpfObject(Closing):
     """An opened (then loaded) libbpf object. Close it (or use `with`) to release every fd;
     links made from its programs are destroyed first."""
 
@@ -716,18 +736,6 @@ class BpfObject:
         if self.ptr:
             self.libbpf.lib.bpf_object__close(self.ptr)
             self.ptr = None
-
-    def __enter__(self) -> "BpfObject":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         state = "closed" if not self.ptr else "loaded" if self.loaded else "opened"

@@ -52,7 +52,7 @@ from ..filetime import FILETIME_EPOCH_OFFSET
 from ..hooks.process import ProcessEvent
 from ..trace.schema import COLUMNS, events_frame
 from .emulator import EmulatedHook, Link, LoadedObject, Verdict
-from .libbpf import BpfObject, Libbpf, LibbpfError, RingBuffer
+from .libbpf import BpfObject, Closing, Libbpf, LibbpfError, RingBuffer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -354,7 +354,7 @@ class Recording:
                 self.cond.wait(0.2 if left is None else min(left, 0.2))
 
 
-class LinuxHook:
+class LinuxHook(Closing):
     """The ProcessHook API on real Linux process events.
 
     `capture(duration=|count=)` returns a trace DataFrame; `record()` is a block during which
@@ -631,17 +631,6 @@ class LinuxHook:
                     sink.put(None)
             self.shadow.close()
 
-    def __enter__(self) -> "LinuxHook":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "capturing" if self.running else "idle"
@@ -649,7 +638,7 @@ class LinuxHook:
                f"shadow={[l.program.name for l in self.shadow.links]}>"
 
 
-class EventStream:
+class EventStream(Closing):
     """Events delivered since the stream was made (see LinuxHook.stream)."""
 
     def __init__(self, hook: LinuxHook, duration: float | None) -> None:
@@ -689,17 +678,6 @@ class EventStream:
             if self.queue in self.hook._sinks:
                 self.hook._sinks.remove(self.queue)
 
-    def __enter__(self) -> "EventStream":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def build_program(output: str | os.PathLike | None = None) -> Path:

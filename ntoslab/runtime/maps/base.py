@@ -259,3 +259,15 @@ class KeylessMap(Map):
 
     def keys(self) -> Iterator[bytes]:
         return iter(())
+
+    def lookup(self, key: bytes) -> bytes | None:
+        return None
+
+    def update_user(self, key: bytes, value, flags: int = 0) -> None:
+        self.fail(-EBPF_OPERATION_NOT_SUPPORTED, "update")
+
+    def delete_user(self, key: bytes) -> None:
+        self.fail(-EBPF_OPERATION_NOT_SUPPORTED, "delete")
+
+    def count(self) -> int:
+        return 0

@@ -111,14 +111,3 @@ class PerfEventArrayMap(KeylessMap):
     def pending(self) -> int:
         return sum(r.pending for r in self.rings)
 
-    def lookup(self, key: bytes) -> bytes | None:
-        return None
-
-    def update_user(self, key: bytes, value, flags: int = 0) -> None:
-        self.fail(-EBPF_OPERATION_NOT_SUPPORTED, "update")
-
-    def delete_user(self, key: bytes) -> None:
-        self.fail(-EBPF_OPERATION_NOT_SUPPORTED, "delete")
-
-    def count(self) -> int:
-        return 0

@@ -33,7 +33,7 @@ import struct
 from typing import Iterator
 
 from ...elf.program import MapSpec
-from .base import (EBPF_INVALID_ARGUMENT, EBPF_NO_MEMORY, EBPF_OPERATION_NOT_SUPPORTED,
+from .base import (EBPF_INVALID_ARGUMENT, EBPF_NO_MEMORY,
                    PAGE_SIZE, KeylessMap, Map, MapEnv)
 
 HEADER_SIZE = 8
@@ -167,20 +167,9 @@ class RingBufMap(KeylessMap):
         """Pending records' data, oldest first, returning their space to the ring."""
         return self.ring.consume(limit)
 
-    def lookup(self, key: bytes) -> bytes | None:
-        return None
-
-    def update_user(self, key: bytes, value, flags: int = 0) -> None:
-        self.fail(-EBPF_OPERATION_NOT_SUPPORTED, "update")
-
-    def delete_user(self, key: bytes) -> None:
-        self.fail(-EBPF_OPERATION_NOT_SUPPORTED, "delete")
-
     def ring_bytes(self) -> bytes:
         return bytes(self.ring.data)
 
-    def count(self) -> int:
-        return 0
 
     capacity = property(lambda self: self.ring.capacity)
     pending = property(lambda self: self.ring.pending)

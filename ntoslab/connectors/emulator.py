@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..elf import ElfObject, Program, load
-from ..hooks.process import (ProcessContext, ProcessEvent, EventError, build_context, denies,
-                             process_helpers, status_of)
+from ..hooks.process import (PROCESS_HELPERS, ProcessContext, ProcessEvent, ProcessWindows,
+                             EventError, denies, status_of)
 from ..runtime import Sandbox
 from ..vm.engine import DEFAULT_BUDGET, ProgramError, VmFault
 from .views import MapView, PerfView, RingBufView, printk_frame
@@ -127,18 +127,19 @@ class LoadedObject:
 
 
 class _ProcessSandbox(Sandbox):
-    """A sandbox for process programs: adds helpers 65536-65538 and the command-line data."""
+    """A sandbox for process programs: the context and command-line regions first, then the
+    maps; helpers 65536-65538 (native) answer for the event written into those regions."""
 
     def __init__(self, obj: ElfObject, owner: LoadedObject, **kw) -> None:
         self.owner = owner
-        super().__init__(obj, helpers=process_helpers(lambda: owner.current), **kw)
+        super().__init__(obj, native_helpers=PROCESS_HELPERS, **kw)
         for m in self.maps.values():
             if hasattr(m, "passive"):
                 m.passive = True  # process callbacks run at PASSIVE_LEVEL
+        self.machine.native_run().context = self.windows.event_address
 
-    def data_region(self, ctx: int):
-        cur = self.owner.current
-        return cur.command if cur is not None and ctx == cur.address else None
+    def map_fixed_regions(self) -> None:
+        self.windows = ProcessWindows(self.memory)
 
 
 class EmulatedHook:
@@ -232,7 +233,7 @@ class EmulatedHook:
             st.now = now
             st.program = link.program.name
             box.env.cpu = (event.cpu or 0) % max(1, self.ncpus)
-            ctx = build_context(event, box.memory)
+            ctx = box.windows.fill(event)
             link.loaded.current = ctx
             try:
                 result = box.run_at(link.program, ctx.address, self.budget)

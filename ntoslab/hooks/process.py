@@ -13,12 +13,14 @@ programs; returns on delete are ignored.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import struct
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 from ..filetime import ns_to_filetime, parse_time_ns
+from ..native import abi
 from ..vm.memory import AddressSpace, Region
 
 CONTEXT_SIZE = 144
@@ -35,7 +37,13 @@ STATUS_ACCESS_DENIED = -1073741790  # 0xC0000022 as a signed 32-bit NTSTATUS
 # process_md_t: command_start, command_end, pid, ppid, creating pid, creating tid, creation
 # time, exit time, exit code, operation (8-bit field in a 4-byte unit), token_sid_size, token_sid
 CONTEXT_FORMAT = "<QQQQQQQQIB3xI68s"
-assert struct.calcsize(CONTEXT_FORMAT) == CONTEXT_SIZE
+CONTEXT_STRUCT = struct.Struct(CONTEXT_FORMAT)
+assert CONTEXT_STRUCT.size == CONTEXT_SIZE
+# Every process sandbox maps the context, then the command line, first: windows 1 and 2.
+CONTEXT_WINDOW_BASE = (abi.FIRST_WINDOW + 1) << abi.WINDOW_SHIFT
+COMMAND_WINDOW_BASE = (abi.FIRST_WINDOW + 2) << abi.WINDOW_SHIFT
+PROCESS_HELPERS = frozenset({HELPER_GET_IMAGE_PATH, HELPER_GET_ACCOUNT_NAME,
+                             HELPER_GET_ACCOUNT_DOMAIN})
 
 # Accounts that SecLookupAccountSid resolves on every Windows machine (well-known SIDs).
 WELL_KNOWN_ACCOUNTS = {
@@ -234,28 +242,86 @@ def iso_to_filetime(text: str, what: str) -> int:
     return ns_to_filetime(iso_to_ns(text, what))
 
 
+class ProcessWindows:
+    """The context and command-line regions of one sandbox, and the native event block the
+    process helpers (65536-65538, ntoslab/native/process.c) read.
+
+    A process sandbox maps both before anything else, so they sit at the same addresses in
+    every sandbox (what lets batch replay pack one process_md_t for all attached programs);
+    each event is written into them in place."""
+
+    def __init__(self, memory: AddressSpace) -> None:
+        self.memory = memory
+        self.context = memory.add("context (process_md_t)", bytearray(CONTEXT_SIZE),
+                                  writable=False, kind="context")
+        self.buffer = bytearray(0x10000)
+        self.command = memory.add("command line", self.buffer, writable=False, kind="packet")
+        memory.repoint(self.command, self.buffer, 0)
+        self.event = abi.Event()
+        self.event_address = ctypes.addressof(self.event)
+        self.event.ctx_addr = self.context.base
+        self.event.command = ctypes.addressof(self.command._pin)
+        self._keep: tuple = ()
+
+    def fill(self, event: "ProcessEvent") -> "ProcessContext":
+        """Write `event` into the regions; the helpers answer for it from now on."""
+        raw, cmd, image, name, domain = pack_event(event, self.command.base)
+        self.context.data[:] = raw
+        if cmd:
+            self.buffer[:len(cmd)] = cmd
+        self.memory.repoint(self.command, self.buffer, len(cmd))
+        ev = self.event
+        ev.is_create = int(event.is_create)
+        ev.command_len = len(cmd)
+        keep = []
+        for field, value in (("image", image), ("account_name", name),
+                             ("account_domain", domain)):
+            if value is None:
+                setattr(ev, field, None)
+                setattr(ev, field + "_len", -1)
+            else:
+                buf = ctypes.create_string_buffer(value, max(len(value), 1))
+                keep.append(buf)
+                setattr(ev, field, ctypes.addressof(buf))
+                setattr(ev, field + "_len", len(value))
+        if ev.image_len < 0:
+            ev.image_len = 0
+        self._keep = tuple(keep)
+        return ProcessContext(event, self, image, name, domain)
+
+
 @dataclass
 class ProcessContext:
-    """One event laid out in a sandbox: the context and command-line regions and the strings
-    the helpers serve. `close()` unmaps them."""
+    """One event laid out in a sandbox's process regions, and the strings the helpers serve.
+    `close()` unmaps the regions when they were made for this event alone (`build_context`)."""
 
     event: ProcessEvent
-    memory: AddressSpace
-    context: Region
-    command: Region | None
+    windows: ProcessWindows
     image: bytes
     account_name: bytes | None
     account_domain: bytes | None
-    lookups: int = 0  # account resolutions (Windows resolves once per event)
+    owned: bool = False
+
+    @property
+    def context(self) -> Region:
+        return self.windows.context
+
+    @property
+    def command(self) -> Region | None:
+        return self.windows.command if self.event.is_create else None
+
+    @property
+    def memory(self) -> AddressSpace:
+        return self.windows.memory
 
     @property
     def address(self) -> int:
-        return self.context.base
+        return self.windows.context.base
 
     def close(self) -> None:
-        self.memory.remove(self.context)
-        if self.command is not None:
-            self.memory.remove(self.command)
+        if self.owned:
+            self.memory.remove(self.windows.context)
+            self.memory.remove(self.windows.command)
 
 
 def resolve_account(event: ProcessEvent) -> tuple[bytes | None, bytes | None]:
@@ -272,72 +338,44 @@ def resolve_account(event: ProcessEvent) -> tuple[bytes | None, bytes | None]:
     return (name or "").encode("utf-16-le"), (domain or "").encode("utf-16-le")
 
 
-def build_context(event: ProcessEvent, memory: AddressSpace) -> ProcessContext:
-    """Map `event` into `memory` as the extension would present it to programs."""
+def pack_event(event: ProcessEvent, command_start: int = 0) -> tuple[bytes, bytes, bytes,
+                                                                      bytes | None, bytes | None]:
+    """(process_md_t bytes, command line, image path, account name, account domain) of an
+    event, the command line placed at `command_start` (0: the command-line window's address)."""
     if event.is_create:
         cmd = event.command_line.encode("utf-16-le")
         if len(cmd) > 0xFFFF:
             raise EventError(f"command_line is {len(cmd)} bytes in UTF-16; a UNICODE_STRING holds "
                              f"at most 65535")
-        command = memory.add("command line", bytearray(cmd), writable=False, kind="packet")
-        start, end = command.base, command.base + len(cmd)
+        start = command_start or COMMAND_WINDOW_BASE
         sid = sid_to_bytes(event.token_sid) if event.token_sid else b""
         if len(sid) > TOKEN_SID_MAX_SIZE:
             raise EventError(f"token_sid is {len(sid)} bytes, more than {TOKEN_SID_MAX_SIZE}")
         image = event.image_path.encode("utf-16-le")
         name, domain = resolve_account(event)
-        values = (start, end, event.process_id, event.parent_process_id,
+        values = (start, start + len(cmd), event.process_id, event.parent_process_id,
                   event.creating_process_id, event.creating_thread_id, event.creation_time, 0, 0,
                   PROCESS_OPERATION_CREATE, len(sid), sid)
     else:
-        command = None
-        image, name, domain = b"", None, None
+        cmd, image, name, domain = b"", b"", None, None
         values = (0, 0, event.process_id, 0, 0, 0, event.creation_time, event.exit_time,
                   event.exit_code & 0xFFFF_FFFF, PROCESS_OPERATION_DELETE, 0, b"")
     try:
-        raw = struct.pack(CONTEXT_FORMAT, *[v & 0xFFFF_FFFF_FFFF_FFFF for v in values[:8]],
-                          values[8], values[9], values[10], values[11])
+        raw = CONTEXT_STRUCT.pack(*[v & 0xFFFF_FFFF_FFFF_FFFF for v in values[:8]],
+                                  values[8], values[9], values[10], values[11])
     except struct.error as exc:
-        if command is not None:
-            memory.remove(command)
         raise EventError(f"event for pid {event.process_id} does not fit process_md_t: {exc}") \
             from None
-    context = memory.add("context (process_md_t)", bytearray(raw), writable=False, kind="context")
-    return ProcessContext(event, memory, context, command, image, name, domain)
+    return raw, cmd, image, name, domain
 
 
-def process_helpers(current: "callable[[], ProcessContext | None]") -> dict[int, Any]:
-    """Helpers 65536-65538, reading the event that `current()` returns."""
-
-    def copy_string(machine, ctx_addr: int, buf: int, size: int, value_of) -> int:
-        pc = current()
-        if pc is None or ctx_addr != pc.address:
-            from ..vm.engine import HelperError
-            raise HelperError(f"argument 1 ({ctx_addr:#x}) is not the program's context")
-        value = value_of(pc)
-        if value is None:
-            return -ENOENT
-        size &= 0xFFFF_FFFF
-        if len(value) > size:
-            return -EINVAL
-        if value:
-            pc.memory.write(buf, value)
-        return len(value)
-
-    def get_image_path(machine, ctx, buf, size, *_):
-        return copy_string(machine, ctx, buf, size, lambda pc: pc.image)
-
-    def get_account_name(machine, ctx, buf, size, *_):
-        return copy_string(machine, ctx, buf, size, lambda pc: pc.account_name)
-
-    def get_account_domain(machine, ctx, buf, size, *_):
-        return copy_string(machine, ctx, buf, size, lambda pc: pc.account_domain)
-
-    get_image_path.__name__ = "bpf_process_get_image_path"
-    get_account_name.__name__ = "bpf_process_get_account_name"
-    get_account_domain.__name__ = "bpf_process_get_account_domain"
-    return {HELPER_GET_IMAGE_PATH: get_image_path, HELPER_GET_ACCOUNT_NAME: get_account_name,
-            HELPER_GET_ACCOUNT_DOMAIN: get_account_domain}
+def build_context(event: ProcessEvent, memory: AddressSpace) -> ProcessContext:
+    """Map `event` into `memory` as the extension would present it to programs (regions of
+    its own, unmapped again by `close()`)."""
+    windows = ProcessWindows(memory)
+    ctx = windows.fill(event)
+    ctx.owned = True
+    return ctx
 
 
 def status_of(r0: int) -> int:

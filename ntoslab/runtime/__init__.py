@@ -3,8 +3,8 @@
 >>> from ntoslab.runtime import Sandbox                       # doctest: +SKIP
 >>> Sandbox(ntoslab.elf.load("prog.o")).run("prog").r0        # doctest: +SKIP
 """
-from .helpers import HELPER_NAMES, general_helpers
+from .helpers import HELPER_NAMES
 from .maps import Map, MapError, create_map
 from .sandbox import Sandbox
 
-__all__ = ["HELPER_NAMES", "Map", "MapError", "Sandbox", "create_map", "general_helpers"]
+__all__ = ["HELPER_NAMES", "Map", "MapError", "Sandbox", "create_map"]

@@ -5,27 +5,35 @@
 """
 from __future__ import annotations
 
+import ctypes
 from typing import Mapping
 
 from ..elf.program import ElfObject, Program
 from ..isa import opcodes as op
-from ..vm.engine import (DEFAULT_BUDGET, Engine, Helper, HelperError, Machine, RunResult,
-                         get_engine)
+from ..native import lib
+from ..vm.engine import DEFAULT_BUDGET, Engine, Helper, Machine, RunResult, get_engine
 from ..vm.memory import AddressSpace
-from .helpers import HELPER_NAMES, NOT_IN_CORE, HelperState, general_helpers
+from .helpers import (HELPER_NAMES, NATIVE_GENERAL, NOT_IN_CORE, HelperState, describe_fault)
 from .maps import Map, MapEnv, ProgArrayMap, create_map
 
 
 class Sandbox:
-    """Maps of `obj` instantiated, helpers bound, an engine to run programs with."""
+    """Maps of `obj` instantiated, helpers bound, an engine to run programs with.
+
+    `helpers` adds or replaces helpers with Python callables; `native_helpers` adds helper ids
+    the native runtime implements beyond the general ones (a program type's own helpers).
+    `max_map_bytes` bounds the storage one map may take (MapSpecError beyond it)."""
 
     def __init__(self, obj: ElfObject, engine: str | Engine = "interpreter",
                  helpers: Mapping[int, Helper] | None = None, ncpus: int = 1,
-                 seed: int | None = 0) -> None:
+                 seed: int | None = 0, native_helpers: frozenset = frozenset(),
+                 max_map_bytes: int | None = None) -> None:
         self.obj = obj
         self.engine = get_engine(engine) if isinstance(engine, str) else engine
         self.memory = AddressSpace()
-        self.env = MapEnv(self.memory, ncpus)
+        self.map_fixed_regions()
+        kw = {} if max_map_bytes is None else {"max_map_bytes": max_map_bytes}
+        self.env = MapEnv(self.memory, ncpus, seed=seed, **kw)
         self.maps: dict[str, Map] = {}
         self._by_index: list[Map] = []
         self._by_handle: dict[int, Map] = {}
@@ -34,40 +42,41 @@ class Sandbox:
             self.maps[spec.name] = m
             self._by_index.append(m)
             self._by_handle[m.handle.base] = m
+        prog_arrays = []
         for m in self.maps.values():
             if isinstance(m, ProgArrayMap):
                 for slot, name in m.spec.initial_values.items():
                     m.set_program(slot, obj.program(name))
+                prog_arrays.append(m)
             elif hasattr(m, "resolve_initial_values"):
                 m.resolve_initial_values(self.maps.__getitem__)
-        self.state = HelperState(seed=seed)
-        table = general_helpers(self)
-        table.update(helpers or {})
+        self._epoch_maps = (ctypes.c_void_p * max(len(self._by_index), 1))(
+            *[m.native for m in self._by_index])
+        self.state = HelperState(self.env, self._program_name)
+        python = dict(helpers or {})
+        native = (NATIVE_GENERAL | frozenset(native_helpers)) - frozenset(python)
         unavailable = {i: f"{name} is not implemented by eBPF for Windows' core and "
                           f"{self._type_label()} programs have no extension that provides it"
-                       for i, name in NOT_IN_CORE.items() if i not in table}
-        self.machine = Machine(self.memory, table, self._resolve_lddw, unavailable=unavailable)
+                       for i, name in NOT_IN_CORE.items() if i not in python}
+        self.machine = Machine(self.memory, python, self._resolve_lddw, unavailable=unavailable,
+                               native_helpers=native, helper_names=HELPER_NAMES,
+                               env=self.env.native, programs=self.env.programs,
+                               prog_arrays=prog_arrays, describe_fault=describe_fault(self.env))
+
+    def map_fixed_regions(self) -> None:
+        """Regions a program type maps before the maps (so they sit at the same address in
+        every sandbox); none by default."""
 
     def _type_label(self) -> str:
         types = sorted({p.type or "unknown" for p in self.obj.programs})
         return "/".join(types) or "these"
 
-    def context_data(self, ctx: int) -> bytes | None:
-        """The context's data region (what perf_event_output can capture), or None.
+    def _program_name(self, program_id: int) -> str:
+        code = self.env.programs.get(program_id)
+        return getattr(code, "name", "") if code is not None else ""
 
-        Program types with a data/end descriptor override `data_region`; by default there is none.
-        """
-        region = self.data_region(ctx)
-        return None if region is None else bytes(region.data)
-
-    def data_region(self, ctx: int):
-        return None
-
-    def map_at(self, address: int, helper: str) -> Map:
-        m = self._by_handle.get(address) or self.env.map_at(address)
-        if m is None:
-            raise HelperError(f"argument {address:#x} is not a map")
-        return m
+    def map_at(self, address: int, helper: str = "") -> Map | None:
+        return self._by_handle.get(address) or self.env.map_at(address)
 
     def _resolve_lddw(self, src: int, imm: int, next_imm: int) -> int:
         if not 0 <= imm < len(self._by_index):
@@ -97,11 +106,13 @@ class Sandbox:
     def run_at(self, program: Program, ctx_address: int, budget: int = DEFAULT_BUDGET) -> RunResult:
         """Run with r1 = `ctx_address` (already mapped); ends the maps' epoch afterwards, so
         values deleted during the run stay readable until it returns, as on Windows."""
+        run = self.machine.native_run()
+        run.ctx_addr = ctx_address
+        run.program_id = self.env.programs.id_of(program)
         try:
             return self.engine.run(program, self.machine, [ctx_address], budget)
         finally:
-            for m in self._by_index:
-                m.end_epoch()
+            lib().ntl_end_epochs(self._epoch_maps, len(self._by_index))
 
     def helper_name(self, helper_id: int) -> str:
         return HELPER_NAMES.get(helper_id, f"helper {helper_id}")

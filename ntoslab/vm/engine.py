@@ -11,13 +11,16 @@ the engine.
 """
 from __future__ import annotations
 
+import ctypes
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from ..isa.opcodes import (MAX_CALL_DEPTH, MAX_TAIL_CALLS, STACK_FRAME_SIZE, Instruction, decode,
                            LDDW_NAMES)
+from ..native import abi, lib
 from .memory import AddressSpace, MemoryFault, Region
+from .semantics import ProgramError
 
 DEFAULT_BUDGET = 1_000_000
 
@@ -45,20 +48,6 @@ class RawCode:
     @classmethod
     def from_bytes(cls, code: bytes, name: str = "<bytecode>") -> "RawCode":
         return cls(name, decode(code))
-
-
-class ProgramError(ValueError):
-    """A program an engine refuses before running it (bad opcode, jump out of range...)."""
-
-    def __init__(self, message: str, *, program: str = "", pc: int | None = None,
-                 source: str | None = None) -> None:
-        where = f"{program}: " if program else ""
-        where += f"pc {pc}: " if pc is not None else ""
-        tail = f"\n    at {source}" if source else ""
-        super().__init__(f"{where}{message}{tail}")
-        self.program = program
-        self.pc = pc
-        self.source = source
 
 
 class VmFault(RuntimeError):
@@ -116,13 +105,42 @@ class TailCall:
     failure: int = -27
 
 
+class ProgramRegistry(dict):
+    """Program ids -> code: what native tail calls name (prog-array slots, TailCall targets)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ids: dict[int, int] = {}
+
+    def id_of(self, code: Any) -> int:
+        """The id of `code`, registering it on first use (ids start at 1)."""
+        pid = self._ids.get(id(code))
+        if pid is not None and self.get(pid) is code:
+            return pid
+        for pid, c in self.items():
+            if c is code:
+                break
+        else:
+            pid = max(self, default=0) + 1
+            self[pid] = code
+        self._ids[id(code)] = pid
+        return pid
+
+
 # A helper receives the machine and r1..r5 and returns r0 (or a TailCall / raises StopProgram).
 Helper = Callable[["Machine", int, int, int, int, int], "int | TailCall"]
 
 
 @dataclass
 class Machine:
-    """Everything outside the program that a run can see."""
+    """Everything outside the program that a run can see.
+
+    Helpers come in two kinds: `helpers` are Python callables, `native_helpers` the ids the
+    native runtime implements (ntoslab/native/helpers.c), called directly by compiled code and
+    through ctypes by the interpreter. A native run state (`native_run()`) carries what native
+    helpers see: the address space, the helper environment `env` (time, identity, randomness,
+    printk: one per sandbox), tail calls (`programs`: prog-array ids -> code).
+    """
 
     memory: AddressSpace = field(default_factory=AddressSpace)
     helpers: Mapping[int, Helper] = field(default_factory=dict)
@@ -132,7 +150,28 @@ class Machine:
     tail_calls_failed: int = 0
     # helper id -> why it is not available (reported when a program calling it is prepared)
     unavailable: Mapping[int, str] = field(default_factory=dict)
+    native_helpers: frozenset = frozenset()
+    helper_names: Mapping[int, str] = field(default_factory=dict)
+    env: Any = None                      # the native helper environment (ntl_env *)
+    programs: ProgramRegistry = field(default_factory=ProgramRegistry)
+    prog_arrays: Sequence[Any] = ()      # maps whose slots name programs (native tail calls)
+    tail_errors: dict = field(default_factory=dict)   # program id -> why it cannot run
+    # text of a native helper fault: (fault code, arg, arg2) -> message
+    describe_fault: Callable[[int, int, int], str] | None = None
+    # prepared programs, per engine (they die with the machine, so no id is ever stale)
+    prepared: dict = field(default_factory=dict, repr=False, compare=False)
     _stack: list[Region] = field(default_factory=list, repr=False)
+    _run: Any = field(default=None, repr=False)
+    _env_owner: Any = field(default=None, repr=False)
+
+    def has_helper(self, helper_id: int) -> bool:
+        return helper_id in self.helpers or helper_id in self.native_helpers
+
+    def helper_name(self, helper_id: int) -> str:
+        fn = self.helpers.get(helper_id)
+        if fn is not None:
+            return getattr(fn, "__name__", "?")
+        return self.helper_names.get(helper_id, f"helper {helper_id}")
 
     def stack_frames(self) -> list[Region]:
         """The 8 stack-frame regions (512 bytes each), created on first use."""
@@ -140,6 +179,23 @@ class Machine:
             self._stack = [self.memory.add(f"stack frame {i}", bytearray(STACK_FRAME_SIZE),
                                            kind="stack") for i in range(MAX_CALL_DEPTH)]
         return self._stack
+
+    def native_run(self) -> abi.Run:
+        """The native run state of this machine (created on first use)."""
+        if self._run is None:
+            L = lib()
+            env = self.env
+            if env is None:
+                env = self._env_owner = _OwnedEnv()
+                env = env.ptr
+            run = abi.Run()
+            L.ntl_run_init(run, self.memory.native, env)
+            for i, frame in enumerate(self.stack_frames()):
+                run.stack_host[i] = ctypes.addressof(frame._pin)
+                run.stack_end[i] = frame.end
+            run.max_tail_calls = self.max_tail_calls
+            self._run = run
+        return self._run
 
     def missing_helper(self, helper_id: int) -> str:
         """The message for a call to a helper this machine does not provide."""
@@ -152,6 +208,42 @@ class Machine:
             name = LDDW_NAMES.get(src, f"src {src}")
             raise LookupError(f"lddw form {name} needs a runtime that provides maps")
         return self.lddw_resolver(src, imm, next_imm)
+
+    def native_stop(self, run: abi.Run, where: Callable[[], dict]) -> "VmFault | StopProgram":
+        """What a native helper's stop means: the VmFault to raise, or a StopProgram."""
+        status = run.status
+        name = f"helper {self.helper_name(run.helper_id)} (id {run.helper_id})"
+        if status == abi.S_MEMORY:
+            try:
+                self.memory.locate(run.fault_addr, run.fault_size, bool(run.fault_write))
+                message = f"{name}: access of {run.fault_size} byte(s) at {run.fault_addr:#x} " \
+                          f"refused"
+                fault = MemoryFault(message, run.fault_addr, run.fault_size,
+                                    bool(run.fault_write))
+            except MemoryFault as exc:
+                exc.args = (f"{name}: {exc}",)
+                fault = exc
+            return memory_fault(fault, **where())
+        if status == abi.S_STOP:
+            return StopProgram(run.stop_r0)
+        if run.fault_code == abi.HF_TAIL_TARGET:
+            why = self.tail_errors.get(run.fault_arg, "it has no native code")
+            return VmFault("tail_call", f"tail call target cannot run: {why}", **where())
+        if self.describe_fault is not None:
+            text = self.describe_fault(run.fault_code, run.fault_arg, run.fault_arg2)
+        else:
+            text = f"native helper fault {run.fault_code} ({run.fault_arg:#x})"
+        return VmFault("helper", f"{name}: {text}", **where())
+
+
+class _OwnedEnv:
+    """A native helper environment for a machine without a sandbox."""
+
+    def __init__(self) -> None:
+        import weakref
+        L = lib()
+        self.ptr = L.ntl_env_new(1)
+        self._finalize = weakref.finalize(self, L.ntl_env_free, self.ptr)
 
 
 @dataclass(frozen=True)
@@ -218,11 +310,11 @@ def invoke_helper(machine: Machine, helper_id: int, args: Sequence[int],
     try:
         return fn(machine, *args)
     except MemoryFault as exc:
-        exc.args = (f"helper {getattr(fn, '__name__', '?')} (id {helper_id}): {exc}",)
+        exc.args = (f"helper {machine.helper_name(helper_id)} (id {helper_id}): {exc}",)
         raise
     except HelperError as exc:
-        raise fault("helper", f"helper {getattr(fn, '__name__', '?')} (id {helper_id}): {exc}") \
-            from None
+        raise fault("helper", f"helper {machine.helper_name(helper_id)} (id {helper_id}): "
+                              f"{exc}") from None
 
 
 def memory_fault(fault: MemoryFault, **where) -> VmFault:

@@ -1,8 +1,16 @@
 """The reference interpreter: RFC 9669 semantics at cpu v4, every access checked.
 
-Each instruction is translated once into a tiny Python function whose body is the instruction's
-meaning written out (see `semantics`); the run loop calls them one after another. The generated
-source is kept (`Interpreter.source(code, machine)`) so a reader can see exactly what each pc does.
+The program is validated by `semantics.check` and translated, from the same semantic
+definitions the JIT uses (`semantics.emit`), into Python source: one function per basic block
+(the fast path, charged against the budget once per block) and, on demand, one function per
+instruction (the exact path: a block that would overrun the budget runs instruction by
+instruction, so the budget fault names the same pc and leaves the same memory as any engine;
+the step debugger uses them too). The generated source is kept (`Interpreter.source(code,
+machine)`) so a reader can see exactly what each pc does.
+
+Helpers run where they are implemented: Python helpers directly, native ones (maps, rings,
+memory and string helpers: ntoslab/native/helpers.c) through ctypes, the very functions the
+JIT calls.
 
 >>> from ntoslab.vm import Interpreter, Machine, RawCode
 >>> Interpreter().run(RawCode.from_bytes(bytes.fromhex("b7000000050000002700000003000000"
@@ -11,15 +19,20 @@ source is kept (`Interpreter.source(code, machine)`) so a reader can see exactly
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+import ctypes
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple, Sequence
 
 from ..isa import opcodes as op
 from ..isa.opcodes import MASK32 as M32, MASK64 as M64, Instruction
-from .engine import (DEFAULT_BUDGET, Code, Engine, HelperError, Machine, ProgramError, RunResult,
-                     StopProgram, TailCall, VmFault, fault_site, invoke_helper, memory_fault,
-                     register_engine)
+from ..native import abi, lib
+from .engine import (DEFAULT_BUDGET, Code, Engine, HelperError, Machine, RunResult, StopProgram,
+                     TailCall, VmFault, fault_site, invoke_helper, memory_fault, register_engine)
 from .memory import MemoryFault
+from .semantics import (ROWS, TERMINATORS, Checked, ProgramError, block_starts, check,
+                        condition, emit)
+
+CACHE_LIMIT = 256          # prepared programs kept per machine
 
 # -- value helpers used by the generated code ----------------------------------------------------
 
@@ -54,47 +67,290 @@ def bswap(value: int, bits: int) -> int:
     return int.from_bytes((value & ((1 << bits) - 1)).to_bytes(bits // 8, "little"), "big")
 
 
-# -- semantics: the meaning of each operation as a Python expression -----------------------------
-# {d} is the destination value, {s} the source value (register or immediate), already masked to
-# the operation width; the result is masked by the caller's template.
-ALU_EXPR = {
-    op.ALU_ADD: "{d} + {s}",
-    op.ALU_SUB: "{d} - {s}",
-    op.ALU_MUL: "{d} * {s}",
-    op.ALU_OR: "{d} | {s}",
-    op.ALU_AND: "{d} & {s}",
-    op.ALU_XOR: "{d} ^ {s}",
-    op.ALU_LSH: "{d} << ({s} & {shmask})",
-    op.ALU_RSH: "{d} >> ({s} & {shmask})",
-    op.ALU_ARSH: "sx({d}, {bits}) >> ({s} & {shmask})",
-    op.ALU_NEG: "-{d}",
-    op.ALU_MOV: "{s}",
-}
-DIV_EXPR = {  # by offset: 0 unsigned, 1 signed
-    (op.ALU_DIV, 0): "({d} // {s} if {s} else 0)",
-    (op.ALU_DIV, 1): "sdiv({d}, {s}, {bits})",
-    (op.ALU_MOD, 0): "({d} % {s} if {s} else {d})",
-    (op.ALU_MOD, 1): "smod({d}, {s}, {bits})",
-}
-JMP_EXPR = {
-    op.JMP_JEQ: "{d} == {s}",
-    op.JMP_JNE: "{d} != {s}",
-    op.JMP_JGT: "{d} > {s}",
-    op.JMP_JGE: "{d} >= {s}",
-    op.JMP_JLT: "{d} < {s}",
-    op.JMP_JLE: "{d} <= {s}",
-    op.JMP_JSET: "{d} & {s}",
-    op.JMP_JSGT: "sx({d}, {bits}) > sx({s}, {bits})",
-    op.JMP_JSGE: "sx({d}, {bits}) >= sx({s}, {bits})",
-    op.JMP_JSLT: "sx({d}, {bits}) < sx({s}, {bits})",
-    op.JMP_JSLE: "sx({d}, {bits}) <= sx({s}, {bits})",
-}
+# -- the Python emitter ------------------------------------------------------------------------------
 
-LOAD_OPS = {op.CLS_LDX | op.MODE_MEM | sz: n for sz, n in op.SIZE_BYTES.items()}
-LOADSX_OPS = {op.CLS_LDX | op.MODE_MEMSX | sz: n for sz, n in op.SIZE_BYTES.items() if n < 8}
-STORE_IMM_OPS = {op.CLS_ST | op.MODE_MEM | sz: n for sz, n in op.SIZE_BYTES.items()}
-STORE_REG_OPS = {op.CLS_STX | op.MODE_MEM | sz: n for sz, n in op.SIZE_BYTES.items()}
-ATOMIC_OPS = {op.CLS_STX | op.MODE_ATOMIC | op.SIZE_W: 4, op.CLS_STX | op.MODE_ATOMIC | op.SIZE_DW: 8}
+def _mask(bits: int) -> str:
+    return {32: "M32", 64: "M64"}.get(bits, hex((1 << bits) - 1))
+
+
+class PV(NamedTuple):
+    """A Python expression of `w` bits; `clean` when it is known to be in [0, 2**w)."""
+
+    e: str
+    w: int
+    clean: bool
+
+
+class _Stack(NamedTuple):
+    """An address r10 + offset (the current stack frame)."""
+
+    offset: int
+
+
+class PyEmitter:
+    """semantics.Emitter writing Python statements (see the module docstring)."""
+
+    def __init__(self, out: list[tuple[int, str]], pc: int = 0) -> None:
+        self.out = out
+        self.pc = pc
+        self.indent = ""
+        self.ntemp = 0
+        self.uses_stack = False
+
+    def _line(self, text: str) -> None:
+        self.out.append((self.pc, self.indent + text))
+
+    @staticmethod
+    def _clean(v: PV) -> PV:
+        return v if v.clean else PV(f"({v.e} & {_mask(v.w)})", v.w, True)
+
+    def reg(self, r: int, width: int) -> PV:
+        return PV(f"R[{r}]", 64, True) if width == 64 else PV(f"(R[{r}] & M32)", 32, True)
+
+    def const(self, value: int, width: int) -> PV:
+        return PV(str(value & ((1 << width) - 1)), width, True)
+
+    def set(self, r: int, value: PV) -> None:
+        self._line(f"R[{r}] = {self._clean(value).e}")
+
+    def let(self, value: Any) -> Any:
+        if isinstance(value, _Stack):
+            return value
+        self.ntemp += 1
+        name = f"_t{self.ntemp}"
+        self._line(f"{name} = {value.e}")
+        return PV(name, value.w, value.clean)
+
+    def add(self, a: PV, b: PV) -> PV:
+        return PV(f"({a.e} + {b.e})", a.w, False)
+
+    def sub(self, a: PV, b: PV) -> PV:
+        return PV(f"({a.e} - {b.e})", a.w, False)
+
+    def mul(self, a: PV, b: PV) -> PV:
+        return PV(f"({a.e} * {b.e})", a.w, False)
+
+    def and_(self, a: PV, b: PV) -> PV:
+        return PV(f"({a.e} & {b.e})", a.w, a.clean or b.clean)
+
+    def or_(self, a: PV, b: PV) -> PV:
+        return PV(f"({a.e} | {b.e})", a.w, a.clean and b.clean)
+
+    def xor(self, a: PV, b: PV) -> PV:
+        return PV(f"({a.e} ^ {b.e})", a.w, a.clean and b.clean)
+
+    def shl(self, a: PV, b: PV) -> PV:
+        return PV(f"({a.e} << {self._clean(b).e})", a.w, False)
+
+    def lshr(self, a: PV, b: PV) -> PV:
+        return PV(f"({self._clean(a).e} >> {self._clean(b).e})", a.w, True)
+
+    def ashr(self, a: PV, b: PV) -> PV:
+        return PV(f"(sx({a.e}, {a.w}) >> {self._clean(b).e})", a.w, False)
+
+    def neg(self, a: PV) -> PV:
+        return PV(f"(-{a.e})", a.w, False)
+
+    def udiv(self, a: PV, b: PV) -> PV:
+        a, b = self._clean(a), self._clean(b)
+        return PV(f"({a.e} // {b.e} if {b.e} else 0)", a.w, True)
+
+    def urem(self, a: PV, b: PV) -> PV:
+        a, b = self._clean(a), self._clean(b)
+        return PV(f"({a.e} % {b.e} if {b.e} else {a.e})", a.w, True)
+
+    def sdiv(self, a: PV, b: PV) -> PV:
+        return PV(f"sdiv({self._clean(a).e}, {self._clean(b).e}, {a.w})", a.w, True)
+
+    def srem(self, a: PV, b: PV) -> PV:
+        return PV(f"smod({self._clean(a).e}, {self._clean(b).e}, {a.w})", a.w, True)
+
+    def trunc(self, a: PV, width: int) -> PV:
+        return a if width >= a.w else PV(f"({a.e} & {_mask(width)})", width, True)
+
+    def zext(self, a: PV, width: int) -> PV:
+        return a if width == a.w else PV(self._clean(a).e, width, True)
+
+    def sext(self, a: PV, width: int) -> PV:
+        return PV(f"sx({a.e}, {a.w})", width, False)
+
+    def bswap(self, a: PV) -> PV:
+        return PV(f"bswap({a.e}, {a.w})", a.w, True)
+
+    def cmp(self, kind: str, a: PV, b: PV) -> str:
+        if kind[0] == "s" and kind != "set":
+            rel = {"sgt": ">", "sge": ">=", "slt": "<", "sle": "<="}[kind]
+            return f"sx({a.e}, {a.w}) {rel} sx({b.e}, {b.w})"
+        a, b = self._clean(a), self._clean(b)
+        if kind == "set":
+            return f"{a.e} & {b.e}"
+        rel = {"eq": "==", "ne": "!=", "ugt": ">", "uge": ">=", "ult": "<", "ule": "<="}[kind]
+        return f"{a.e} {rel} {b.e}"
+
+    def address(self, r: int, offset: int) -> Any:
+        if r == 10:
+            return _Stack(offset)
+        return PV(f"R[{r}]" if offset == 0 else f"((R[{r}] + {offset}) & M64)", 64, True)
+
+    @staticmethod
+    def _in_frame(a: _Stack, size: int) -> bool:
+        return -op.STACK_FRAME_SIZE <= a.offset and a.offset + size <= 0
+
+    def _generic(self, a: Any) -> str:
+        if isinstance(a, _Stack):
+            return f"(R[10] + {a.offset}) & M64"
+        return a.e
+
+    def load(self, address: Any, size: int) -> PV:
+        if isinstance(address, _Stack) and self._in_frame(address, size):
+            self.uses_stack = True
+            lo = op.STACK_FRAME_SIZE + address.offset
+            return PV(f"int.from_bytes(F[{lo}:{lo + size}], 'little')", 8 * size, True)
+        return PV(f"load({self._generic(address)}, {size})", 8 * size, True)
+
+    def store(self, address: Any, size: int, value: PV) -> None:
+        if isinstance(address, _Stack) and self._in_frame(address, size):
+            self.uses_stack = True
+            lo = op.STACK_FRAME_SIZE + address.offset
+            self._line(f"F[{lo}:{lo + size}] = ({value.e} & {_mask(8 * size)})"
+                       f".to_bytes({size}, 'little')")
+            return
+        self._line(f"store({self._generic(address)}, {size}, {value.e})")
+
+    def if_(self, cond: str, then: Callable[[], None]) -> None:
+        self._line(f"if {cond}:")
+        self.indent += "    "
+        then()
+        self.indent = self.indent[:-4]
+
+
+# -- translation -----------------------------------------------------------------------------------
+
+@dataclass
+class _Prepared:
+    code: Code
+    checked: Checked
+    blocks: list            # by pc: (block function, length) at block starts, else None
+    source: str
+    ns: dict
+    linepc: dict[int, int]  # line of the generated module -> pc
+    _ops: list | None = None
+    _ops_source: str = ""
+
+    def ops(self) -> list[Callable]:
+        """One function per pc (and pc n: fell off the end), compiled on first use."""
+        if self._ops is None:
+            _compile_ops(self)
+        return self._ops
+
+
+def _terminator(out: list, chk: Checked, pc: int, indent: str = "    ") -> None:
+    insn = chk.insns[pc]
+    row = ROWS[insn.opcode]
+    kind = row.kind
+    if kind == "exit":
+        text = "return st.exit()"
+    elif kind == "call":
+        text = f"return st.call_helper({insn.imm}, {pc})" if insn.src == op.CALL_HELPER else \
+            f"return st.call_local({chk.target(pc)}, {pc})"
+    elif kind in ("ja", "ja32"):
+        text = f"return {chk.target(pc)}"
+    else:
+        E = PyEmitter([], pc)
+        text = f"return {chk.target(pc)} if {condition(E, insn)} else {pc + 1}"
+    out.append((pc, indent + text))
+
+
+def _body(chk: Checked, pc: int) -> tuple[list[tuple[int, str]], bool]:
+    out: list[tuple[int, str]] = []
+    E = PyEmitter(out, pc)
+    emit(E, chk.insns[pc], chk.lddw.get(pc))
+    return out, E.uses_stack
+
+
+def _namespace(machine: Machine) -> dict:
+    mem = machine.memory
+    return dict(M32=M32, M64=M64, sx=sx, sdiv=sdiv, smod=smod, bswap=bswap, load=mem.load,
+                store=mem.store)
+
+
+def _assemble(functions: list[tuple[str, list[tuple[int, str]]]], filename: str,
+              ns: dict) -> tuple[str, dict[int, int]]:
+    lines: list[str] = []
+    linepc: dict[int, int] = {}
+    for header, body in functions:
+        lines.append(header)
+        for pc, text in body:
+            lines.append(text)
+            linepc[len(lines)] = pc
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, filename, "exec"), ns)
+    return source, linepc
+
+
+def _translate(code: Code, machine: Machine, chk: Checked) -> _Prepared:
+    n = chk.n
+    leaders = block_starts(chk)
+    lead = set(leaders)
+    functions = []
+    lengths: dict[int, int] = {}
+    for start in leaders:
+        if start == n:
+            functions.append((f"def _b{n}(R, st):", [(n, f"    return st.fell_off({n})")]))
+            lengths[n] = 1
+            continue
+        body: list[tuple[int, str]] = []
+        stack = False
+        pc = start
+        count = 0
+        while True:
+            count += 1
+            row = ROWS[chk.insns[pc].opcode]
+            if row.kind in TERMINATORS:
+                _terminator(body, chk, pc)
+                break
+            lines, uses = _body(chk, pc)
+            stack |= uses
+            body.extend((p, "    " + t) for p, t in lines)
+            last, pc = pc, chk.next_pc(pc)
+            if pc in lead:
+                body.append((last, f"    return {pc}"))
+                break
+        if stack:
+            body.insert(0, (start, "    F = st.F"))
+        functions.append((f"def _b{start}(R, st):", body))
+        lengths[start] = count
+    ns = _namespace(machine)
+    source, linepc = _assemble(functions, f"<ntoslab interpreter: {code.name}>", ns)
+    blocks: list = [None] * (n + 1)
+    for start in leaders:
+        blocks[start] = (ns[f"_b{start}"], lengths[start])
+    return _Prepared(code, chk, blocks, source, ns, linepc)
+
+
+def _compile_ops(p: _Prepared) -> None:
+    chk = p.checked
+    functions = []
+    for pc in range(chk.n):
+        if pc in chk.second:
+            functions.append((f"def _op{pc}(R, st):",
+                              [(pc, f"    return st.fell_into_lddw({pc})")]))
+            continue
+        row = ROWS[chk.insns[pc].opcode]
+        body: list[tuple[int, str]] = []
+        if row.kind in TERMINATORS:
+            _terminator(body, chk, pc)
+        else:
+            lines, uses = _body(chk, pc)
+            if uses:
+                body.append((pc, "    F = st.F"))
+            body.extend((q, "    " + t) for q, t in lines)
+            body.append((pc, f"    return {chk.next_pc(pc)}"))
+        functions.append((f"def _op{pc}(R, st):", body))
+    functions.append((f"def _op{chk.n}(R, st):", [(chk.n, f"    return st.fell_off({chk.n})")]))
+    ns = dict(p.ns)
+    p._ops_source, _ = _assemble(functions, f"<ntoslab interpreter ops: {p.code.name}>", ns)
+    p._ops = [ns[f"_op{i}"] for i in range(chk.n + 1)]
 
 
 class _Exit(Exception):
@@ -102,22 +358,7 @@ class _Exit(Exception):
 
 
 class _Switch(Exception):
-    """The current code changed (tail call, or a return into a caller of another program)."""
-
-
-@dataclass
-class _Frame:
-    code: Code
-    ops: list
-    return_pc: int
-    saved: tuple[int, int, int, int, int]  # r6..r10
-
-
-@dataclass
-class _Prepared:
-    code: Code
-    ops: list[Callable]
-    source: str
+    """The current code changed (a tail call)."""
 
 
 class Interpreter(Engine):
@@ -125,234 +366,66 @@ class Interpreter(Engine):
 
     name = "interpreter"
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple[int, int], _Prepared] = {}
-
     # -- translation -----------------------------------------------------------------------------
     def prepare(self, code: Code, machine: Machine) -> _Prepared:
-        key = (id(code), id(machine))
-        hit = self._cache.get(key)
-        if hit is not None and hit.code is code:
+        cache = machine.prepared.setdefault(self.name, {})
+        hit = cache.get(id(code))
+        if hit is not None and hit.code is code:   # the cache holds the code: ids stay unique
             return hit
-        lines: list[str] = []
-        insns = list(code.insns)
-        n = len(insns)
-        if n == 0:
-            raise ProgramError("program has no instructions", program=code.name)
-        second_slot = {pc + 1 for pc, i in enumerate(insns) if i.opcode == op.OP_LDDW}
-        consts: dict[str, object] = {}
-        for pc, insn in enumerate(insns):
-            if pc in second_slot:
-                lines.append(f"def _op{pc}(R, st):\n    return st.fell_into_lddw({pc})")
-                continue
-            try:
-                body = self._translate(insn, pc, n, second_slot, machine, consts)
-            except ProgramError as exc:
-                raise ProgramError(str(exc), program=code.name, pc=pc,
-                                   source=code.describe_pc(pc)) from None
-            lines.append(f"def _op{pc}(R, st):\n    " + "\n    ".join(body))
-        lines.append(f"def _op{n}(R, st):\n    return st.fell_off({n})")
-        source = "\n".join(lines) + "\n"
-        mem = machine.memory
-        ns: dict[str, object] = dict(M32=M32, M64=M64, sx=sx, sdiv=sdiv, smod=smod, bswap=bswap,
-                                     load=mem.load, store=mem.store, **consts)
-        exec(compile(source, f"<ntoslab interpreter: {code.name}>", "exec"), ns)
-        ops = [ns[f"_op{i}"] for i in range(n + 1)]
-        prepared = _Prepared(code, ops, source)
-        self._cache[key] = prepared
+        chk = check(code.name, code.insns, machine, code.describe_pc)
+        prepared = _translate(code, machine, chk)
+        if len(cache) >= CACHE_LIMIT:
+            cache.pop(next(iter(cache)))
+        cache[id(code)] = prepared
         return prepared
 
     def source(self, code: Code, machine: Machine) -> str:
-        """The generated Python for `code`: one function per pc."""
+        """The generated Python for `code`: one function per basic block."""
         return self.prepare(code, machine).source
-
-    @staticmethod
-    def _reg(r: int, what: str) -> int:
-        if r > 10:
-            raise ProgramError(f"invalid {what} register r{r}")
-        return r
-
-    def _translate(self, insn: Instruction, pc: int, n: int, second_slot: set[int],
-                   machine: Machine, consts: dict) -> list[str]:
-        code_op = insn.opcode
-        cls = code_op & 0x07
-        dst = self._reg(insn.dst, "destination")
-        src = insn.src
-        off = insn.offset
-        imm = insn.imm
-
-        def target(rel: int) -> int:
-            t = pc + 1 + rel
-            if not 0 <= t < n or t in second_slot:
-                raise ProgramError(f"jump target {t} is outside the program (0..{n - 1}) or "
-                                   f"inside an lddw")
-            return t
-
-        def writes_dst() -> None:
-            if dst == 10:
-                raise ProgramError("r10 (frame pointer) is read-only")
-
-        if cls in (op.CLS_ALU, op.CLS_ALU64):
-            is64 = cls == op.CLS_ALU64
-            bits, mask, shmask = (64, "M64", 63) if is64 else (32, "M32", 31)
-            alu = code_op & 0xF0
-            writes_dst()
-            if alu == op.ALU_END:
-                if imm not in (16, 32, 64):
-                    raise ProgramError(f"byte swap width {imm} is not 16, 32 or 64")
-                if is64 and code_op & op.SRC_X:
-                    raise ProgramError(f"unknown opcode {code_op:#04x}")
-                if is64 or code_op & op.SRC_X:  # bswap / to big-endian (host is little-endian)
-                    return [f"R[{dst}] = bswap(R[{dst}], {imm})", f"return {pc + 1}"]
-                return [f"R[{dst}] = R[{dst}] & {(1 << imm) - 1:#x}", f"return {pc + 1}"]
-            if alu not in op.ALU_NAMES:
-                raise ProgramError(f"unknown opcode {code_op:#04x}")
-            if code_op & op.SRC_X:
-                s = f"R[{self._reg(src, 'source')}]" if is64 else \
-                    f"(R[{self._reg(src, 'source')}] & M32)"
-            else:
-                if src:
-                    raise ProgramError(f"src field {src} must be 0 for an immediate operand")
-                s = str(imm & (M64 if is64 else M32))
-            d = f"R[{dst}]" if is64 else f"(R[{dst}] & M32)"
-            if alu in (op.ALU_DIV, op.ALU_MOD):
-                if off not in (0, 1):
-                    raise ProgramError(f"offset {off} is not 0 (unsigned) or 1 (signed) for div/mod")
-                expr = DIV_EXPR[(alu, off)]
-            elif alu == op.ALU_MOV and off:
-                allowed = (8, 16, 32) if is64 else (8, 16)
-                if off not in allowed or not code_op & op.SRC_X:
-                    raise ProgramError(f"movsx offset {off} is not one of {allowed} (register source)")
-                expr = f"sx({{s}}, {off})"
-            else:
-                if off:
-                    raise ProgramError(f"offset {off} must be 0 for {op.ALU_NAMES[alu]}")
-                expr = ALU_EXPR[alu]
-            value = expr.format(d=d, s=s, bits=bits, shmask=shmask)
-            return [f"R[{dst}] = ({value}) & {mask}", f"return {pc + 1}"]
-
-        if cls in (op.CLS_JMP, op.CLS_JMP32):
-            jop = code_op & 0xF0
-            if code_op == op.OP_EXIT:
-                return ["return st.exit()"]
-            if code_op == op.OP_CALL:
-                if src == op.CALL_HELPER:
-                    if imm not in machine.helpers:
-                        raise ProgramError(machine.missing_helper(imm))
-                    return [f"return st.call_helper({imm}, {pc})"]
-                if src == op.CALL_LOCAL:
-                    return [f"return st.call_local({target(imm)}, {pc})"]
-                raise ProgramError(f"call with src {src} (BTF-id kfunc calls) is not supported")
-            if code_op == op.OP_CALLX:
-                raise ProgramError("callx (indirect call through a register) is not supported")
-            if code_op == op.OP_JA:
-                return [f"return {target(off)}"]
-            if code_op == op.OP_JA32:
-                return [f"return {target(imm)}"]
-            if jop not in JMP_EXPR:
-                raise ProgramError(f"unknown opcode {code_op:#04x}")
-            is64 = cls == op.CLS_JMP
-            bits = 64 if is64 else 32
-            d = f"R[{dst}]" if is64 else f"(R[{dst}] & M32)"
-            if code_op & op.SRC_X:
-                r = self._reg(src, "source")
-                s = f"R[{r}]" if is64 else f"(R[{r}] & M32)"
-            else:
-                s = str(imm & (M64 if is64 else M32))
-            cond = JMP_EXPR[jop].format(d=d, s=s, bits=bits)
-            return [f"return {target(off)} if {cond} else {pc + 1}"]
-
-        if code_op == op.OP_LDDW:
-            writes_dst()
-            if src == op.LDDW_IMM64:
-                value = insn.imm64
-            elif src in (op.LDDW_MAP_FD, op.LDDW_MAP_VALUE, op.LDDW_MAP_IDX, op.LDDW_MAP_IDX_VALUE):
-                nxt = (insn.imm64 >> 32) if insn.imm64 is not None else 0
-                try:
-                    value = machine.resolve_lddw(src, imm, nxt)
-                except LookupError as exc:
-                    raise ProgramError(str(exc)) from None
-            else:
-                raise ProgramError(f"lddw with src {src} ({op.LDDW_NAMES.get(src, '?')}) "
-                                   f"is not supported")
-            return [f"R[{dst}] = {value & M64:#x}", f"return {pc + 2}"]
-
-        if code_op in LOAD_OPS or code_op in LOADSX_OPS:
-            writes_dst()
-            r = self._reg(src, "source")
-            addr = f"(R[{r}] + {off}) & M64"
-            if code_op in LOAD_OPS:
-                return [f"R[{dst}] = load({addr}, {LOAD_OPS[code_op]})", f"return {pc + 1}"]
-            size = LOADSX_OPS[code_op]
-            return [f"R[{dst}] = sx(load({addr}, {size}), {size * 8}) & M64", f"return {pc + 1}"]
-
-        if code_op in STORE_IMM_OPS:
-            size = STORE_IMM_OPS[code_op]
-            return [f"store((R[{dst}] + {off}) & M64, {size}, {imm & M64})", f"return {pc + 1}"]
-
-        if code_op in STORE_REG_OPS:
-            r = self._reg(src, "source")
-            return [f"store((R[{dst}] + {off}) & M64, {STORE_REG_OPS[code_op]}, R[{r}])",
-                    f"return {pc + 1}"]
-
-        if code_op in ATOMIC_OPS:
-            r = self._reg(src, "source")
-            if imm not in op.ATOMIC_OPS:
-                raise ProgramError(f"unknown atomic operation {imm:#x}")
-            if imm == op.ATOMIC_CMPXCHG:
-                pass
-            elif imm & op.ATOMIC_FETCH and r == 10:
-                raise ProgramError("atomic fetch into r10 (frame pointer)")
-            return [f"st.atomic({imm}, {ATOMIC_OPS[code_op]}, (R[{dst}] + {off}) & M64, {r})",
-                    f"return {pc + 1}"]
-
-        raise ProgramError(f"unknown opcode {code_op:#04x}")
 
     # -- execution -------------------------------------------------------------------------------
     def run(self, code: Code, machine: Machine, args: Sequence[int] = (),
             budget: int = DEFAULT_BUDGET) -> RunResult:
         prepared = self.prepare(code, machine)
+        machine.native_run().program_id = machine.programs.id_of(code)
         st = _RunState(self, machine, prepared)
         R = st.regs
         for i, a in enumerate(args[:5]):
             R[i + 1] = a & M64
-        ops = prepared.ops
-        pc = 0
-        count = 0
-        while True:
-            try:
-                while True:
-                    count += 1
-                    if count > budget:
-                        st.count = count - 1
-                        raise st.fault("budget", f"instruction budget of {budget} exhausted "
-                                       f"(a runaway loop?)", pc)
-                    pc = ops[pc](R, st)
-            except _Exit:
-                return RunResult(R[0], count, st.tail_calls)
-            except _Switch:
-                ops = st.ops
-                pc = st.pc
-            except StopProgram as stop:
-                return RunResult(stop.r0 & M64, count, st.tail_calls)
-            except MemoryFault as exc:
-                st.count = count
-                raise memory_fault(exc, **st.where(pc)) from None
-            except VmFault:
-                raise
-            except HelperError as exc:
-                st.count = count
-                raise st.fault("helper", str(exc), pc) from None
+        return st.loop(0, 0, budget)
+
+    def resume(self, code: Code, machine: Machine, pc: int, regs: Sequence[int],
+               frames: Sequence[tuple[int, Sequence[int]]], count: int, budget: int,
+               tail_calls: int = 0) -> RunResult:
+        """Go on with a run another engine started: at `pc` (a block start) of `code`, with the
+        registers, the call frames [(return pc, saved r6..r10)], the instruction count and the
+        tail calls made so far. Memory is the machine's, as that engine left it."""
+        prepared = self.prepare(code, machine)
+        st = _RunState(self, machine, prepared, clear_stack=False)
+        st.regs[:] = [v & M64 for v in regs]
+        st.tail_calls = tail_calls
+        for ret, saved in frames:
+            st.frames.append(_Frame(prepared, ret, tuple(saved)))
+        st.F = st.stack[len(st.frames)].data
+        return st.loop(pc, count, budget)
+
+
+@dataclass
+class _Frame:
+    prepared: _Prepared
+    return_pc: int
+    saved: tuple  # r6..r10
 
 
 class _RunState:
-    """Per-run state the generated code calls back into (calls, exits, atomics)."""
+    """Per-run state the generated code calls back into (calls, exits, helpers)."""
 
-    def __init__(self, engine: Interpreter, machine: Machine, prepared: _Prepared) -> None:
+    def __init__(self, engine: Interpreter, machine: Machine, prepared: _Prepared,
+                 clear_stack: bool = True) -> None:
         self.engine = engine
         self.machine = machine
+        self.prepared = prepared
         self.code = prepared.code
-        self.ops = prepared.ops
         self.pc = 0
         self.regs = [0] * 11
         self.frames: list[_Frame] = []
@@ -361,8 +434,103 @@ class _RunState:
         self.count = 0
         stack = machine.stack_frames()
         self.stack = stack
-        stack[0].data[:] = bytes(len(stack[0].data))
+        if clear_stack:
+            stack[0].data[:] = bytes(len(stack[0].data))
+        self.F = stack[0].data
         self.regs[10] = stack[0].end
+        self.native = machine.native_helpers
+
+    # -- the run loop ----------------------------------------------------------------------------
+    def loop(self, pc: int, count: int, budget: int) -> RunResult:
+        blocks = self.prepared.blocks
+        R = self.regs
+        while True:
+            try:
+                while True:
+                    fn, length = blocks[pc]
+                    if count + length > budget:
+                        count = self._exact(pc, count, budget)   # ends in a fault or a switch
+                        blocks = self.prepared.blocks
+                        pc = self.pc
+                        continue
+                    count += length
+                    self.count = count
+                    pc = fn(R, self)
+            except _Exit:
+                self._settle()
+                return RunResult(R[0], self.count, self.tail_calls)
+            except _Switch:
+                blocks = self.prepared.blocks
+                pc = self.pc
+                count = self.count
+            except StopProgram as stop:
+                self._settle()
+                return RunResult(stop.r0 & M64, self.count, self.tail_calls)
+            except MemoryFault as exc:
+                self._settle()
+                fpc = self._fault_pc(exc, pc)
+                self.count = count - blocks[pc][1] + self._index(pc, fpc) + 1
+                raise memory_fault(exc, **self.where(fpc)) from None
+            except VmFault:
+                self._settle()
+                raise
+            except HelperError as exc:
+                self._settle()
+                raise self.fault("helper", str(exc), pc) from None
+            except BaseException:
+                self._settle()
+                raise
+
+    def _exact(self, pc: int, count: int, budget: int) -> int:
+        """Run instruction by instruction from `pc` until the budget fault (or a switch of
+        code, after which the block loop goes on)."""
+        ops = self.prepared.ops()
+        R = self.regs
+        try:
+            while True:
+                count += 1
+                self.count = count
+                if count > budget:
+                    self.count = count - 1
+                    raise self.fault("budget", f"instruction budget of {budget} exhausted "
+                                     f"(a runaway loop?)", pc)
+                pc = ops[pc](R, self)
+                if self.prepared.blocks[pc] is not None and count + \
+                        self.prepared.blocks[pc][1] <= budget:
+                    self.pc = pc
+                    return count
+        except MemoryFault as exc:
+            self._settle()
+            self.count = count
+            raise memory_fault(exc, **self.where(pc)) from None
+        except _Switch:
+            return count
+
+    def _fault_pc(self, exc: BaseException, start: int) -> int:
+        """The pc of the instruction of block `start` that raised `exc` (its source line)."""
+        tb = exc.__traceback__
+        name = f"<ntoslab interpreter: {self.code.name}>"
+        line = None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == name:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        return self.prepared.linepc.get(line, start)
+
+    def _index(self, start: int, pc: int) -> int:
+        """How many instructions of the block at `start` come before `pc`."""
+        chk = self.prepared.checked
+        i, p = 0, start
+        while p < pc:
+            p = chk.next_pc(p)
+            i += 1
+        return i
+
+    def _settle(self) -> None:
+        run = self.machine._run
+        if run is not None and run.tail_calls_failed:
+            self.machine.tail_calls_failed += run.tail_calls_failed
+            run.tail_calls_failed = 0
 
     # where a fault happened
     def where(self, pc: int) -> dict:
@@ -371,7 +539,7 @@ class _RunState:
     def fault(self, kind: str, message: str, pc: int) -> VmFault:
         return VmFault(kind, message, **self.where(pc))
 
-    # control flow
+    # -- control flow ------------------------------------------------------------------------------
     def exit(self) -> int:
         if not self.frames:
             if self.pending is not None:
@@ -380,8 +548,10 @@ class _RunState:
         frame = self.frames.pop()
         R = self.regs
         R[6], R[7], R[8], R[9], R[10] = frame.saved
-        if frame.ops is not self.ops:
-            self.code, self.ops, self.pc = frame.code, frame.ops, frame.return_pc
+        self.F = self.stack[len(self.frames)].data
+        if frame.prepared is not self.prepared:
+            self.prepared, self.code, self.pc = frame.prepared, frame.prepared.code, \
+                frame.return_pc
             raise _Switch
         return frame.return_pc
 
@@ -391,19 +561,41 @@ class _RunState:
             raise self.fault("call", f"bpf-to-bpf call depth would exceed {len(self.stack)} "
                              f"frames", pc)
         R = self.regs
-        self.frames.append(_Frame(self.code, self.ops, pc + 1, (R[6], R[7], R[8], R[9], R[10])))
+        self.frames.append(_Frame(self.prepared, pc + 1, (R[6], R[7], R[8], R[9], R[10])))
         frame = self.stack[depth]
         frame.data[:] = bytes(len(frame.data))
+        self.F = frame.data
         R[10] = frame.end
         return target
 
     def call_helper(self, helper_id: int, pc: int) -> int:
         R = self.regs
+        if helper_id in self.native:
+            return self._call_native(helper_id, pc)
         result = invoke_helper(self.machine, helper_id, (R[1], R[2], R[3], R[4], R[5]),
                                lambda kind, message: self.fault(kind, message, pc))
         if isinstance(result, TailCall):
             return self._tail_call(result, pc)
         R[0] = result & M64
+        return pc + 1
+
+    def _call_native(self, helper_id: int, pc: int) -> int:
+        machine = self.machine
+        run = machine.native_run()
+        run.tail_calls = self.tail_calls
+        run.native_tail = 0
+        R = self.regs
+        r0 = _call(ctypes.byref(run), helper_id, R[1], R[2], R[3], R[4], R[5])
+        if run.status:
+            stop = machine.native_stop(run, lambda: self.where(pc))
+            run.status = 0
+            raise stop
+        if run.tail_prog_id:
+            target = machine.programs.get(run.tail_prog_id)
+            run.tail_prog_id = 0
+            run.tail_fn = None
+            return self._tail_call(TailCall(target, run.tail_ctx), pc)
+        R[0] = r0
         return pc + 1
 
     def _tail_call(self, call: TailCall, pc: int) -> int:
@@ -423,14 +615,16 @@ class _RunState:
         call, self.pending = self.pending, None
         prepared = self.engine.prepare(call.code, self.machine)
         self.tail_calls += 1
+        self.machine.native_run().program_id = self.machine.programs.id_of(call.code)
         R = self.regs
         for i in range(10):
             R[i] = 0
         R[1] = call.ctx & M64
         stack = self.stack[0]
         stack.data[:] = bytes(len(stack.data))
+        self.F = stack.data
         R[10] = stack.end
-        self.code, self.ops, self.pc = prepared.code, prepared.ops, 0
+        self.prepared, self.code, self.pc = prepared, prepared.code, 0
         raise _Switch
 
     def fell_off(self, pc: int) -> int:
@@ -439,33 +633,11 @@ class _RunState:
     def fell_into_lddw(self, pc: int) -> int:
         raise self.fault("control", "execution reached the second slot of an lddw", pc)
 
-    def atomic(self, aop: int, size: int, address: int, src: int) -> None:
-        mem = self.machine.memory
-        R = self.regs
-        mask = (1 << (size * 8)) - 1
-        old = mem.load(address, size)
-        value = R[src] & mask
-        if aop == op.ATOMIC_CMPXCHG:
-            if old == R[0] & mask:
-                mem.store(address, size, value)
-            R[0] = old
-            return
-        if aop == op.ATOMIC_XCHG:
-            mem.store(address, size, value)
-            R[src] = old
-            return
-        base = aop & ~op.ATOMIC_FETCH
-        if base == op.ATOMIC_ADD:
-            new = (old + value) & mask
-        elif base == op.ATOMIC_OR:
-            new = old | value
-        elif base == op.ATOMIC_AND:
-            new = old & value
-        else:
-            new = old ^ value
-        mem.store(address, size, new)
-        if aop & op.ATOMIC_FETCH:
-            R[src] = old
 
+def _native_call() -> Callable:
+    return lib().ntl_call_helper
+
+
+_call = _native_call()
 
 register_engine("interpreter", Interpreter)

@@ -1,9 +1,12 @@
 """The sandboxed address space eBPF programs run in.
 
-Every byte a program may touch lives in a named `Region` (a stack frame, the context, the
-command-line "packet", a map value, global data, a helper buffer). Regions sit at widely spaced
-virtual addresses so that a pointer that strays off one region never lands in another; every
-load and store is checked, and a stray access raises `MemoryFault` naming the region it came
+Every byte a program may touch lives in a window of the native address space
+(ntoslab/native/space.c): 4 GiB of virtual addresses per window, one table entry each. A plain
+`Region` (a stack frame, the context, the command-line "packet", a helper buffer) is one window;
+a map's values live in windows of slots at a stride of at least twice the value, so an access
+that strays off a value faults instead of reaching the next one, and a stale pointer to a freed
+value faults too. Every load and store is checked, here for the interpreter and in the JIT's
+inlined copy of the same rule; a stray access raises `MemoryFault` naming the region it came
 closest to.
 
 >>> mem = AddressSpace()
@@ -13,13 +16,15 @@ closest to.
 """
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass, field
+import ctypes
+import weakref
+from typing import Any, Callable
 
-# Regions are placed this far apart (and never at address 0), so an access off the end of one
-# region cannot reach the next one.
-REGION_SPACING = 1 << 32
-FIRST_BASE = 1 << 40
+from ..native import lib
+from ..native.abi import FIRST_WINDOW, W_HANDLE, W_MAP, W_WRITABLE, WINDOW_SHIFT
+
+WINDOW = 1 << WINDOW_SHIFT
+MAX_REGION = WINDOW - 1
 
 
 class MemoryFault(Exception):
@@ -34,19 +39,23 @@ class MemoryFault(Exception):
         self.region = region
 
 
-@dataclass(eq=False)
 class Region:
-    """A contiguous range of addressable bytes."""
+    """A contiguous range of addressable bytes (plain regions are one window each; the value of
+    a map entry is described by a Region too, made when a fault or a lookup needs one)."""
 
-    name: str
-    base: int
-    data: bytearray | memoryview
-    writable: bool = True
-    kind: str = "data"
-    end: int = field(init=False)
+    __slots__ = ("name", "base", "data", "writable", "kind", "end", "window", "_pin",
+                 "__weakref__")
 
-    def __post_init__(self) -> None:
-        self.end = self.base + len(self.data)
+    def __init__(self, name: str, base: int, data: Any, writable: bool = True,
+                 kind: str = "data", window: int = 0) -> None:
+        self.name = name
+        self.base = base
+        self.data = data
+        self.writable = writable
+        self.kind = kind
+        self.end = base + len(data)
+        self.window = window
+        self._pin = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -56,116 +65,252 @@ class Region:
         return f"<Region {self.name!r} {self.kind} {rw} [{self.base:#x}, {self.end:#x}) {len(self)} bytes>"
 
 
+def _pin(data: bytearray) -> tuple[Any, int]:
+    """(keep-alive, host address) of a bytearray's bytes; the bytearray cannot resize while
+    the keep-alive lives, so the address stays valid."""
+    if not len(data):
+        return None, 0
+    buf = (ctypes.c_char * len(data)).from_buffer(data)
+    return buf, ctypes.addressof(buf)
+
+
+def host_view(address: int, size: int) -> memoryview:
+    """A writable memoryview of `size` bytes of native memory at `address`."""
+    if size == 0:
+        return memoryview(bytearray())
+    return memoryview((ctypes.c_uint8 * size).from_address(address)).cast("B")
+
+
+class _MapWindow:
+    """What the interpreter needs to check an access to one window of map storage."""
+
+    __slots__ = ("view", "pitch", "live", "length", "nslots", "shift", "mask", "writable",
+                 "owner", "first_slot", "base")
+
+    def __init__(self, w, key: int) -> None:
+        self.pitch = w.pitch
+        self.length = w.length
+        self.nslots = w.nslots
+        self.shift = w.shift
+        self.mask = (1 << w.shift) - 1
+        self.writable = bool(w.flags & W_WRITABLE)
+        span = (w.nslots - 1) * w.pitch + w.length if w.nslots else 0
+        self.view = host_view(w.host, span) if span else memoryview(b"")
+        self.live = host_view(w.live, w.nslots) if w.nslots else b""
+        self.owner = w.owner
+        self.first_slot = w.first_slot
+        self.base = key << WINDOW_SHIFT
+
+    def locate(self, address: int, size: int) -> int:
+        """Host offset of an access inside this window, or -1."""
+        off = address & 0xFFFF_FFFF
+        slot = off >> self.shift
+        inner = off & self.mask
+        if slot < self.nslots and inner + size <= self.length and self.live[slot]:
+            return slot * self.pitch + inner
+        return -1
+
+
 class AddressSpace:
-    """The set of regions one program run may access."""
+    """The set of regions one sandbox's programs may access (one native address space)."""
 
     def __init__(self) -> None:
-        self._bases: list[int] = []
-        self._regions: list[Region] = []
-        self._next_base = FIRST_BASE
-        self._free_bases: list[int] = []
-        self._last: Region | None = None
-        self.version = 0  # bumped whenever a region is mapped or unmapped
+        L = lib()
+        self._lib = L
+        self.native = L.ntl_space_new()
+        if not self.native:
+            raise MemoryError("cannot create a native address space")
+        self._finalize = weakref.finalize(self, L.ntl_space_free, self.native)
+        self._plain: dict[int, Region] = {}            # window key -> region
+        self._fast: dict[int, tuple] = {}              # window key -> (data, length, writable)
+        self._mapwin: dict[int, _MapWindow] = {}       # window key -> map storage (lazily)
+        self._maps: dict[int, Callable[[], Any]] = {}  # native map address -> weakref to Map
 
     # -- region management -------------------------------------------------------------------
     def add(self, name: str, data: bytearray | memoryview | bytes, *, writable: bool = True,
             kind: str = "data") -> Region:
-        """Map `data` (shared, not copied, unless it is immutable bytes) at a fresh address."""
-        if isinstance(data, bytes):
+        """Map `data` (shared, not copied, when it is a bytearray) in a window of its own."""
+        if not isinstance(data, bytearray):
             data = bytearray(data)
-        span = REGION_SPACING * max(1, -(-len(data) // REGION_SPACING) + 1)
-        if span == REGION_SPACING and self._free_bases:
-            base = self._free_bases.pop()
-        else:
-            base = self._next_base
-            self._next_base += span
-        region = Region(name, base, data, writable, kind)
-        i = bisect.bisect_left(self._bases, base)
-        self._bases.insert(i, base)
-        self._regions.insert(i, region)
-        self.version += 1
+        if len(data) > MAX_REGION:
+            raise ValueError(f"region {name!r} of {len(data)} bytes does not fit a 4 GiB window")
+        pin, host = _pin(data)
+        flags = W_WRITABLE if writable else 0
+        w = self._lib.ntl_space_map_plain(self.native, host, len(data), flags, None)
+        if not w:
+            raise MemoryError(f"the address space has no window left for region {name!r}")
+        key = FIRST_WINDOW + w
+        region = Region(name, key << WINDOW_SHIFT, data, writable, kind, w)
+        region._pin = pin
+        self._plain[key] = region
+        self._fast[key] = (data, len(data), writable)
         return region
+
+    def repoint(self, region: Region, data: bytearray, length: int | None = None) -> None:
+        """Let `region` show the first `length` bytes of `data` from now on (same address)."""
+        length = len(data) if length is None else length
+        if data is not region.data:
+            pin, host = _pin(data)
+            region.data, region._pin = data, pin
+        else:
+            host = ctypes.addressof(region._pin) if region._pin is not None else 0
+        self._lib.ntl_space_repoint(self.native, region.window, host, length)
+        region.end = region.base + length
+        self._fast[region.base >> WINDOW_SHIFT] = (data, length, region.writable)
+
+    def resync(self, region: Region) -> None:
+        """Forget what Python knows of `region`'s window (native code repointed it)."""
+        w = self.native.contents.table[region.window]
+        region.end = region.base + w.length
+        self._fast[region.base >> WINDOW_SHIFT] = (host_view(w.host, w.length) if w.host
+                                                   else bytearray(), w.length, region.writable)
 
     def remove(self, region: Region) -> None:
         """Unmap a region; later accesses to it fault."""
-        i = bisect.bisect_left(self._bases, region.base)
-        if i < len(self._bases) and self._regions[i] is region:
-            del self._bases[i]
-            del self._regions[i]
-            self.version += 1
-            if len(region.data) < REGION_SPACING:
-                self._free_bases.append(region.base)
-        if self._last is region:
-            self._last = None
+        key = region.base >> WINDOW_SHIFT
+        if self._plain.get(key) is region:
+            del self._plain[key]
+            del self._fast[key]
+            self._lib.ntl_space_unmap(self.native, region.window, 1)
+
+    def register_map(self, native_map: int, owner: Any) -> None:
+        """Let fault messages and views name the values of a native map."""
+        self._maps[native_map] = weakref.ref(owner)
+
+    def forget_map(self, native_map: int) -> None:
+        self._maps.pop(native_map, None)
+        for key in [k for k, m in self._mapwin.items() if m.owner == native_map]:
+            del self._mapwin[key]
+
+    def map_window(self, key: int) -> _MapWindow | None:
+        """The map-storage window with key `key` (address >> 32), or None."""
+        m = self._mapwin.get(key)
+        if m is not None:
+            return m
+        index = key - FIRST_WINDOW
+        space = self.native.contents
+        if not 0 < index < space.n:
+            return None
+        w = space.table[index]
+        if not w.flags & W_MAP or not w.nslots:
+            return None
+        m = self._mapwin[key] = _MapWindow(w, key)
+        return m
+
+    def map_of(self, native_map: int) -> Any:
+        ref = self._maps.get(native_map)
+        return ref() if ref is not None else None
 
     @property
     def regions(self) -> list[Region]:
-        return list(self._regions)
+        """The plain regions and one region per segment of map storage, by address."""
+        out = list(self._plain.values())
+        for ref in list(self._maps.values()):
+            m = ref()
+            if m is not None:
+                out.extend(m.storage_regions())
+        return sorted(out, key=lambda r: r.base)
 
     def region_at(self, address: int) -> Region | None:
-        """The region containing `address`, or None."""
-        i = bisect.bisect_right(self._bases, address) - 1
-        if i >= 0:
-            r = self._regions[i]
-            if address < r.end:
-                return r
-        return None
+        """The region containing `address` (a map value is described as a region), or None."""
+        r = self._plain.get(address >> WINDOW_SHIFT)
+        if r is not None:
+            return r if address < r.end else None
+        return self._value_region(address, 1)
+
+    def _value_region(self, address: int, size: int) -> Region | None:
+        m = self.map_window(address >> WINDOW_SHIFT)
+        if m is None or m.locate(address, size) < 0:
+            return None
+        owner = self.map_of(m.owner)
+        slot = (address & 0xFFFF_FFFF) >> m.shift
+        start = slot * m.pitch
+        base = m.base + (slot << m.shift)
+        name = owner.value_name(m.first_slot + slot) if owner is not None else "map value"
+        return Region(name, base, m.view[start:start + m.length], m.writable, "map value")
 
     # -- checked access ----------------------------------------------------------------------
     def locate(self, address: int, size: int, write: bool = False) -> tuple[Region, int]:
         """Return (region, offset) for an access of `size` bytes, or raise MemoryFault."""
-        r = self._last
-        if r is None or address < r.base or address + size > r.end:
-            r = self.region_at(address)
-            if r is None or address + size > r.end:
-                raise self._fault(address, size, write)
-            self._last = r
-        if write and not r.writable:
-            raise MemoryFault(
-                f"write of {size} byte(s) at {address:#x} into read-only region {r.name!r} "
-                f"(offset {address - r.base})", address, size, write, r.name)
-        return r, address - r.base
+        key = address >> WINDOW_SHIFT
+        r = self._plain.get(key)
+        if r is not None:
+            off = address - r.base
+            if off + size <= r.end - r.base:
+                if write and not r.writable:
+                    raise self._read_only(r, address, size)
+                return r, off
+            raise self._fault(address, size, write)
+        v = self._value_region(address, size)
+        if v is None:
+            raise self._fault(address, size, write)
+        if write and not v.writable:
+            raise self._read_only(v, address, size)
+        return v, address - v.base
+
+    def _host(self, address: int, size: int, write: bool) -> tuple[Any, int]:
+        """(buffer, offset) of a checked access (the slow path of load/store/read/write)."""
+        key = address >> WINDOW_SHIFT
+        e = self._fast.get(key)
+        if e is not None:
+            off = address & 0xFFFF_FFFF
+            if off + size <= e[1]:
+                if write and not e[2]:
+                    raise self._read_only(self._plain[key], address, size)
+                return e[0], off
+            raise self._fault(address, size, write)
+        m = self.map_window(key)
+        if m is not None:
+            at = m.locate(address, size)
+            if at >= 0:
+                if write and not m.writable:
+                    raise self._read_only(self._value_region(address, size), address, size)
+                return m.view, at
+        raise self._fault(address, size, write)
 
     def load(self, address: int, size: int) -> int:
-        r = self._last
-        if r is None or address < r.base or address + size > r.end:
-            r, off = self.locate(address, size)
-        else:
-            off = address - r.base
-        return int.from_bytes(r.data[off:off + size], "little")
+        e = self._fast.get(address >> WINDOW_SHIFT)
+        if e is not None:
+            off = address & 0xFFFF_FFFF
+            if off + size <= e[1]:
+                return int.from_bytes(e[0][off:off + size], "little")
+        buf, off = self._host(address, size, False)
+        return int.from_bytes(buf[off:off + size], "little")
 
     def store(self, address: int, size: int, value: int) -> None:
-        r = self._last
-        if r is None or address < r.base or address + size > r.end or not r.writable:
-            r, off = self.locate(address, size, True)
-        else:
-            off = address - r.base
-        r.data[off:off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        e = self._fast.get(address >> WINDOW_SHIFT)
+        if e is not None:
+            off = address & 0xFFFF_FFFF
+            if off + size <= e[1] and e[2]:
+                e[0][off:off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+                return
+        buf, off = self._host(address, size, True)
+        buf[off:off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
 
     def read(self, address: int, size: int) -> bytes:
         """Copy `size` bytes out of the sandbox (size 0 is allowed anywhere)."""
         if size == 0:
             return b""
-        r, off = self.locate(address, size)
-        return bytes(r.data[off:off + size])
+        buf, off = self._host(address, size, False)
+        return bytes(buf[off:off + size])
 
     def write(self, address: int, data: bytes) -> None:
         """Copy bytes into the sandbox."""
         if not data:
             return
-        r, off = self.locate(address, len(data), True)
-        r.data[off:off + len(data)] = data
+        buf, off = self._host(address, len(data), True)
+        buf[off:off + len(data)] = data
 
     def view(self, address: int, size: int, write: bool = False) -> memoryview:
         """A live view of `size` bytes (for helpers that fill buffers in place)."""
-        r, off = self.locate(address, size, write)
-        return memoryview(r.data)[off:off + size]
+        buf, off = self._host(address, size, write)
+        return memoryview(buf)[off:off + size]
 
     def read_cstring(self, address: int, limit: int) -> bytes:
         """Bytes up to (not including) the first NUL, reading at most `limit` bytes."""
-        r, off = self.locate(address, 1)
-        end = min(r.end - r.base, off + limit)
-        chunk = bytes(r.data[off:end])
+        region, off = self.locate(address, 1)
+        end = min(len(region.data), off + limit)
+        chunk = bytes(region.data[off:end])
         nul = chunk.find(b"\0")
         if nul < 0:
             if len(chunk) < limit:
@@ -174,10 +319,31 @@ class AddressSpace:
         return chunk[:nul]
 
     # -- fault description -------------------------------------------------------------------
+    def _read_only(self, r: Region, address: int, size: int) -> MemoryFault:
+        return MemoryFault(f"write of {size} byte(s) at {address:#x} into read-only region "
+                           f"{r.name!r} (offset {address - r.base})", address, size, True, r.name)
+
+    def _candidates(self, address: int) -> list[Region]:
+        """Regions worth comparing `address` with: the plain regions, and the values of the map
+        window it falls in (or the nearest map value below it)."""
+        out = list(self._plain.values())
+        key = address >> WINDOW_SHIFT
+        m = self.map_window(key)
+        if m is not None and m.nslots:
+            owner = self.map_of(m.owner)
+            slot = min((address & 0xFFFF_FFFF) >> m.shift, m.nslots - 1)
+            for s in (slot - 1, slot, slot + 1):
+                if 0 <= s < m.nslots and m.live[s]:
+                    start = s * m.pitch
+                    name = owner.value_name(m.first_slot + s) if owner is not None else "map value"
+                    out.append(Region(name, m.base + (s << m.shift),
+                                      m.view[start:start + m.length], m.writable, "map value"))
+        return out
+
     def nearest(self, address: int) -> tuple[Region | None, str]:
         """The region closest to `address` and how the address relates to it."""
         best: tuple[int, Region] | None = None
-        for r in self._regions:
+        for r in self._candidates(address):
             if address < r.base:
                 dist = r.base - address
             elif address >= r.end:
@@ -199,14 +365,31 @@ class AddressSpace:
             rel = f"at offset {address - r.base} of {r.name!r}"
         return r, f"{rel} [{r.base:#x}, {r.end:#x}) size {len(r)}"
 
+    def _stale(self, address: int) -> str | None:
+        """A description when `address` points into a map value slot that is free (a value
+        deleted in an earlier run, or never allocated)."""
+        m = self.map_window(address >> WINDOW_SHIFT)
+        if m is None:
+            return None
+        slot = (address & 0xFFFF_FFFF) >> m.shift
+        if slot >= m.nslots or m.live[slot]:
+            return None
+        owner = self.map_of(m.owner)
+        name = owner.name if owner is not None else "?"
+        return f"it points into a free value slot of map {name} (a value deleted in an " \
+               f"earlier run, or never allocated)"
+
     def _fault(self, address: int, size: int, write: bool) -> MemoryFault:
         verb = "write" if write else "read"
         if address < 4096:
             return MemoryFault(f"{verb} of {size} byte(s) at {address:#x}: null pointer dereference",
                                address, size, write, None)
+        stale = self._stale(address)
         r, rel = self.nearest(address)
         if r is not None and r.base <= address < r.end:
             rel = f"runs {address + size - r.end} byte(s) past the end of {r.name!r} " \
                   f"(offset {address - r.base}, region size {len(r)})"
+        if stale:
+            rel = f"{stale}; {rel}" if r is not None and r.kind == "map value" else stale
         return MemoryFault(f"{verb} of {size} byte(s) at {address:#x} is outside every region; "
                            f"closest: {rel}", address, size, write, r.name if r else None)

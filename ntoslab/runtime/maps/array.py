@@ -1,7 +1,9 @@
 """Array maps (Windows type 2): max_entries fixed slots, keys are u32 indexes, never deleted.
 
-All values live in one region, so an access past one value reads the next (as on Windows),
-while an access past the last value faults.
+Values live in native storage, each bounded on its own: EFW stores them back to back (so an
+access past one value would read the next on Windows, where the verifier refuses such a
+program); here any access past a value faults at that access.  Global data (.data, .rodata,
+.bss) is an array of one value named ``global <section>``.
 
 EFW facts (ebpf_maps.c ``_find_array_map_entry`` / ``_update_array_map_entry`` /
 ``_delete_array_map_entry``): the key is read as a u32 index from its first 4 bytes; a lookup
@@ -12,59 +14,25 @@ slot and succeeds (past the end -> EBPF_INVALID_ARGUMENT); lookup_and_delete is 
 """
 from __future__ import annotations
 
+import ctypes
 from typing import Iterator
 
 from ...elf.program import MapSpec
-from .base import BPF_NOEXIST, EBPF_INVALID_ARGUMENT, Map, MapEnv
+from .base import Map, MapEnv
 
 
 class ArrayMap(Map):
     def __init__(self, spec: MapSpec, env: MapEnv) -> None:
         super().__init__(spec, env)
-        memory = env.memory
-        size = self.stored_size * spec.max_entries
-        initial = spec.data if spec.data is not None else bytes(size)
-        kind = "global data" if spec.is_global_data else "map value"
-        label = f"global {spec.name}" if spec.is_global_data else f"map {spec.name} values"
-        self.region = memory.add(label, bytearray(initial), writable=not spec.readonly, kind=kind)
+        if spec.data is not None:
+            data = bytes(spec.data)[:self.stored_size * spec.max_entries]
+            for i in range(spec.max_entries):
+                chunk = data[i * self.stored_size:(i + 1) * self.stored_size]
+                if chunk:
+                    ctypes.memmove(self._lib.ntl_slab_host(self._slab, i), chunk, len(chunk))
 
-    @property
-    def stored_size(self) -> int:
-        """Bytes per slot (per-CPU arrays: pad8(value_size) * ncpus)."""
-        return self.spec.value_size
-
-    def value_offset(self) -> int:
-        return 0
-
-    def _index(self, key: bytes) -> int:
-        return int.from_bytes(key[:4], "little")
-
-    def lookup_address(self, key: bytes) -> int:
-        i = self._index(key)
-        if i >= self.spec.max_entries:
-            return 0
-        return self.region.base + i * self.stored_size + self.value_offset()
-
-    def store(self, key: bytes, data: bytes, flags: int) -> int:
-        """EFW _update_array_map_entry on the whole slot."""
-        i = self._index(key)
-        if flags == BPF_NOEXIST or i >= self.spec.max_entries:
-            return -EBPF_INVALID_ARGUMENT
-        off = i * self.stored_size
-        self.region.data[off:off + self.stored_size] = data
-        return 0
-
-    def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
-        return self.store(key, bytes(value), flags)
-
-    def delete(self, key: bytes) -> int:
-        """EFW zeroes the slot (every CPU's value) and succeeds."""
-        i = self._index(key)
-        if i >= self.spec.max_entries:
-            return -EBPF_INVALID_ARGUMENT
-        off = i * self.stored_size
-        self.region.data[off:off + self.stored_size] = bytes(self.stored_size)
-        return 0
+    def storage_bytes(self) -> int:
+        return self.spec.max_entries * self.stored_size
 
     def keys(self) -> Iterator[bytes]:
         for i in range(self.spec.max_entries):
@@ -73,16 +41,12 @@ class ArrayMap(Map):
     def count(self) -> int:
         return self.spec.max_entries
 
-    def lookup(self, key: bytes) -> bytes | None:
-        i = self._index(self.check_key(key))
-        if i >= self.spec.max_entries:
-            return None
-        off = i * self.stored_size
-        return bytes(self.region.data[off:off + self.stored_size])
-
-    def user_store(self, key: bytes, data: bytes, flags: int) -> int:
-        return self.store(key, data, flags)
+    def entry_name(self, entry: int) -> str:
+        if self.spec.is_global_data:
+            return f"global {self.spec.name}"
+        return f"map {self.name}[{entry}]"
 
     @property
     def address(self) -> int:
-        return self.region.base
+        """The address of value 0."""
+        return self._lib.ntl_slab_address(self._slab, 0, 0)

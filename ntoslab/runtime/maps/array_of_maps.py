@@ -17,43 +17,26 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from ...elf.program import MapSpec
-from .base import (BPF_ANY, BPF_NOEXIST, EBPF_INVALID_ARGUMENT, EBPF_OBJECT_NOT_FOUND, Map,
-                   MapEnv)
+from .base import BPF_ANY, BPF_NOEXIST, EBPF_INVALID_ARGUMENT, Map
 from .hash_of_maps import MapOfMaps
 
 
 class ArrayOfMapsMap(MapOfMaps):
-    def __init__(self, spec: MapSpec, env: MapEnv) -> None:
-        super().__init__(spec, env)
-        self.slots: dict[int, Map] = {}
+    def storage_bytes(self) -> int:
+        return 8 * self.spec.max_entries
 
     @staticmethod
     def _index(key: bytes) -> int:
         return int.from_bytes(bytes(key)[:4], "little")
 
-    def inner(self, key: bytes) -> Map | None:
-        return self.slots.get(self._index(key))
-
     def set_inner(self, key: bytes, inner: Map | None, flags: int = BPF_ANY) -> None:
         key = self.check_key(key)
-        i = self._index(key)
-        if flags == BPF_NOEXIST or i >= self.spec.max_entries:
+        if flags == BPF_NOEXIST or self._index(key) >= self.spec.max_entries:
             self.fail(-EBPF_INVALID_ARGUMENT, "update", key)
         if inner is None:
-            self.slots.pop(i, None)
+            self._lib.ntl_map_set_inner(self.native, key, 0, flags)
             return
-        code = self.check_inner(inner)
-        if code:
-            self.fail(code, f"update with {inner.name} (not like the inner template)", key)
-        self.slots[i] = inner
-
-    def delete(self, key: bytes) -> int:
-        i = self._index(key)
-        if i >= self.spec.max_entries:
-            return -EBPF_OBJECT_NOT_FOUND
-        self.slots.pop(i, None)
-        return 0
+        self._store_inner(key, inner, flags)
 
     def keys(self) -> Iterator[bytes]:
         for i in range(self.spec.max_entries):

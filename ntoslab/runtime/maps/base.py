@@ -1,7 +1,9 @@
-"""What every map type shares: its spec, its handle in the sandbox, key/value checks, errors.
+"""What every map type shares: its spec, its native storage, key/value checks, errors.
 
-Programs see a map as a handle address (what lddw of the map loads) and values as addresses
-inside regions the map owns; user code sees bytes.
+Every map lives in the native runtime (ntoslab/native/maps.c): one implementation of each
+type's semantics serves both engines and user code. Programs see a map as a handle address
+(what lddw of the map loads) and values as addresses in the map's long-lived storage windows;
+user code sees bytes.
 
 Two sides, two error conventions (both follow eBPF for Windows, "EFW"):
 
@@ -15,20 +17,30 @@ Two sides, two error conventions (both follow eBPF for Windows, "EFW"):
   ``errno`` is what EFW's ``ebpf_result_to_errno`` gives (Windows CRT values) and whose message
   names the map.  User-side reads never refresh LRU recency (EFW: only helper lookups do).
 
-Values a program may hold a pointer to are not unmapped at once when their entry goes away:
+Values a program may hold a pointer to are not freed at once when their entry goes away:
 they are *retired* and stay readable until ``end_epoch()`` (EFW frees them when the current
-epoch ends, so ``p = lookup(k); delete(k); *p`` is still valid in the same program run).
-The caller (the sandbox/hook) should call ``end_epoch()`` on every map after each program run.
+epoch ends, so ``p = lookup(k); delete(k); *p`` is still valid in the same program run); after
+that an access through the stale pointer faults. The sandbox ends every map's epoch after each
+program run.
+
+Every access to a value is bounded by the value itself: reading or writing past the end of a
+value faults (also for arrays, whose values EFW stores back to back: its verifier refuses such
+a program, ours stops it at the access).
 """
 from __future__ import annotations
 
+import ctypes
 import itertools
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+import os
+import weakref
+from abc import ABC
 from typing import Iterator
 
 from ...elf.program import MapSpec
-from ...vm.memory import AddressSpace, Region
+from ...native import lib
+from ...native.abi import MAPF_BOUNDED_HASH, MAPF_READONLY, Env
+from ...vm.engine import ProgramRegistry
+from ...vm.memory import AddressSpace, Region, host_view
 
 # ebpf_result_t (EFW include/ebpf_result.h).  Helpers on Windows return the negated value.
 EBPF_SUCCESS = 0
@@ -47,13 +59,14 @@ EBPF_NO_MORE_TAIL_CALLS = 27
 EBPF_OUT_OF_SPACE = 29
 
 # errno values and the result -> errno table live in one place: ntoslab/runtime/ebpf_result.py
-from ..ebpf_result import (EACCES, EBADF, EEXIST, EFAULT, EINVAL, ENOBUFS, ENOENT, ENOMEM,  # noqa: E402
+from ..ebpf_result import (EACCES, EBADF, EEXIST, EFAULT, EINVAL, ENOBUFS, ENOENT, ENOMEM,  # noqa: E402,F401
                            ENOSPC, ENOTSUP, EOTHER, EPERM)
 from .. import ebpf_result as _result  # noqa: E402
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 PAGE_SIZE = 4096
-RETIRED_LIMIT = 4096  # safety net when nobody calls end_epoch()
+DEFAULT_MAX_MAP_BYTES = 4 << 30      # storage a map may take when it is created (MapEnv)
+HASH_ENTRY_LIMIT = 1 << 28           # entries an unbounded (EFW) hash map may grow to
 
 
 def pad8(n: int) -> int:
@@ -76,26 +89,67 @@ class MapError(Exception):
 
 
 class MapSpecError(MapError):
-    """A map cannot be created from its spec (EFW's ebpf_map_create would fail)."""
+    """A map cannot be created from its spec (EFW's ebpf_map_create would fail, or the spec
+    asks for more memory than the environment allows)."""
 
 
-@dataclass
 class MapEnv:
-    """What maps share with the run: the address space, the CPU count and the current CPU.
+    """What maps share with the run: the address space, the CPU count and the current CPU, and
+    the native helper environment (time, identity, randomness, printk) of the sandbox.
 
     `registry` holds every map created in this env by id (map-in-map user updates name inner
-    maps by id) and `handles` by handle address (``map_at``); `bounded_hash` makes hash, percpu hash, LPM trie and hash-of-maps refuse new
-    keys past max_entries with EBPF_OUT_OF_SPACE (Linux behaviour, and EFW's open PR #5543);
-    EFW today (since PR #3348) treats max_entries of those types as a bucket-count hint only.
+    maps by id) and `handles` by handle address (``map_at``); `bounded_hash` makes hash, percpu
+    hash, LPM trie and hash-of-maps refuse new keys past max_entries with EBPF_OUT_OF_SPACE
+    (Linux behaviour, and EFW's open PR #5543); EFW today (since PR #3348) treats max_entries of
+    those types as a bucket-count hint only. `max_map_bytes` bounds the storage one map may ask
+    for at creation (MapSpecError beyond it, naming the map and the figure).
     """
 
-    memory: AddressSpace = field(default_factory=AddressSpace)
-    ncpus: int = 1
-    cpu: int = 0
-    bounded_hash: bool = False
-    registry: dict = field(default_factory=dict)
-    handles: dict = field(default_factory=dict)
-    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+    def __init__(self, memory: AddressSpace | None = None, ncpus: int = 1, cpu: int = 0,
+                 bounded_hash: bool = False, max_map_bytes: int = DEFAULT_MAX_MAP_BYTES,
+                 seed: int | None = 0) -> None:
+        self.memory = memory if memory is not None else AddressSpace()
+        self.ncpus = ncpus
+        self.bounded_hash = bounded_hash
+        self.max_map_bytes = max_map_bytes
+        self.registry: dict[int, Map] = {}
+        self.handles: dict[int, Map] = {}
+        self.programs = ProgramRegistry()         # prog-array program ids -> Program
+        self._ids = itertools.count(1)
+        L = lib()
+        self.native = L.ntl_env_new(ncpus)
+        if not self.native:
+            raise MemoryError("cannot create a native helper environment")
+        self._finalize = weakref.finalize(self, L.ntl_env_free, self.native)
+        self.values: Env = self.native.contents
+        self.cpu = cpu
+        self.seed(seed)
+
+    @property
+    def cpu(self) -> int:
+        return self.values.cpu
+
+    @cpu.setter
+    def cpu(self, value: int) -> None:
+        self.values.cpu = value
+
+    @property
+    def cpu_address(self) -> int:
+        return ctypes.addressof(self.values) + Env.cpu.offset
+
+    def seed(self, seed: int | None) -> None:
+        """Seed bpf_get_prandom_u32 as random.Random(seed) is seeded (None: from the OS)."""
+        if seed is None:
+            seed = int.from_bytes(os.urandom(16), "little")
+        n = abs(seed)
+        words = []
+        while True:
+            words.append(n & 0xFFFF_FFFF)
+            n >>= 32
+            if not n:
+                break
+        key = (ctypes.c_uint32 * len(words))(*words)
+        lib().ntl_env_seed(self.native, key, len(words))
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -103,6 +157,24 @@ class MapEnv:
     def map_at(self, address: int) -> "Map | None":
         """The map whose handle is at `address` (inner maps created at run time included)."""
         return self.handles.get(address)
+
+    def program_id(self, program: object) -> int:
+        """A stable nonzero id for a program stored in a prog array."""
+        return self.programs.id_of(program)
+
+
+class _Handle:
+    """What lddw of a map loads: an address in a window of its own, never accessible."""
+
+    __slots__ = ("base",)
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+
+
+def _free_map(L, native: int, memory: AddressSpace) -> None:
+    memory.forget_map(native)
+    L.ntl_map_free(native)
 
 
 class Map(ABC):
@@ -119,12 +191,24 @@ class Map(ABC):
         self.name = spec.name
         if not spec.is_global_data:
             self.validate_spec()
+        self.check_size()
         self.id = env.next_id()
+        L = self._lib = lib()
+        flags = (MAPF_BOUNDED_HASH if env.bounded_hash else 0) | \
+            (MAPF_READONLY if spec.readonly else 0)
+        initial = min(max(spec.max_entries, 16), 4096)
+        self.native = L.ntl_map_new(self.memory.native, spec.type, spec.key_size,
+                                    spec.value_size, spec.max_entries, env.ncpus, flags, self.id,
+                                    env.cpu_address, initial, self.entry_limit())
+        if not self.native:
+            self.spec_error(f"the host could not allocate {self.storage_bytes():,} bytes of "
+                            f"storage", EBPF_NO_MEMORY)
+        self._finalize = weakref.finalize(self, _free_map, L, self.native, self.memory)
+        self.memory.register_map(self.native, self)
         env.registry[self.id] = self
-        self._retired: list[Region] = []
-        self.handle: Region = env.memory.add(f"map {spec.name} (handle)", bytearray(0),
-                                             writable=False, kind="map handle")
+        self.handle = _Handle(L.ntl_map_handle(self.native))
         env.handles[self.handle.base] = self
+        self._slab = L.ntl_map_slab(self.native).contents
 
     # -- creation checks -------------------------------------------------------------------------
     def validate_spec(self) -> None:
@@ -137,37 +221,97 @@ class Map(ABC):
         if s.max_entries == 0:
             self.spec_error("max_entries must not be 0")
 
+    def storage_bytes(self) -> int:
+        """Bytes of storage the map takes when it is created."""
+        return 0
+
+    def entry_limit(self) -> int:
+        """Most entries the map's storage may grow to."""
+        return self.spec.max_entries
+
+    def check_size(self) -> None:
+        need = self.storage_bytes()
+        if need > self.env.max_map_bytes:
+            self.spec_error(f"its storage would take {need:,} bytes (max_entries "
+                            f"{self.spec.max_entries} x value_size {self.spec.value_size}), more "
+                            f"than the limit of {self.env.max_map_bytes:,} bytes (raise it with "
+                            f"max_map_bytes=...)", EBPF_NO_MEMORY)
+
     def spec_error(self, why: str, result: int = EBPF_INVALID_ARGUMENT):
         raise MapSpecError(_result.errno(result),
                            f"map {self.name} ({self.spec.type_name}): {why}", result)
 
     # -- program side (addresses) ----------------------------------------------------------------
-    @abstractmethod
-    def lookup_address(self, key: bytes) -> int:
-        """Address of the value for `key`, or 0."""
+    def _key(self, key: bytes) -> bytes:
+        key = bytes(key)
+        n = self.spec.key_size
+        return key if len(key) == n else key[:n].ljust(n, b"\0")
 
-    @abstractmethod
+    def _value(self, value: bytes) -> bytes:
+        value = bytes(value)
+        n = max(self.spec.value_size, 1)
+        return value if len(value) == n else value[:n].ljust(n, b"\0")
+
+    def lookup_address(self, key: bytes) -> int:
+        """Address of the value for `key`, or 0 (a helper lookup: LRU maps refresh recency)."""
+        return self._lib.ntl_map_lookup(self.native, self._key(key), 1)
+
     def update(self, key: bytes, value: bytes, flags: int = BPF_ANY) -> int:
         """0 or a negated ebpf_result_t, as the helper returns it."""
+        return self._lib.ntl_map_update(self.native, self._key(key), self._value(value),
+                                        flags & 0xFFFF_FFFF_FFFF_FFFF, 0)
 
-    @abstractmethod
     def delete(self, key: bytes) -> int:
         """0 or a negated ebpf_result_t."""
+        return self._lib.ntl_map_delete(self.native, self._key(key))
 
-    @abstractmethod
+    def lookup_and_delete_address(self, key: bytes) -> int:
+        """Helper 4: the value's address (valid until end_epoch) after deleting it, or 0."""
+        return self._lib.ntl_map_lookup_and_delete(self.native, self._key(key))
+
+    def _entries(self) -> list[int]:
+        n = self._lib.ntl_map_count(self.native)
+        if not n:
+            return []
+        out = (ctypes.c_int64 * n)()
+        got = self._lib.ntl_map_entries(self.native, out, n)
+        return list(out[:got])
+
+    def key_of(self, entry: int) -> bytes:
+        """The key of storage entry `entry` (arrays: the index in key_size bytes)."""
+        ks = self.spec.key_size
+        p = self._lib.ntl_map_key_of(self.native, entry) if ks else None
+        if p:
+            return ctypes.string_at(p, ks)
+        return entry.to_bytes(ks, "little") if ks else b""
+
     def keys(self) -> Iterator[bytes]:
         """Every key, in iteration order."""
+        return iter([self.key_of(e) for e in self._entries()])
 
     # -- user side (bytes) -----------------------------------------------------------------------
     @property
-    def user_value_size(self) -> int:
-        """Size of a value as user mode reads and writes it (per-CPU maps: pad8 * ncpus)."""
+    def stored_size(self) -> int:
+        """Bytes stored per entry (per-CPU maps: pad8(value_size) * ncpus)."""
         return self.spec.value_size
 
+    @property
+    def user_value_size(self) -> int:
+        """Size of a value as user mode reads and writes it (per-CPU maps: pad8 * ncpus)."""
+        return self.stored_size
+
+    def entry_bytes(self, entry: int) -> bytes:
+        """The stored bytes of `entry` (every CPU's value for per-CPU maps)."""
+        host = self._lib.ntl_slab_host(self._slab, entry)
+        return ctypes.string_at(host, self.stored_size)
+
+    def find_entry(self, key: bytes) -> int:
+        return self._lib.ntl_map_find_entry(self.native, key)
+
     def lookup(self, key: bytes) -> bytes | None:
-        """The value bytes for `key`, or None."""
-        addr = self.lookup_address(self.check_key(key))
-        return None if addr == 0 else self.memory.read(addr, self.spec.value_size)
+        """The value bytes for `key`, or None (never refreshes LRU recency)."""
+        e = self.find_entry(self.check_key(key))
+        return None if e < 0 else self.entry_bytes(e)
 
     def lookup_user(self, key: bytes) -> bytes:
         """Like `lookup`, but a missing key raises MapError(ENOENT)."""
@@ -181,8 +325,8 @@ class Map(ABC):
         return self.check_value(value)
 
     def user_store(self, key: bytes, data: bytes, flags: int) -> int:
-        """How a user-mode update writes an entry (default: as a program's update would)."""
-        return self.update(key, data, flags)
+        """How a user-mode update writes an entry."""
+        return self._lib.ntl_map_update(self.native, key, data, flags & 0xFFFF_FFFF_FFFF_FFFF, 1)
 
     def update_user(self, key: bytes, value, flags: int = BPF_ANY) -> None:
         """bpf_map_update_elem from user mode; raises MapError on failure."""
@@ -198,14 +342,12 @@ class Map(ABC):
             self.fail(code, "delete", key)
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
-        for k in list(self.keys()):
-            v = self.lookup(k)
-            if v is not None:
-                yield k, v
+        for e in self._entries():
+            yield self.key_of(e), self.entry_bytes(e)
 
     def count(self) -> int:
         """Number of entries `keys()` yields."""
-        return sum(1 for _ in self.keys())
+        return self._lib.ntl_map_count(self.native)
 
     def check_key(self, key: bytes) -> bytes:
         key = bytes(key)
@@ -229,17 +371,33 @@ class Map(ABC):
                        f"map {self.name}: {op}{where} failed: {result_name(result)}", result)
 
     # -- value lifetime (EFW epochs) -------------------------------------------------------------
-    def retire(self, region: Region) -> None:
-        """Keep `region` readable until end_epoch() (a program may still hold a pointer)."""
-        self._retired.append(region)
-        if len(self._retired) > RETIRED_LIMIT:
-            self.memory.remove(self._retired.pop(0))
-
     def end_epoch(self) -> None:
-        """Unmap every value retired since the last call (call after each program run)."""
-        for r in self._retired:
-            self.memory.remove(r)
-        self._retired.clear()
+        """Free every value retired since the last call (the sandbox calls it after each run)."""
+        self._lib.ntl_map_end_epoch(self.native)
+
+    # -- describing storage ----------------------------------------------------------------------
+    def value_name(self, vslot: int) -> str:
+        """The name fault messages give the value in storage slot `vslot`."""
+        group = self._slab.group
+        entry, cpu = divmod(vslot, group)
+        return self.entry_name(entry) + (f" cpu {cpu}" if group > 1 else "")
+
+    def entry_name(self, entry: int) -> str:
+        return f"map {self.name} value [{entry}]"
+
+    def storage_regions(self) -> list[Region]:
+        """One region per segment of this map's storage (what `AddressSpace.regions` lists)."""
+        from ...native.abi import FIRST_WINDOW, WINDOW_SHIFT
+        out = []
+        s = self._slab
+        for k in range(s.nseg):
+            seg = s.seg[k]
+            size = seg.capacity * s.group * s.pitch
+            out.append(Region(f"map {self.name} storage {k}",
+                              (FIRST_WINDOW + seg.window) << WINDOW_SHIFT,
+                              host_view(seg.host, size), bool(s.writable), "map storage",
+                              seg.window))
+        return out
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.spec.type_name}>"
@@ -247,15 +405,6 @@ class Map(ABC):
 
 class KeylessMap(Map):
     """Maps programs write to but cannot address by key (ring buffer, perf event array)."""
-
-    def lookup_address(self, key: bytes) -> int:
-        return 0
-
-    def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
-        return -EBPF_OPERATION_NOT_SUPPORTED
-
-    def delete(self, key: bytes) -> int:
-        return -EBPF_OPERATION_NOT_SUPPORTED
 
     def keys(self) -> Iterator[bytes]:
         return iter(())
@@ -271,3 +420,4 @@ class KeylessMap(Map):
 
     def count(self) -> int:
         return 0
+

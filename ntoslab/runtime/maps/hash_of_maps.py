@@ -23,17 +23,15 @@ with ``resolver(name) -> Map`` once every map exists (slot n is key n as a key_s
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable
 
 from ...elf.program import MapSpec
-from .base import (BPF_ANY, BPF_EXIST, BPF_NOEXIST, EBADF, EBPF_INVALID_ARGUMENT,
-                   EBPF_INVALID_FD, EBPF_INVALID_OBJECT, EBPF_KEY_NOT_FOUND,
-                   EBPF_OBJECT_ALREADY_EXISTS, EBPF_OBJECT_NOT_FOUND, EBPF_OPERATION_NOT_SUPPORTED,
-                   EBPF_OUT_OF_SPACE, EINVAL, Map, MapEnv, MapError)
+from .base import (BPF_ANY, EBADF, EBPF_INVALID_ARGUMENT, EBPF_INVALID_FD, EBPF_INVALID_OBJECT,
+                   EINVAL, Map, MapError)
 
 
 class MapOfMaps(Map):
-    """What hash-of-maps and array-of-maps share."""
+    """What hash-of-maps and array-of-maps share (inner handles live in native storage)."""
 
     def validate_spec(self) -> None:
         super().validate_spec()
@@ -71,12 +69,6 @@ class MapOfMaps(Map):
             raise MapError(EBADF, f"map {self.name}: no map with id {value}", EBPF_INVALID_FD)
         return inner
 
-    def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
-        return -EBPF_OPERATION_NOT_SUPPORTED
-
-    def lookup_and_delete_address(self, key: bytes) -> int:
-        return 0
-
     def update_user(self, key: bytes, value, flags: int = BPF_ANY) -> None:
         self.set_inner(key, self.resolve(value), flags)
 
@@ -97,28 +89,37 @@ class MapOfMaps(Map):
         for slot, name in sorted(self.spec.initial_values.items()):
             self.set_inner(slot.to_bytes(self.spec.key_size, "little"), resolver(name))
 
+    def inner(self, key: bytes) -> Map | None:
+        """The inner map stored at `key`, or None."""
+        handle = self._lib.ntl_map_lookup(self.native, self._key(key), 0)
+        return self.env.handles.get(handle) if handle else None
+
     def lookup(self, key: bytes) -> bytes | None:
         inner = self.inner(self.check_key(key))
         return None if inner is None else inner.id.to_bytes(4, "little")
 
-    def inner(self, key: bytes) -> Map | None:
-        raise NotImplementedError
+    def items(self):
+        for key in list(self.keys()):
+            value = self.lookup(key)
+            if value is not None:
+                yield key, value
 
-    def set_inner(self, key: bytes, inner: Map | None, flags: int = BPF_ANY) -> None:
-        raise NotImplementedError
-
-    def lookup_address(self, key: bytes) -> int:
-        inner = self.inner(key)
-        return 0 if inner is None else inner.handle.base
+    def _store_inner(self, key: bytes, inner: Map, flags: int) -> None:
+        code = self.check_inner(inner)
+        if code:
+            self.fail(code, f"update with {inner.name} (not like the inner template)", key)
+        code = self._lib.ntl_map_set_inner(self.native, key, inner.handle.base, flags)
+        if code:
+            self.fail(code, "update", key)
 
 
 class HashOfMapsMap(MapOfMaps):
-    def __init__(self, spec: MapSpec, env: MapEnv) -> None:
-        super().__init__(spec, env)
-        self.entries: dict[bytes, Map] = {}
+    def storage_bytes(self) -> int:
+        return min(max(self.spec.max_entries, 16), 4096) * 8
 
-    def inner(self, key: bytes) -> Map | None:
-        return self.entries.get(bytes(key))
+    def entry_limit(self) -> int:
+        from .base import HASH_ENTRY_LIMIT
+        return HASH_ENTRY_LIMIT
 
     def set_inner(self, key: bytes, inner: Map | None, flags: int = BPF_ANY) -> None:
         """User-side store (EFW _update_hash_map_entry_with_handle); None deletes."""
@@ -127,23 +128,5 @@ class HashOfMapsMap(MapOfMaps):
             return self.delete_user(key)
         if flags not in (0, 1, 2):
             self.fail(-EBPF_INVALID_ARGUMENT, "update", key)
-        code = self.check_inner(inner)
-        if code:
-            self.fail(code, f"update with {inner.name} (not like the inner template)", key)
-        exists = key in self.entries
-        if exists and flags == BPF_NOEXIST:
-            self.fail(-EBPF_OBJECT_ALREADY_EXISTS, "update", key)
-        if not exists and flags == BPF_EXIST:
-            self.fail(-EBPF_KEY_NOT_FOUND, "update", key)
-        if not exists and self.env.bounded_hash and len(self.entries) >= self.spec.max_entries:
-            self.fail(-EBPF_OUT_OF_SPACE, "update", key)
-        self.entries[key] = inner
+        self._store_inner(key, inner, flags)
 
-    def delete(self, key: bytes) -> int:
-        return 0 if self.entries.pop(bytes(key), None) is not None else -EBPF_OBJECT_NOT_FOUND
-
-    def keys(self) -> Iterator[bytes]:
-        return iter(list(self.entries))
-
-    def count(self) -> int:
-        return len(self.entries)

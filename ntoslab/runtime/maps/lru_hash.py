@@ -40,31 +40,20 @@ Where EFW orders differently (ebpf_maps.c, "BPF_MAP_TYPE_LRU_HASH" comment, ``_i
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-
-from ...elf.program import MapSpec
-from .base import MapEnv
 from .hash import HashMap
 
 
 class LruHashMap(HashMap):
-    def __init__(self, spec: MapSpec, env: MapEnv) -> None:
-        super().__init__(spec, env)
-        self.entries: OrderedDict = OrderedDict()
-        self.evicted = 0
+    def storage_bytes(self) -> int:
+        return (self.spec.max_entries + 16) * self.stored_size
 
-    def make_room(self) -> bool:
-        while len(self.entries) >= self.spec.max_entries:
-            oldest = next(iter(self.entries))
-            self.remove(oldest)
-            self.evicted += 1
-        return True
+    def entry_limit(self) -> int:
+        return 2 * self.spec.max_entries + 64  # evicted values stay readable until the run ends
 
-    def touched(self, ck: bytes) -> None:
-        self.entries.move_to_end(ck)
-
-    def updated(self, ck: bytes) -> None:
-        self.entries.move_to_end(ck)
+    @property
+    def evicted(self) -> int:
+        """Entries evicted to make room so far."""
+        return self._lib.ntl_map_evicted(self.native)
 
     def lru_order(self) -> list[bytes]:
         """Keys, least recently used first (the next eviction victim first)."""

@@ -9,9 +9,8 @@ the entry up without EBPF_MAP_FLAG_HELPER); an update that inserts a new key mak
 from __future__ import annotations
 
 from .lru_hash import LruHashMap
-from .percpu_hash import PerCpuHashMap, PerCpuValues
+from .percpu_hash import PerCpuValues
 
 
 class LruPerCpuHashMap(PerCpuValues, LruHashMap):
-    update = PerCpuHashMap.update
-    lookup_percpu = PerCpuHashMap.lookup_percpu
+    pass

@@ -14,19 +14,8 @@ values; ``update_user(key, flat_or_list, flags)`` with the array rules (BPF_NOEX
 from __future__ import annotations
 
 from .array import ArrayMap
-from .base import EBPF_INVALID_ARGUMENT
 from .percpu_hash import PerCpuValues
 
 
 class PerCpuArrayMap(PerCpuValues, ArrayMap):
-    def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
-        i = self._index(key)
-        if i >= self.spec.max_entries:
-            return -EBPF_INVALID_ARGUMENT
-        off = i * self.stored_size + self.value_offset()
-        self.region.data[off:off + self.spec.value_size] = bytes(value)[:self.spec.value_size]
-        return 0
-
-    def lookup_percpu(self, key: bytes) -> list[bytes] | None:
-        flat = self.lookup(key)
-        return None if flat is None else self.split(flat)
+    pass

@@ -40,17 +40,6 @@ class PerCpuValues:
     def stored_size(self) -> int:
         return self.slot_size * self.env.ncpus
 
-    @property
-    def user_value_size(self) -> int:
-        return self.stored_size
-
-    def value_offset(self) -> int:
-        cpu = self.env.cpu
-        if not 0 <= cpu < self.env.ncpus:
-            raise MapError(EINVAL, f"map {self.name}: current CPU {cpu} is outside 0.."
-                                   f"{self.env.ncpus - 1}", EBPF_INVALID_ARGUMENT)
-        return cpu * self.slot_size
-
     def user_value(self, value) -> bytes:
         """Flat pad8(value_size)*ncpus bytes, or a list of ncpus per-CPU values."""
         n, size, slot = self.env.ncpus, self.spec.value_size, self.slot_size
@@ -78,21 +67,11 @@ class PerCpuValues:
         slot, size = self.slot_size, self.spec.value_size
         return [bytes(flat[i * slot:i * slot + size]) for i in range(self.env.ncpus)]
 
-
-class PerCpuHashMap(PerCpuValues, HashMap):
-    def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
-        """Program-side update of the current CPU's value (EFW _update_entry_per_cpu)."""
-        r = self.find(key)
-        if r is None:
-            code = self.store(key, bytes(self.stored_size), flags)
-            if code:
-                return code
-            r = self.find(key)
-        off = self.value_offset()
-        r.data[off:off + self.spec.value_size] = bytes(value)[:self.spec.value_size]
-        return 0
-
     def lookup_percpu(self, key: bytes) -> list[bytes] | None:
         """User side: one value per CPU, or None."""
         flat = self.lookup(key)
         return None if flat is None else self.split(flat)
+
+
+class PerCpuHashMap(PerCpuValues, HashMap):
+    pass

@@ -31,11 +31,9 @@ User side: ``records(cpu)`` / ``consume(cpu)`` per CPU, ``records_all()`` / ``co
 """
 from __future__ import annotations
 
-from typing import Iterator
-
 from ...elf.program import MapSpec
-from .base import EBPF_INVALID_ARGUMENT, EBPF_OPERATION_NOT_SUPPORTED, KeylessMap, Map, MapEnv
-from .ringbuf import ByteRing, RingBufMap, MAX_RECORD_SIZE
+from .base import KeylessMap, MapEnv
+from .ringbuf import ByteRing, RingBufMap
 
 CURRENT_CPU = 0xFFFF_FFFF
 CTX_LENGTH_SHIFT = 32
@@ -48,46 +46,45 @@ class PerfEventArrayMap(KeylessMap):
 
     def __init__(self, spec: MapSpec, env: MapEnv) -> None:
         super().__init__(spec, env)
-        self.rings = [ByteRing(spec.max_entries) for _ in range(env.ncpus)]
-        self.lost = [0] * env.ncpus
-        self.passive = True
+        self.rings = [ByteRing.native(self._lib.ntl_map_ring(self.native, c), self)
+                      for c in range(env.ncpus)]
+        self._lost = self._lib.ntl_map_lost(self.native)
+        self._passive = True
+
+    def storage_bytes(self) -> int:
+        return self.spec.max_entries * self.env.ncpus
 
     def validate_spec(self) -> None:
         super().validate_spec()
         RingBufMap.validate_ring_size(self)  # same ring allocation rules
 
-    # -- program side ----------------------------------------------------------------------------
-    def _write(self, cpu: int, data: bytes) -> int:
-        ring = self.rings[cpu]
-        # EFW's exclusive reserve refuses length >= 2^30 - 1
-        code = ring.write(data, MAX_RECORD_SIZE - 1)
-        if code:
-            self.lost[cpu] += 1
-        return code
+    @property
+    def passive(self) -> bool:
+        """Programs run at PASSIVE_LEVEL (explicit CPU indexes are refused)."""
+        return self._passive
 
+    @passive.setter
+    def passive(self, value: bool) -> None:
+        self._passive = bool(value)
+        self._lib.ntl_map_set_passive(self.native, int(bool(value)))
+
+    @property
+    def lost(self) -> list[int]:
+        return [self._lost[c] for c in range(self.env.ncpus)]
+
+    # -- program side ----------------------------------------------------------------------------
     def output_cpu(self, cpu: int, data: bytes) -> int:
-        if cpu == CURRENT_CPU:
-            cpu = self.env.cpu
-        if cpu != self.env.cpu or not 0 <= cpu < len(self.rings):
-            return -EBPF_INVALID_ARGUMENT
-        return self._write(cpu, bytes(data))
+        data = bytes(data)
+        return self._lib.ntl_perf_output_cpu(self.native, self.env.cpu, cpu & 0xFFFF_FFFF_FFFF_FFFF,
+                                             data, len(data))
 
     def perf_output(self, data: bytes, flags: int = CURRENT_CPU,
                     ctx_data: bytes | None = None) -> int:
-        if flags == CURRENT_CPU:
-            return self.output_cpu(self.env.cpu, data)
-        target = flags & 0xFFFF_FFFF
-        capture = (flags >> CTX_LENGTH_SHIFT) & CTX_LENGTH_MAX
-        extra = b""
-        if capture:
-            if ctx_data is None:
-                return -EBPF_OPERATION_NOT_SUPPORTED
-            if len(ctx_data) < capture:
-                return -EBPF_INVALID_ARGUMENT
-            extra = bytes(ctx_data[:capture])
-        if self.passive and target != CURRENT_CPU:
-            return -EBPF_INVALID_ARGUMENT
-        return self.output_cpu(target, bytes(data) + extra)
+        data = bytes(data)
+        ctx = b"" if ctx_data is None else bytes(ctx_data)
+        return self._lib.ntl_perf_output(self.native, self.env.cpu, data, len(data),
+                                         flags & 0xFFFF_FFFF_FFFF_FFFF, ctx,
+                                         -1 if ctx_data is None else len(ctx))
 
     # -- consumer side ---------------------------------------------------------------------------
     def records(self, cpu: int | None = None) -> list[bytes]:
@@ -110,4 +107,3 @@ class PerfEventArrayMap(KeylessMap):
     @property
     def pending(self) -> int:
         return sum(r.pending for r in self.rings)
-

@@ -4,50 +4,53 @@ EFW facts (ebpf_maps.c prog array metadata, ``ebpf_map_find_entry``, ``_delete_a
 programs cannot read entries (helper lookup -> NULL) nor store them (the type has no
 ``update_entry``: -EBPF_OPERATION_NOT_SUPPORTED); delete empties the slot and succeeds even when
 it was empty, an index past the end -> -EBPF_OBJECT_NOT_FOUND.  User code fills slots with
-``set_program``.
+``set_program``; the JIT gives each slot its compiled code (``set_native``).
 """
 from __future__ import annotations
 
 from typing import Iterator
 
-from ...elf.program import MapSpec
-from .base import MapEnv, EBPF_OBJECT_NOT_FOUND, EBPF_OPERATION_NOT_SUPPORTED, Map
+from .base import Map
 
 
 class ProgArrayMap(Map):
-    def __init__(self, spec: MapSpec, env: MapEnv) -> None:
-        super().__init__(spec, env)
-        memory = env.memory
-        self.slots: dict[int, object] = {}  # index -> Program
+    def storage_bytes(self) -> int:
+        return 16 * self.spec.max_entries
 
     def set_program(self, index: int, program: object | None) -> None:
         if not 0 <= index < self.spec.max_entries:
             raise IndexError(f"prog array {self.name}: index {index} outside 0..{self.spec.max_entries - 1}")
-        if program is None:
-            self.slots.pop(index, None)
-        else:
-            self.slots[index] = program
+        pid = 0 if program is None else self.env.program_id(program)
+        self._lib.ntl_map_set_prog(self.native, index, None, pid)
+
+    def set_native(self, index: int, address: int) -> None:
+        """Give slot `index` the native code of its program (the JIT does this)."""
+        pid = self._lib.ntl_map_prog_id(self.native, index)
+        if pid:
+            self._lib.ntl_map_set_prog(self.native, index, address or None, pid)
 
     def program_at(self, index: int):
-        return self.slots.get(index)
+        if not 0 <= index < self.spec.max_entries:
+            return None
+        pid = self._lib.ntl_map_prog_id(self.native, index)
+        return self.env.programs.get(pid) if pid else None
 
-    def lookup_address(self, key: bytes) -> int:
-        return 0  # programs cannot read prog array entries
-
-    def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
-        return -EBPF_OPERATION_NOT_SUPPORTED  # set from user space with set_program
-
-    def delete(self, key: bytes) -> int:
-        i = int.from_bytes(key[:4], "little")
-        if i >= self.spec.max_entries:
-            return -EBPF_OBJECT_NOT_FOUND
-        self.slots.pop(i, None)
-        return 0
+    def programs(self) -> dict[int, object]:
+        """Slot -> program, for every filled slot."""
+        out = {}
+        for i in range(self.spec.max_entries):
+            p = self.program_at(i)
+            if p is not None:
+                out[i] = p
+        return out
 
     def keys(self) -> Iterator[bytes]:
-        for i in sorted(self.slots):
+        for i in self.programs():
             yield i.to_bytes(self.spec.key_size, "little")
 
+    def count(self) -> int:
+        return len(self.programs())
+
     def lookup(self, key: bytes):
-        prog = self.slots.get(int.from_bytes(self.check_key(key)[:4], "little"))
+        prog = self.program_at(int.from_bytes(self.check_key(key)[:4], "little"))
         return None if prog is None else getattr(prog, "name", "?").encode()

@@ -22,22 +22,14 @@ or None), ``values_in_pop_order()`` (the order pops would return them).
 """
 from __future__ import annotations
 
-from collections import deque
+import ctypes
 from typing import Iterator
 
-from ...elf.program import MapSpec
-from ...vm.memory import Region
-from .base import (BPF_EXIST, EBPF_OBJECT_NOT_FOUND, EBPF_OPERATION_NOT_SUPPORTED,
-                   EBPF_OUT_OF_SPACE, Map, MapEnv)
+from .base import Map
 
 
 class QueueMap(Map):
     ZERO_KEY_OK = True
-
-    def __init__(self, spec: MapSpec, env: MapEnv) -> None:
-        super().__init__(spec, env)
-        # oldest first; every element owns a region so helpers 1 and 4 can return its address
-        self.items_: deque[Region] = deque()
 
     def validate_spec(self) -> None:
         super().validate_spec()
@@ -45,53 +37,38 @@ class QueueMap(Map):
             self.spec_error(f"key_size is {self.spec.key_size}; queues and stacks have no key "
                             f"(key_size 0)")
 
-    # which end pop/peek take: queue -> oldest (left), stack -> newest (right)
-    def _next(self) -> Region | None:
-        return self.items_[0] if self.items_ else None
+    def storage_bytes(self) -> int:
+        return (self.spec.max_entries + 16) * self.spec.value_size
 
-    def _take(self) -> Region:
-        return self.items_.popleft()
+    def entry_limit(self) -> int:
+        return 2 * self.spec.max_entries + 64  # popped values stay readable until the run ends
+
+    def entry_name(self, entry: int) -> str:
+        return f"map {self.name} element"
 
     # -- program side ----------------------------------------------------------------------------
     def push(self, value: bytes, flags: int = 0) -> int:
-        value = bytes(value)[:self.spec.value_size].ljust(self.spec.value_size, b"\0")
-        if len(self.items_) >= self.spec.max_entries:
-            if not flags & BPF_EXIST:
-                return -EBPF_OUT_OF_SPACE
-            self.retire(self.items_.popleft())  # both types drop the oldest (slot at `begin`)
-        self.items_.append(self.memory.add(f"map {self.name} element", bytearray(value),
-                                           kind="map value"))
-        return 0
+        return self._lib.ntl_map_push(self.native, self._value(value), flags)
+
+    def _pop(self, remove: bool) -> tuple[int, bytes | None]:
+        out = ctypes.create_string_buffer(max(self.spec.value_size, 1))
+        code = self._lib.ntl_map_pop(self.native, out, int(remove))
+        return (code, None) if code else (0, out.raw[:self.spec.value_size])
 
     def pop(self) -> tuple[int, bytes | None]:
-        if not self.items_:
-            return -EBPF_OBJECT_NOT_FOUND, None
-        r = self._take()
-        self.retire(r)
-        return 0, bytes(r.data)
+        return self._pop(True)
 
     def peek(self) -> tuple[int, bytes | None]:
-        r = self._next()
-        if r is None:
-            return -EBPF_OBJECT_NOT_FOUND, None
-        return 0, bytes(r.data)
+        return self._pop(False)
 
     def lookup_address(self, key: bytes = b"") -> int:
-        r = self._next()
-        return 0 if r is None else r.base
+        return super().lookup_address(key)
 
     def lookup_and_delete_address(self, key: bytes = b"") -> int:
-        if not self.items_:
-            return 0
-        r = self._take()
-        self.retire(r)
-        return r.base
-
-    def update(self, key: bytes, value: bytes, flags: int = 0) -> int:
-        return self.push(value, flags)
+        return super().lookup_and_delete_address(key)
 
     def delete(self, key: bytes = b"") -> int:
-        return -EBPF_OPERATION_NOT_SUPPORTED
+        return super().delete(key)
 
     def keys(self) -> Iterator[bytes]:
         return iter(())
@@ -121,13 +98,11 @@ class QueueMap(Map):
         self.push_user(value, flags)
 
     def values_in_pop_order(self) -> list[bytes]:
-        return [bytes(r.data) for r in self.items_]
+        return [self.entry_bytes(e) for e in self._entries()]
 
     def items(self):
         return iter(())
 
-    def count(self) -> int:
-        return len(self.items_)
-
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.values_in_pop_order())
+

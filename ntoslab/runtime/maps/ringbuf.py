@@ -26,15 +26,19 @@ consuming; ``consume(limit=None)`` -> the same, advancing ``consumer_offset`` so
 up; ``pending`` (record count), ``used``/``free_space`` (bytes), ``ring_bytes()`` (the raw ring).
 Programs get no pointers into the ring (EFW offers no reserve/submit to programs), so lookups
 are NULL and update/delete are -EBPF_OPERATION_NOT_SUPPORTED; ``keys()`` is empty.
+
+The ring itself is native (ntoslab/native/ringbuf.c: reserve, submit, discard, output), shared
+by both engines and by the consumers here.
 """
 from __future__ import annotations
 
-import struct
-from typing import Iterator
+import ctypes
+import weakref
+from typing import Any
 
 from ...elf.program import MapSpec
-from .base import (EBPF_INVALID_ARGUMENT, EBPF_NO_MEMORY,
-                   PAGE_SIZE, KeylessMap, Map, MapEnv)
+from ...native import lib
+from .base import EBPF_NO_MEMORY, PAGE_SIZE, KeylessMap, Map, MapEnv
 
 HEADER_SIZE = 8
 LOCK_BIT = 1 << 31
@@ -48,84 +52,85 @@ def record_size(length: int) -> int:
 
 
 class ByteRing:
-    """One EFW ring: capacity bytes, producer/consumer offsets, 8-byte-aligned records."""
+    """One EFW ring: capacity bytes, producer/consumer offsets, 8-byte-aligned records.
+
+    ``ByteRing(capacity)`` makes a ring of its own; maps wrap their native rings
+    (``ByteRing.native(pointer, owner)``)."""
 
     def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.data = bytearray(capacity)
-        self.producer_offset = 0
-        self.consumer_offset = 0
-        self.produced = 0
-        self.dropped = 0     # refused: not enough free space
-        self.rejected = 0    # refused: empty, larger than the ring, or too long
+        L = self._lib = lib()
+        ptr = L.ntl_ring_new(capacity)
+        if not ptr:
+            raise MemoryError(f"cannot allocate a ring of {capacity} bytes")
+        self._ptr = ptr
+        self._owner: Any = weakref.finalize(self, L.ntl_ring_free, ptr)
+        self._ring = ptr.contents
+
+    @classmethod
+    def native(cls, ptr, owner: Any) -> "ByteRing":
+        ring = cls.__new__(cls)
+        ring._lib = lib()
+        ring._ptr = ptr
+        ring._owner = owner          # keeps the map (and so the ring) alive
+        ring._ring = ptr.contents
+        return ring
+
+    capacity = property(lambda self: self._ring.capacity)
+    producer_offset = property(lambda self: self._ring.producer)
+    consumer_offset = property(lambda self: self._ring.consumer)
+    produced = property(lambda self: self._ring.produced)
+    dropped = property(lambda self: self._ring.dropped)      # refused: not enough free space
+    rejected = property(lambda self: self._ring.rejected)    # refused: empty, too large, too long
 
     @property
     def used(self) -> int:
-        return self.producer_offset - self.consumer_offset
+        return self._ring.producer - self._ring.consumer
 
     @property
     def free_space(self) -> int:
-        return self.capacity - self.used
+        return self._ring.capacity - self.used
 
-    def _put(self, offset: int, data: bytes) -> None:
-        pos = offset % self.capacity
-        first = min(len(data), self.capacity - pos)
-        self.data[pos:pos + first] = data[:first]
-        if first < len(data):
-            self.data[:len(data) - first] = data[first:]
-
-    def _get(self, offset: int, n: int) -> bytes:
-        pos = offset % self.capacity
-        first = min(n, self.capacity - pos)
-        out = bytes(self.data[pos:pos + first])
-        if first < n:
-            out += bytes(self.data[:n - first])
-        return out
+    @property
+    def data(self) -> bytes:
+        return ctypes.string_at(self._ring.data, self._ring.capacity)
 
     def write(self, data: bytes, max_length: int = MAX_RECORD_SIZE) -> int:
         """Append one record; 0 or a negated ebpf_result (EFW ebpf_ring_buffer_reserve+submit)."""
-        length = len(data)
-        total = record_size(length)
-        if total > self.capacity or length == 0 or length > max_length:
-            self.rejected += 1
-            return -EBPF_INVALID_ARGUMENT
-        if self.producer_offset + total - self.consumer_offset > self.capacity:
-            self.dropped += 1
-            return -EBPF_NO_MEMORY
-        pos = self.producer_offset % self.capacity
-        self._put(self.producer_offset, struct.pack("<II", length, pos // PAGE_SIZE) + bytes(data))
-        self.producer_offset += total
-        self.produced += 1
-        return 0
+        data = bytes(data)
+        return self._lib.ntl_ring_output(self._ptr, data, len(data), max_length)
 
-    def _walk(self) -> Iterator[tuple[int, bytes | None]]:
-        """(offset after the record, data or None when discarded) from the consumer on."""
-        off = self.consumer_offset
-        while off < self.producer_offset:
-            header = int.from_bytes(self._get(off, 4), "little")
-            if header & LOCK_BIT:
-                return
-            length = header & ~(LOCK_BIT | DISCARD_BIT)
-            data = None if header & DISCARD_BIT else self._get(off + HEADER_SIZE, length)
-            off += record_size(length)
-            yield off, data
+    def _walk(self) -> tuple[list[tuple[int, int]], int]:
+        """[(data offset, length | DISCARD)] of the committed records, and the offset after."""
+        n = max(self.used // HEADER_SIZE, 1)
+        offsets = (ctypes.c_uint64 * n)()
+        lengths = (ctypes.c_uint32 * n)()
+        end = ctypes.c_uint64()
+        got = self._lib.ntl_ring_walk(self._ptr, offsets, lengths, n, ctypes.byref(end))
+        return list(zip(offsets[:got], lengths[:got])), end.value
+
+    def _data(self, offset: int, length: int) -> bytes:
+        out = ctypes.create_string_buffer(length)
+        self._lib.ntl_ring_copy_out(self._ptr, offset, out, length)
+        return out.raw
 
     def records(self) -> list[bytes]:
-        return [d for _, d in self._walk() if d is not None]
+        return [self._data(o, n) for o, n in self._walk()[0] if not n & DISCARD_BIT]
 
     def consume(self, limit: int | None = None) -> list[bytes]:
         out: list[bytes] = []
-        for end, data in self._walk():
+        walked, _ = self._walk()
+        for o, n in walked:
             if limit is not None and len(out) >= limit:
                 break
-            self.consumer_offset = end
-            if data is not None:
-                out.append(data)
+            length = n & ~DISCARD_BIT
+            self._ring.consumer = o + record_size(length) - HEADER_SIZE
+            if not n & DISCARD_BIT:
+                out.append(self._data(o, length))
         return out
 
     @property
     def pending(self) -> int:
-        return sum(1 for _, d in self._walk() if d is not None)
+        return sum(1 for _, n in self._walk()[0] if not n & DISCARD_BIT)
 
 
 class RingBufMap(KeylessMap):
@@ -134,7 +139,10 @@ class RingBufMap(KeylessMap):
 
     def __init__(self, spec: MapSpec, env: MapEnv) -> None:
         super().__init__(spec, env)
-        self.ring = ByteRing(spec.max_entries)
+        self.ring = ByteRing.native(self._lib.ntl_map_ring(self.native, 0), self)
+
+    def storage_bytes(self) -> int:
+        return self.spec.max_entries
 
     def validate_spec(self) -> None:
         super().validate_spec()
@@ -156,7 +164,7 @@ class RingBufMap(KeylessMap):
     def output(self, data: bytes, flags: int = 0) -> int:
         """bpf_ringbuf_output (helper 11): 0, -EBPF_NO_MEMORY (no room: dropped) or
         -EBPF_INVALID_ARGUMENT (empty or larger than the ring)."""
-        return self.ring.write(bytes(data))
+        return self.ring.write(data)
 
     # -- consumer side ---------------------------------------------------------------------------
     def records(self) -> list[bytes]:
@@ -168,8 +176,7 @@ class RingBufMap(KeylessMap):
         return self.ring.consume(limit)
 
     def ring_bytes(self) -> bytes:
-        return bytes(self.ring.data)
-
+        return self.ring.data
 
     capacity = property(lambda self: self.ring.capacity)
     pending = property(lambda self: self.ring.pending)

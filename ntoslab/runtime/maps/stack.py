@@ -8,16 +8,8 @@ first.
 """
 from __future__ import annotations
 
-from ...vm.memory import Region
 from .queue import QueueMap
 
 
 class StackMap(QueueMap):
-    def _next(self) -> Region | None:
-        return self.items_[-1] if self.items_ else None
-
-    def _take(self) -> Region:
-        return self.items_.pop()
-
-    def values_in_pop_order(self) -> list[bytes]:
-        return [bytes(r.data) for r in reversed(self.items_)]
+    """Pop and peek take the newest element (the order lives in ntoslab/native/maps.c)."""

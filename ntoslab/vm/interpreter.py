@@ -20,6 +20,7 @@ JIT calls.
 from __future__ import annotations
 
 import ctypes
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -90,12 +91,17 @@ class _Stack(NamedTuple):
 class PyEmitter:
     """semantics.Emitter writing Python statements (see the module docstring)."""
 
-    def __init__(self, out: list[tuple[int, str]], pc: int = 0) -> None:
+    def __init__(self, out: list[tuple[int, str]], pc: int = 0, local: bool = False) -> None:
         self.out = out
         self.pc = pc
         self.indent = ""
         self.ntemp = 0
         self.uses_stack = False
+        # block mode: registers live in locals r0..r9, loaded where first read, stored back
+        # before the block's terminator
+        self.local = local
+        self.loaded: set[int] = set()
+        self.written: list[int] = []
 
     def _line(self, text: str) -> None:
         self.out.append((self.pc, self.indent + text))
@@ -104,14 +110,39 @@ class PyEmitter:
     def _clean(v: PV) -> PV:
         return v if v.clean else PV(f"({v.e} & {_mask(v.w)})", v.w, True)
 
+    def _name(self, r: int) -> str:
+        return f"r{r}" if self.local and r != 10 else f"R[{r}]"
+
     def reg(self, r: int, width: int) -> PV:
-        return PV(f"R[{r}]", 64, True) if width == 64 else PV(f"(R[{r}] & M32)", 32, True)
+        # a 32-bit operand is the register itself, its high bits "dirty": operations whose low
+        # bits only depend on the operands' low bits need no mask, the others clean it
+        if self.local and r not in self.written:
+            self.loaded.add(r)
+        return PV(self._name(r), width, width == 64)
+
+    def prologue(self) -> list[str]:
+        return [f"r{r} = R[{r}]" for r in sorted(self.loaded) if r != 10]
+
+    def write_back(self) -> list[str]:
+        return [f"R[{r}] = r{r}" for r in self.written]
 
     def const(self, value: int, width: int) -> PV:
         return PV(str(value & ((1 << width) - 1)), width, True)
 
+    @staticmethod
+    def _value(v: PV) -> int | None:
+        return int(v.e) if v.e.isdigit() else None
+
+    def _fold(self, a: PV, b: PV, fn) -> PV | None:
+        x, y = self._value(a), self._value(b)
+        if x is None or y is None:
+            return None
+        return self.const(fn(x, y), a.w)
+
     def set(self, r: int, value: PV) -> None:
-        self._line(f"R[{r}] = {self._clean(value).e}")
+        self._line(f"{self._name(r)} = {self._clean(value).e}")
+        if self.local and r not in self.written:
+            self.written.append(r)
 
     def let(self, value: Any) -> Any:
         if isinstance(value, _Stack):
@@ -122,22 +153,27 @@ class PyEmitter:
         return PV(name, value.w, value.clean)
 
     def add(self, a: PV, b: PV) -> PV:
-        return PV(f"({a.e} + {b.e})", a.w, False)
+        return self._fold(a, b, int.__add__) or PV(f"({a.e} + {b.e})", a.w, False)
 
     def sub(self, a: PV, b: PV) -> PV:
-        return PV(f"({a.e} - {b.e})", a.w, False)
+        return self._fold(a, b, int.__sub__) or PV(f"({a.e} - {b.e})", a.w, False)
 
     def mul(self, a: PV, b: PV) -> PV:
-        return PV(f"({a.e} * {b.e})", a.w, False)
+        return self._fold(a, b, int.__mul__) or PV(f"({a.e} * {b.e})", a.w, False)
 
     def and_(self, a: PV, b: PV) -> PV:
+        folded = self._fold(a, b, int.__and__)
+        if folded is not None:
+            return folded
+        if b.e == _mask(a.w) or b.e == str((1 << a.w) - 1):
+            return self._clean(a)
         return PV(f"({a.e} & {b.e})", a.w, a.clean or b.clean)
 
     def or_(self, a: PV, b: PV) -> PV:
-        return PV(f"({a.e} | {b.e})", a.w, a.clean and b.clean)
+        return self._fold(a, b, int.__or__) or PV(f"({a.e} | {b.e})", a.w, a.clean and b.clean)
 
     def xor(self, a: PV, b: PV) -> PV:
-        return PV(f"({a.e} ^ {b.e})", a.w, a.clean and b.clean)
+        return self._fold(a, b, int.__xor__) or PV(f"({a.e} ^ {b.e})", a.w, a.clean and b.clean)
 
     def shl(self, a: PV, b: PV) -> PV:
         return PV(f"({a.e} << {self._clean(b).e})", a.w, False)
@@ -190,7 +226,8 @@ class PyEmitter:
     def address(self, r: int, offset: int) -> Any:
         if r == 10:
             return _Stack(offset)
-        return PV(f"R[{r}]" if offset == 0 else f"((R[{r}] + {offset}) & M64)", 64, True)
+        base = self.reg(r, 64).e
+        return PV(base if offset == 0 else f"(({base} + {offset}) & M64)", 64, True)
 
     @staticmethod
     def _in_frame(a: _Stack, size: int) -> bool:
@@ -205,17 +242,16 @@ class PyEmitter:
         if isinstance(address, _Stack) and self._in_frame(address, size):
             self.uses_stack = True
             lo = op.STACK_FRAME_SIZE + address.offset
-            return PV(f"int.from_bytes(F[{lo}:{lo + size}], 'little')", 8 * size, True)
-        return PV(f"load({self._generic(address)}, {size})", 8 * size, True)
+            return PV(f"U{size}(F, {lo})[0]", 8 * size, True)
+        return PV(f"load{size}({self._generic(address)})", 8 * size, True)
 
     def store(self, address: Any, size: int, value: PV) -> None:
         if isinstance(address, _Stack) and self._in_frame(address, size):
             self.uses_stack = True
             lo = op.STACK_FRAME_SIZE + address.offset
-            self._line(f"F[{lo}:{lo + size}] = ({value.e} & {_mask(8 * size)})"
-                       f".to_bytes({size}, 'little')")
+            self._line(f"P{size}(F, {lo}, {value.e} & {_mask(8 * size)})")
             return
-        self._line(f"store({self._generic(address)}, {size}, {value.e})")
+        self._line(f"store{size}({self._generic(address)}, {value.e})")
 
     def if_(self, cond: str, then: Callable[[], None]) -> None:
         self._line(f"if {cond}:")
@@ -244,34 +280,30 @@ class _Prepared:
         return self._ops
 
 
-def _terminator(out: list, chk: Checked, pc: int, indent: str = "    ") -> None:
+def _terminator(E: PyEmitter, chk: Checked, pc: int) -> str:
+    """The return statement of the terminator at `pc` (reading registers through `E`)."""
     insn = chk.insns[pc]
-    row = ROWS[insn.opcode]
-    kind = row.kind
+    kind = ROWS[insn.opcode].kind
     if kind == "exit":
-        text = "return st.exit()"
-    elif kind == "call":
-        text = f"return st.call_helper({insn.imm}, {pc})" if insn.src == op.CALL_HELPER else \
+        return "return st.exit()"
+    if kind == "call":
+        return f"return st.call_helper({insn.imm}, {pc})" if insn.src == op.CALL_HELPER else \
             f"return st.call_local({chk.target(pc)}, {pc})"
-    elif kind in ("ja", "ja32"):
-        text = f"return {chk.target(pc)}"
-    else:
-        E = PyEmitter([], pc)
-        text = f"return {chk.target(pc)} if {condition(E, insn)} else {pc + 1}"
-    out.append((pc, indent + text))
+    if kind in ("ja", "ja32"):
+        return f"return {chk.target(pc)}"
+    return f"return {chk.target(pc)} if {condition(E, insn)} else {pc + 1}"
 
 
-def _body(chk: Checked, pc: int) -> tuple[list[tuple[int, str]], bool]:
-    out: list[tuple[int, str]] = []
-    E = PyEmitter(out, pc)
-    emit(E, chk.insns[pc], chk.lddw.get(pc))
-    return out, E.uses_stack
+_STRUCTS = {n: struct.Struct("<" + c) for n, c in ((1, "B"), (2, "H"), (4, "I"), (8, "Q"))}
 
 
 def _namespace(machine: Machine) -> dict:
-    mem = machine.memory
-    return dict(M32=M32, M64=M64, sx=sx, sdiv=sdiv, smod=smod, bswap=bswap, load=mem.load,
-                store=mem.store)
+    ns = dict(M32=M32, M64=M64, sx=sx, sdiv=sdiv, smod=smod, bswap=bswap,
+              **machine.memory.accessors())
+    for n, st in _STRUCTS.items():
+        ns[f"U{n}"] = st.unpack_from
+        ns[f"P{n}"] = st.pack_into
+    return ns
 
 
 def _assemble(functions: list[tuple[str, list[tuple[int, str]]]], filename: str,
@@ -288,6 +320,29 @@ def _assemble(functions: list[tuple[str, list[tuple[int, str]]]], filename: str,
     return source, linepc
 
 
+def _block_source(chk: Checked, start: int, lead: set[int]) -> tuple[list, int]:
+    """The body of the function for the block at `start`, and its length in instructions."""
+    body: list[tuple[int, str]] = []
+    E = PyEmitter(body, start, local=True)
+    pc, count = start, 0
+    while True:
+        count += 1
+        E.pc = pc
+        insn = chk.insns[pc]
+        if ROWS[insn.opcode].kind in TERMINATORS:
+            ret = _terminator(E, chk, pc)
+            break
+        emit(E, insn, chk.lddw.get(pc))
+        last, pc = pc, chk.next_pc(pc)
+        if pc in lead:
+            E.pc, ret = last, f"return {pc}"
+            break
+    tail = [(E.pc, line) for line in E.write_back()] + [(E.pc, ret)]
+    head = [(start, "F = st.F")] if E.uses_stack else []
+    head += [(start, line) for line in E.prologue()]
+    return [(p, "    " + t) for p, t in head + body + tail], count
+
+
 def _translate(code: Code, machine: Machine, chk: Checked) -> _Prepared:
     n = chk.n
     leaders = block_starts(chk)
@@ -299,27 +354,8 @@ def _translate(code: Code, machine: Machine, chk: Checked) -> _Prepared:
             functions.append((f"def _b{n}(R, st):", [(n, f"    return st.fell_off({n})")]))
             lengths[n] = 1
             continue
-        body: list[tuple[int, str]] = []
-        stack = False
-        pc = start
-        count = 0
-        while True:
-            count += 1
-            row = ROWS[chk.insns[pc].opcode]
-            if row.kind in TERMINATORS:
-                _terminator(body, chk, pc)
-                break
-            lines, uses = _body(chk, pc)
-            stack |= uses
-            body.extend((p, "    " + t) for p, t in lines)
-            last, pc = pc, chk.next_pc(pc)
-            if pc in lead:
-                body.append((last, f"    return {pc}"))
-                break
-        if stack:
-            body.insert(0, (start, "    F = st.F"))
+        body, lengths[start] = _block_source(chk, start, lead)
         functions.append((f"def _b{start}(R, st):", body))
-        lengths[start] = count
     ns = _namespace(machine)
     source, linepc = _assemble(functions, f"<ntoslab interpreter: {code.name}>", ns)
     blocks: list = [None] * (n + 1)
@@ -336,17 +372,17 @@ def _compile_ops(p: _Prepared) -> None:
             functions.append((f"def _op{pc}(R, st):",
                               [(pc, f"    return st.fell_into_lddw({pc})")]))
             continue
-        row = ROWS[chk.insns[pc].opcode]
         body: list[tuple[int, str]] = []
-        if row.kind in TERMINATORS:
-            _terminator(body, chk, pc)
+        E = PyEmitter(body, pc)
+        insn = chk.insns[pc]
+        if ROWS[insn.opcode].kind in TERMINATORS:
+            ret = _terminator(E, chk, pc)
         else:
-            lines, uses = _body(chk, pc)
-            if uses:
-                body.append((pc, "    F = st.F"))
-            body.extend((q, "    " + t) for q, t in lines)
-            body.append((pc, f"    return {chk.next_pc(pc)}"))
-        functions.append((f"def _op{pc}(R, st):", body))
+            emit(E, insn, chk.lddw.get(pc))
+            ret = f"return {chk.next_pc(pc)}"
+        head = [(pc, "F = st.F")] if E.uses_stack else []
+        functions.append((f"def _op{pc}(R, st):",
+                          [(q, "    " + t) for q, t in head + body + [(pc, ret)]]))
     functions.append((f"def _op{chk.n}(R, st):", [(chk.n, f"    return st.fell_off({chk.n})")]))
     ns = dict(p.ns)
     p._ops_source, _ = _assemble(functions, f"<ntoslab interpreter ops: {p.code.name}>", ns)

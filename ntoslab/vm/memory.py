@@ -17,6 +17,7 @@ closest to.
 from __future__ import annotations
 
 import ctypes
+import struct
 import weakref
 from typing import Any, Callable
 
@@ -286,6 +287,39 @@ class AddressSpace:
                 return
         buf, off = self._host(address, size, True)
         buf[off:off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+
+    def accessors(self) -> dict[str, Callable]:
+        """load1/2/4/8(address) and store1/2/4/8(address, value): `load` and `store` specialised
+        by size (what the interpreter's generated code calls)."""
+        fast = self._fast
+        host = self._host
+        out: dict[str, Callable] = {}
+        for size, code in ((1, "B"), (2, "H"), (4, "I"), (8, "Q")):
+            st = struct.Struct("<" + code)
+            mask = (1 << (8 * size)) - 1
+
+            def load(address: int, size=size, unpack=st.unpack_from) -> int:
+                e = fast.get(address >> 32)
+                if e is not None:
+                    off = address & 0xFFFF_FFFF
+                    if off + size <= e[1]:
+                        return unpack(e[0], off)[0]
+                buf, off = host(address, size, False)
+                return unpack(buf, off)[0]
+
+            def store(address: int, value: int, size=size, pack=st.pack_into, mask=mask) -> None:
+                e = fast.get(address >> 32)
+                if e is not None:
+                    off = address & 0xFFFF_FFFF
+                    if off + size <= e[1] and e[2]:
+                        pack(e[0], off, value & mask)
+                        return
+                buf, off = host(address, size, True)
+                pack(buf, off, value & mask)
+
+            out[f"load{size}"] = load
+            out[f"store{size}"] = store
+        return out
 
     def read(self, address: int, size: int) -> bytes:
         """Copy `size` bytes out of the sandbox (size 0 is allowed anywhere)."""

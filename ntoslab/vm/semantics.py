@@ -291,7 +291,7 @@ def emit(E: Emitter, insn: Instruction, lddw_value: int | None = None) -> None:
     dst, src = insn.dst, insn.src
     if kind == "alu":
         w = row.width
-        d = E.reg(dst, w)
+        d = None if row.op == op.ALU_MOV else E.reg(dst, w)   # mov does not read dst
         s = E.reg(src, w) if row.src_reg else E.const(insn.imm, w)
         E.set(dst, E.zext(ALU[row.op](E, d, s, w, insn.offset), 64))
     elif kind == "end":

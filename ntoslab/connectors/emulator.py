@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..elf import ElfObject, Program, load
+from ..hooks.batch import Chain, pack
 from ..hooks.process import (PROCESS_HELPERS, ProcessContext, ProcessEvent, ProcessWindows,
-                             EventError, denies, status_of)
+                             EventError, denies, pack_event, status_of)
 from ..runtime import Sandbox
 from ..vm.engine import DEFAULT_BUDGET, ProgramError, VmFault
 from .views import MapView, PerfView, RingBufView, printk_frame
@@ -160,7 +161,8 @@ class EmulatedHook:
         self._events = 0
         self._last_time = 0
         self.subscribers: list = []
-        self.history: list[dict[str, Any]] = []
+        self.history: list = []          # verdict rows (dicts) and chunks of them (DataFrames)
+        self._recorders: list = []
 
     # -- objects and programs -----------------------------------------------------------------
     def load(self, path: str | os.PathLike | ElfObject, *, engine: str | None = None) -> LoadedObject:
@@ -213,6 +215,7 @@ class EmulatedHook:
         """Run every attached program on one event, in attach order; return the verdict."""
         if not isinstance(event, ProcessEvent):
             event = ProcessEvent.from_row(event)
+        packed = pack_event(event)   # a bad event is refused before anything runs
         index = self._events
         self._events += 1
         now = self._clock(event)
@@ -233,7 +236,7 @@ class EmulatedHook:
             st.now = now
             st.program = link.program.name
             box.env.cpu = (event.cpu or 0) % max(1, self.ncpus)
-            ctx = box.windows.fill(event)
+            ctx = box.windows.fill(event, packed)
             link.loaded.current = ctx
             try:
                 result = box.run_at(link.program, ctx.address, self.budget)
@@ -266,7 +269,20 @@ class EmulatedHook:
         """One row per event injected so far (same columns as the live hooks' `verdicts()`;
         `enforced` is False: an emulated deny stops nothing real)."""
         import pandas as pd
-        return pd.DataFrame(self.history)
+        parts, rows = [], []
+        for item in self.history:
+            if isinstance(item, dict):
+                rows.append(item)
+                continue
+            if rows:
+                parts.append(pd.DataFrame(rows))
+                rows = []
+            parts.append(item)
+        if rows:
+            parts.append(pd.DataFrame(rows))
+        if not parts:
+            return pd.DataFrame()
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
     def subscribe(self, callback) -> None:
         """Call `callback(verdict)` after every event (e.g. a ring-buffer reader's poll)."""
@@ -276,8 +292,20 @@ class EmulatedHook:
                progress: bool | None = None) -> "pd.DataFrame":
         """Inject every event (a trace DataFrame or an iterable); a verdict row per event.
 
-        Rows that cannot become events are reported in the `error` column, never dropped.
+        Rows that cannot become events are reported in the `error` column, never dropped. On
+        the JIT, a DataFrame replays natively in chunks (`BATCH_CHUNK` events; the progress bar
+        advances per chunk) with the same verdicts, maps and records as injecting its events one
+        by one; Python subscribers (`subscribe`) need a call per event, so with any subscribed
+        the events are injected one by one.
         """
+        import pandas as pd
+
+        links = [(link.program, link.loaded.sandbox) for link in self.links]
+        if isinstance(events, pd.DataFrame) and not self.subscribers and Chain.possible(links):
+            return self._replay_native(events, links, progress)
+        return self._replay_events(events, progress)
+
+    def _replay_events(self, events, progress: bool | None) -> "pd.DataFrame":
         import pandas as pd
         from tqdm.auto import tqdm
 
@@ -290,20 +318,88 @@ class EmulatedHook:
         for i, row in enumerate(tqdm(rows, disable=not show, desc="replay", unit="event")):
             try:
                 ev = row if isinstance(row, ProcessEvent) else ProcessEvent.from_row(row, f"row {i}: ")
+                record = self.inject(ev).as_row()
             except EventError as exc:
-                out.append({"index": None, "operation": row.get("operation") if isinstance(row, dict) else None,
-                            "process_id": None, "status": None, "status_hex": None,
-                            "denied": None, "decided_by": None, "instructions": 0,
-                            "programs_run": 0, "faults": None, "error": str(exc), "row": i,
-                            "creator_inferred": None})
+                text = str(exc) if str(exc).startswith("row ") else f"row {i}: {exc}"
+                out.append(_error_row(row.get("operation") if isinstance(row, dict) else None,
+                                      text, i))
                 continue
-            record = self.inject(ev).as_row()
             inferred = row.get("creator_inferred") if isinstance(row, dict) else None
-            if inferred is None or inferred != inferred:  # missing or NaN: decide here
+            if _missing(inferred):  # missing or NaN: decide here
                 inferred = ev.is_create and isinstance(row, dict) and \
                     _missing(row.get("creating_process_id"))
             record.update(error=None, row=i, creator_inferred=bool(inferred))
             out.append(record)
+        return pd.DataFrame(out)
+
+    def _replay_native(self, frame: "pd.DataFrame", links: list,
+                       progress: bool | None) -> "pd.DataFrame":
+        import pandas as pd
+        from tqdm.auto import tqdm
+
+        chain = Chain(links, self.budget, self.ncpus)
+        names = [p.name for p, _ in links]
+        clock = [self._last_time, self.boot_time]
+        show = progress if progress is not None else len(frame) >= 2000
+        parts = []
+        with tqdm(total=len(frame), disable=not show, desc="replay", unit="event") as bar:
+            for start in range(0, len(frame), BATCH_CHUNK):
+                chunk = frame.iloc[start:start + BATCH_CHUNK]
+                packed = pack(chunk, start, self.ncpus)
+                result = chain.run(packed, clock, self._recorders)
+                parts.append(self._native_rows(chunk, start, packed, result, names))
+                bar.update(len(chunk))
+        self._last_time, self.boot_time = clock
+        if not parts:
+            return pd.DataFrame(columns=VERDICT_COLUMNS)
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    def _native_rows(self, chunk, start: int, packed, result, names: list[str]):
+        """The verdict rows of one chunk (and its history)."""
+        import numpy as np
+        import pandas as pd
+
+        n = packed.n
+        index = np.arange(self._events, self._events + n, dtype=np.int64)
+        self._events += n
+        status = result.status.astype(np.int64)
+        decided = result.decided_by
+        label = np.array(names + [None], dtype=object)
+        faults = np.full(n, None, dtype=object)
+        for k, items in result.faults.items():
+            faults[k] = "; ".join(message for _, message in items)
+        events = {
+            "index": index,
+            "operation": np.where(packed.is_create.astype(bool), "create", "delete").astype(object),
+            "process_id": packed.process_id.astype(np.int64),
+            "status": status,
+            "status_hex": np.char.mod("0x%08X", status & 0xFFFF_FFFF).astype(object),
+            "denied": decided >= 0,
+            "decided_by": label[decided],
+            "instructions": result.instructions.astype(np.int64),
+            "programs_run": result.programs_run.astype(np.int64),
+            "faults": faults,
+        }
+        history = pd.DataFrame(dict(events, time=packed.time, image_path=packed.text["image_path"],
+                                    command_line=packed.text["command_line"],
+                                    process_key=packed.text["process_key"], enforced=False))
+        self.history.append(history)
+        if not packed.errors:
+            return pd.DataFrame(dict(events, error=np.full(n, None, dtype=object),
+                                     row=packed.rows.astype(np.int64),
+                                     creator_inferred=packed.creator_inferred))
+        # rows that are not events: the frame pandas infers from records, as _replay_events gives
+        out: list = [None] * len(chunk)
+        cols = list(events)
+        for k in range(n):
+            rec = {c: (events[c][k].item() if hasattr(events[c][k], "item") else events[c][k])
+                   for c in cols}
+            rec.update(error=None, row=int(packed.rows[k]),
+                       creator_inferred=bool(packed.creator_inferred[k]))
+            out[int(packed.rows[k]) - start] = rec
+        ops = chunk["operation"].tolist() if "operation" in chunk.columns else [None] * len(chunk)
+        for row, message in packed.errors.items():
+            out[row - start] = _error_row(ops[row - start], message, row)
         return pd.DataFrame(out)
 
     def printk(self) -> "pd.DataFrame":
@@ -336,7 +432,20 @@ class EmulatedHook:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or value != value or type(value).__name__ == "NAType"
+    return value is None or type(value).__name__ in ("NAType", "NaTType") or value != value
+
+
+def _error_row(operation: Any, message: str, row: int) -> dict[str, Any]:
+    return {"index": None, "operation": operation, "process_id": None, "status": None,
+            "status_hex": None, "denied": None, "decided_by": None, "instructions": 0,
+            "programs_run": 0, "faults": None, "error": message, "row": row,
+            "creator_inferred": None}
+
+
+BATCH_CHUNK = 1 << 16
+VERDICT_COLUMNS = ["index", "operation", "process_id", "status", "status_hex", "denied",
+                   "decided_by", "instructions", "programs_run", "faults", "error", "row",
+                   "creator_inferred"]
 
 
 def emulator(engine: str = "interpreter", **kw: Any) -> EmulatedHook:

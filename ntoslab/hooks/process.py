@@ -252,7 +252,8 @@ class ProcessWindows:
 
     def __init__(self, memory: AddressSpace) -> None:
         self.memory = memory
-        self.context = memory.add("context (process_md_t)", bytearray(CONTEXT_SIZE),
+        self._context_buffer = bytearray(CONTEXT_SIZE)
+        self.context = memory.add("context (process_md_t)", self._context_buffer,
                                   writable=False, kind="context")
         self.buffer = bytearray(0x10000)
         self.command = memory.add("command line", self.buffer, writable=False, kind="packet")
@@ -263,10 +264,28 @@ class ProcessWindows:
         self.event.command = ctypes.addressof(self.command._pin)
         self._keep: tuple = ()
 
-    def fill(self, event: "ProcessEvent") -> "ProcessContext":
-        """Write `event` into the regions; the helpers answer for it from now on."""
-        raw, cmd, image, name, domain = pack_event(event, self.command.base)
-        self.context.data[:] = raw
+    def resync(self) -> None:
+        """Native code (batch replay) pointed the regions at its own buffers: follow it."""
+        self.memory.resync(self.context)
+        self.memory.resync(self.command)
+
+    def reset(self) -> None:
+        """Point the regions at this object's own buffers again (after batch replay)."""
+        self.memory.repoint(self.context, self._context_buffer)
+        self.memory.repoint(self.command, self.buffer, 0)
+        ev = self.event
+        ev.image = ev.account_name = ev.account_domain = None
+        ev.image_len = 0
+        ev.account_name_len = ev.account_domain_len = -1
+        ev.command = ctypes.addressof(self.command._pin)
+        ev.command_len = 0
+        ev.ctx_addr = self.context.base
+
+    def fill(self, event: "ProcessEvent", packed: tuple | None = None) -> "ProcessContext":
+        """Write `event` (`packed` by pack_event, or packed here) into the regions; the helpers
+        answer for it from now on."""
+        raw, cmd, image, name, domain = packed or pack_event(event, self.command.base)
+        self._context_buffer[:] = raw
         if cmd:
             self.buffer[:len(cmd)] = cmd
         self.memory.repoint(self.command, self.buffer, len(cmd))
@@ -324,18 +343,27 @@ class ProcessContext:
             self.memory.remove(self.windows.command)
 
 
-def resolve_account(event: ProcessEvent) -> tuple[bytes | None, bytes | None]:
-    """The account name and domain the helpers return (UTF-16LE), or None when SecLookupAccountSid
-    would fail: no SID, or a SID the event does not name and that is not well known."""
-    if not event.is_create or not event.token_sid:
+def account_strings(token_sid: str | None, account_name: str | None,
+                    account_domain: str | None) -> tuple[bytes | None, bytes | None]:
+    """The account name and domain the helpers return for a create (UTF-16LE), or None when
+    SecLookupAccountSid would fail: no SID, or a SID the event does not name and that is not
+    well known."""
+    if not token_sid:
         return None, None
-    name, domain = event.account_name, event.account_domain
+    name, domain = account_name, account_domain
     if name is None and domain is None:
-        known = WELL_KNOWN_ACCOUNTS.get(event.token_sid.upper())
+        known = WELL_KNOWN_ACCOUNTS.get(token_sid.upper())
         if known is None:
             return None, None
         name, domain = known
     return (name or "").encode("utf-16-le"), (domain or "").encode("utf-16-le")
+
+
+def resolve_account(event: ProcessEvent) -> tuple[bytes | None, bytes | None]:
+    """`account_strings` of an event (None, None for a delete)."""
+    if not event.is_create:
+        return None, None
+    return account_strings(event.token_sid, event.account_name, event.account_domain)
 
 
 def pack_event(event: ProcessEvent, command_start: int = 0) -> tuple[bytes, bytes, bytes,

@@ -270,17 +270,17 @@ NTL_API int ntl_batch_run(ntl_batch *b, ntl_link *links, uint32_t nlinks, ntl_re
             setup_event(b, i, l, now);
             int32_t st = ntl_run_program(l->run, l->fn, ntl_window_base(l->ctx_window),
                                          b->budget);
-            for (uint64_t k = 0; k < l->nmaps; k++)
-                ntl_map_end_epoch(l->maps[k]);
             b->programs_run[i]++;
             b->instructions[i] += l->run->count;
-            if (st != NTL_S_EXIT) {
+            if (st != NTL_S_EXIT) { /* Python describes it, then ends the epoch */
                 b->next_event = i;
                 b->next_link = j + 1;
                 b->fault_link = j;
                 b->fault_status = st;
                 return 1;
             }
+            for (uint64_t k = 0; k < l->nmaps; k++)
+                ntl_map_end_epoch(l->maps[k]);
             int32_t status = (int32_t)(uint32_t)l->run->regs[0];
             if (b->is_create[i] && status < 0) {
                 b->status[i] = status;

@@ -648,6 +648,13 @@ class Jit(Engine):
             return self._interpreter.run(code, machine, args, budget)
         return _Run(self, machine, prepared, budget).go(args)
 
+    def native_run(self, code: Code, machine: Machine, budget: int) -> "_Run | None":
+        """For a caller that runs the native code itself (batch replay): a run context to enter
+        while native code runs, whose `outcome(status)` turns a status into the result or the
+        fault; None when `code` runs on the interpreter."""
+        prepared = self.prepare(code, machine)
+        return None if prepared.native is None else _Run(self, machine, prepared, budget)
+
 
 # -- one run: the Python side ------------------------------------------------------------------------
 _RUNS: dict[int, "_Run"] = {}
@@ -712,27 +719,41 @@ class _Run:
         return 0
 
     # -- the run ---------------------------------------------------------------------------------
-    def go(self, args: Sequence[int]) -> RunResult:
+    def __enter__(self) -> "_Run":
         st = self.state
-        L = lib()
-        for i in range(11):
-            st.regs[i] = 0
-        for i, a in enumerate(args[:5]):
-            st.regs[i + 1] = a & M64
-        st.program_id = self.machine.programs.id_of(self.prepared.code)
         st.python = _TRAMPOLINE_ADDRESS
         st.native_tail = 1
         st.max_tail_calls = self.machine.max_tail_calls
-        key = ctypes.addressof(st)
-        _RUNS[key] = self
-        try:
-            status = L.ntl_run_program(ctypes.byref(st), self.prepared.native.address,
-                                       st.regs[1], max(-1, min(self.budget, 1 << 62)) & M64)
-        finally:
-            del _RUNS[key]
-            if st.tail_calls_failed:
-                self.machine.tail_calls_failed += st.tail_calls_failed
-                st.tail_calls_failed = 0
+        _RUNS[ctypes.addressof(st)] = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        st = self.state
+        _RUNS.pop(ctypes.addressof(st), None)
+        if st.tail_calls_failed:
+            self.machine.tail_calls_failed += st.tail_calls_failed
+            st.tail_calls_failed = 0
+
+    @property
+    def native_budget(self) -> int:
+        return max(-1, min(self.budget, 1 << 62)) & M64
+
+    def go(self, args: Sequence[int]) -> RunResult:
+        st = self.state
+        regs = st.regs
+        for i in range(11):
+            regs[i] = 0
+        for i, a in enumerate(args[:5]):
+            regs[i + 1] = a & M64
+        st.program_id = self.machine.programs.id_of(self.prepared.code)
+        with self:
+            status = lib().ntl_run_program(ctypes.byref(st), self.prepared.native.address,
+                                           regs[1], self.native_budget)
+            return self.outcome(status)
+
+    def outcome(self, status: int) -> RunResult:
+        """What native code returning `status` means: the result, or the VmFault raised."""
+        st = self.state
         if status == abi.S_EXIT:
             return RunResult(st.regs[0], st.count, st.tail_calls)
         return self._stopped(status)

@@ -160,11 +160,12 @@ class AddressSpace:
         self._fast[region.base >> WINDOW_SHIFT] = (data, length, region.writable)
 
     def resync(self, region: Region) -> None:
-        """Forget what Python knows of `region`'s window (native code repointed it)."""
+        """Take over what native code repointed `region`'s window at (memory Python does not
+        own: repoint the region to its own buffer again before that memory goes away)."""
         w = self.native.contents.table[region.window]
-        region.end = region.base + w.length
-        self._fast[region.base >> WINDOW_SHIFT] = (host_view(w.host, w.length) if w.host
-                                                   else bytearray(), w.length, region.writable)
+        view = host_view(w.host, w.length) if w.host else bytearray()
+        region.data, region._pin, region.end = view, None, region.base + w.length
+        self._fast[region.base >> WINDOW_SHIFT] = (view, w.length, region.writable)
 
     def remove(self, region: Region) -> None:
         """Unmap a region; later accesses to it fault."""

@@ -277,7 +277,7 @@ class EmulatedHook:
             if rows:
                 parts.append(pd.DataFrame(rows))
                 rows = []
-            parts.append(item)
+            parts.append(item.frame())
         if rows:
             parts.append(pd.DataFrame(rows))
         if not parts:
@@ -355,7 +355,8 @@ class EmulatedHook:
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
     def _native_rows(self, chunk, start: int, packed, result, names: list[str]):
-        """The verdict rows of one chunk (and its history)."""
+        """The verdict rows of one chunk (and its history), built column-wise with the dtypes
+        pandas infers for `_replay_events`' records."""
         import numpy as np
         import pandas as pd
 
@@ -364,36 +365,33 @@ class EmulatedHook:
         self._events += n
         status = result.status.astype(np.int64)
         decided = result.decided_by
-        label = np.array(names + [None], dtype=object)
-        faults = np.full(n, None, dtype=object)
-        for k, items in result.faults.items():
-            faults[k] = "; ".join(message for _, message in items)
         events = {
             "index": index,
-            "operation": np.where(packed.is_create.astype(bool), "create", "delete").astype(object),
+            "operation": _text_column(["delete", "create"], packed.is_create.astype(np.int64)),
             "process_id": packed.process_id.astype(np.int64),
             "status": status,
-            "status_hex": np.char.mod("0x%08X", status & 0xFFFF_FFFF).astype(object),
+            "status_hex": _hex_column(status),
             "denied": decided >= 0,
-            "decided_by": label[decided],
+            "decided_by": _text_column(names, decided),
             "instructions": result.instructions.astype(np.int64),
             "programs_run": result.programs_run.astype(np.int64),
-            "faults": faults,
+            "faults": _faults_column(n, result.faults),
         }
-        history = pd.DataFrame(dict(events, time=packed.time, image_path=packed.text["image_path"],
-                                    command_line=packed.text["command_line"],
-                                    process_key=packed.text["process_key"], enforced=False))
-        self.history.append(history)
+        self.history.append(_HistoryChunk(events, packed))
         if not packed.errors:
             return pd.DataFrame(dict(events, error=np.full(n, None, dtype=object),
                                      row=packed.rows.astype(np.int64),
                                      creator_inferred=packed.creator_inferred))
         # rows that are not events: the frame pandas infers from records, as _replay_events gives
         out: list = [None] * len(chunk)
-        cols = list(events)
+        plain = {c: (v.to_numpy(dtype=object) if hasattr(v, "to_numpy") else v)
+                 for c, v in events.items()}
         for k in range(n):
-            rec = {c: (events[c][k].item() if hasattr(events[c][k], "item") else events[c][k])
-                   for c in cols}
+            rec = {c: (plain[c][k].item() if hasattr(plain[c][k], "item") else plain[c][k])
+                   for c in plain}
+            for c in ("operation", "status_hex", "decided_by", "faults"):
+                if rec[c] != rec[c]:
+                    rec[c] = None
             rec.update(error=None, row=int(packed.rows[k]),
                        creator_inferred=bool(packed.creator_inferred[k]))
             out[int(packed.rows[k]) - start] = rec
@@ -442,6 +440,61 @@ def _error_row(operation: Any, message: str, row: int) -> dict[str, Any]:
             "creator_inferred": None}
 
 
+def _text_column(labels: list[str], codes):
+    """Strings labels[code] (code -1: missing) in the dtype pandas infers for such records:
+    its string dtype, or object when every value is missing."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    if not (codes >= 0).any():
+        return np.full(len(codes), None, dtype=object)
+    mask = codes < 0
+    arr = pa.DictionaryArray.from_arrays(pa.array(np.where(mask, 0, codes).astype(np.int32),
+                                                  mask=mask), pa.array(labels, pa.large_string()))
+    return pd.array(arr.cast(pa.large_string()), dtype=_STR)
+
+
+def _hex_column(status):
+    import numpy as np
+    values, inverse = np.unique(status, return_inverse=True)
+    return _text_column([f"0x{v & 0xFFFF_FFFF:08X}" for v in values.tolist()], inverse)
+
+
+def _faults_column(n: int, faults: dict):
+    import numpy as np
+    if not faults:
+        return np.full(n, None, dtype=object)
+    texts = ["; ".join(message for _, message in items) for items in faults.values()]
+    codes = np.full(n, -1, dtype=np.int64)
+    codes[list(faults)] = np.arange(len(texts))
+    return _text_column(texts, codes)
+
+
+class _HistoryChunk:
+    """Verdict rows of a batch, turned into a DataFrame only when `verdicts()` asks."""
+
+    def __init__(self, events: dict, packed) -> None:
+        self.events = events
+        self.packed = packed
+
+    def frame(self):
+        import pandas as pd
+        p = self.packed
+        text = {name: pd.array(p.text[name], dtype=_STR) for name in ("image_path",
+                                                                      "command_line")}
+        key = p.text["process_key"]
+        text["process_key"] = pd.array(key, dtype=_STR) if key.null_count < len(key) else \
+            [None] * len(key)
+        return pd.DataFrame(dict(self.events, time=p.time, **text, enforced=False))
+
+
+def _str_dtype():
+    import numpy as np
+    import pandas as pd
+    return pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+_STR = _str_dtype()
 BATCH_CHUNK = 1 << 16
 VERDICT_COLUMNS = ["index", "operation", "process_id", "status", "status_hex", "denied",
                    "decided_by", "instructions", "programs_run", "faults", "error", "row",

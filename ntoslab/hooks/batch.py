@@ -19,19 +19,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from .process import (COMMAND_WINDOW_BASE, CONTEXT_SIZE, PROCESS_OPERATION_CREATE,
-                      PROCESS_OPERATION_DELETE, TOKEN_SID_MAX_SIZE, EventError, ProcessEvent,
+from .process import (COMMAND_WINDOW_BASE, TOKEN_SID_MAX_SIZE, EventError, ProcessEvent,
                       account_strings, pack_event, sid_to_bytes)
-
-CONTEXT_DTYPE = np.dtype({
-    "names": ["command_start", "command_end", "process_id", "parent_process_id",
-              "creating_process_id", "creating_thread_id", "creation_time", "exit_time",
-              "process_exit_code", "operation", "token_sid_size", "token_sid"],
-    "formats": ["<u8"] * 8 + ["<u4", "u1", "<u4", f"V{TOKEN_SID_MAX_SIZE}"],
-    "offsets": [0, 8, 16, 24, 32, 40, 48, 56, 64, 68, 72, 76],
-    "itemsize": CONTEXT_SIZE})
-assert CONTEXT_DTYPE.itemsize == CONTEXT_SIZE
 
 INT_COLUMNS = ("process_id", "parent_process_id", "creating_process_id", "creating_thread_id",
                "creation_time", "exit_time", "exit_code", "cpu", "logon_id", "is_admin",
@@ -43,13 +35,25 @@ MAX_COMMAND = 0xFFFF
 
 @dataclass
 class Packed:
-    """A chunk of events ready for `ntl_batch_run` (arrays by event) and what the verdict frame
-    needs of them. `rows` are the source rows of the events; `errors` the rows that could not
-    become events ({row: message})."""
+    """A chunk of events ready for `ntl_batch_run` (arrays by event: the columns of
+    process_md_t, the strings, the helpers' answers) and what the verdict frame needs of them.
+    `rows` are the source rows of the events; `errors` the rows that could not become events
+    ({row: message}); `raw` indexes the contexts of rows packed the careful way."""
 
     n: int
     rows: np.ndarray
-    ctx: np.ndarray
+    pid: np.ndarray
+    ppid: np.ndarray
+    cpid: np.ndarray
+    ctid: np.ndarray
+    ctime: np.ndarray
+    etime: np.ndarray
+    exit_code: np.ndarray
+    sid: np.ndarray
+    sid_table: np.ndarray
+    sid_size: np.ndarray
+    raw: np.ndarray
+    raw_table: np.ndarray
     strings: np.ndarray
     cmd_off: np.ndarray
     cmd_len: np.ndarray
@@ -61,16 +65,18 @@ class Packed:
     dom_len: np.ndarray
     is_create: np.ndarray
     time: np.ndarray
-    pid_tgid: np.ndarray
     logon_id: np.ndarray
     start_key: np.ndarray
     thread_time: np.ndarray
     is_admin: np.ndarray
     cpu: np.ndarray
-    process_id: np.ndarray
     creator_inferred: np.ndarray
-    text: dict[str, np.ndarray] = field(default_factory=dict)   # image_path, command_line...
+    text: dict = field(default_factory=dict)   # image_path, command_line, process_key (arrow)
     errors: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def process_id(self) -> np.ndarray:
+        return self.pid
 
 
 def _missing(col: pd.Series) -> np.ndarray:
@@ -103,53 +109,120 @@ def _ints(frame: pd.DataFrame, name: str, n: int) -> tuple[np.ndarray, np.ndarra
     return zeros, missing, ~missing          # text, times, objects: the careful path
 
 
-def _texts(frame: pd.DataFrame, name: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(object array of str or None, rows needing from_row: values that are not text)."""
+def _arrow_text(frame: pd.DataFrame, name: str, n: int) -> tuple[pa.Array, np.ndarray]:
+    """(a large_string array, rows needing from_row: values that are not text)."""
     if name not in frame.columns:
-        return np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
+        return pa.nulls(n, pa.large_string()), np.zeros(n, dtype=bool)
     col = frame[name]
-    missing = _missing(col)
-    values = col.astype(object).to_numpy().copy()
-    values[missing] = None
+    bad = np.zeros(n, dtype=bool)
     if pd.api.types.is_string_dtype(col.dtype) and col.dtype != object:
-        return values, np.zeros(n, dtype=bool)
-    kinds = np.fromiter((v is None or type(v) is str for v in values), bool, n)
-    return values, ~kinds
+        arr = pa.array(col.array)
+    else:
+        values = col.astype(object).to_numpy()
+        try:
+            arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):   # not all text: those rows go carefully
+            missing = _missing(col)
+            ok = np.fromiter((type(v) is str for v in values), bool, n) | missing
+            bad = ~ok
+            arr = pa.array(np.where(ok & ~missing, values, None), type=pa.large_string(),
+                           from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    return arr, bad
 
 
-def _encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
-    """Factorized UTF-16LE encodings: (codes per value, -1 for None; lengths per code; the
-    encoded uniques)."""
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
-    encoded = [u.encode("utf-16-le") for u in uniques]
-    lengths = np.fromiter((len(e) for e in encoded), np.int64, len(encoded))
-    return codes, lengths, encoded
+def _utf16(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-16LE of every string of a large_string array: (bytes, offsets of n + 1).
+    ASCII strings (nearly all) are widened with numpy; the others are encoded one by one."""
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, np.uint8), np.zeros(1, np.int64)
+    arr = pc.fill_null(arr, "")
+    bufs = arr.buffers()
+    offs = np.frombuffer(bufs[1], np.int64)[arr.offset:arr.offset + n + 1]
+    base = offs[0]
+    offs = offs - base
+    data = np.frombuffer(bufs[2], np.uint8)[base:base + offs[-1]] if bufs[2] is not None \
+        else np.zeros(0, np.uint8)
+    lengths = np.diff(offs)
+    wide = np.flatnonzero(data >= 0x80)
+    if not len(wide):
+        out = np.zeros(2 * len(data), np.uint8)
+        out[0::2] = data
+        return out, 2 * offs
+    odd = np.unique(np.searchsorted(offs, wide, side="right") - 1)
+    encoded = {int(i): arr[int(i)].as_py().encode("utf-16-le") for i in odd}
+    out_len = 2 * lengths
+    for i, e in encoded.items():
+        out_len[i] = len(e)
+    out_offs = np.zeros(n + 1, np.int64)
+    np.cumsum(out_len, out=out_offs[1:])
+    out = np.zeros(out_offs[-1], np.uint8)
+    ascii_rows = np.ones(n, bool)
+    ascii_rows[odd] = False
+    owner = np.repeat(np.arange(n), lengths)
+    keep = ascii_rows[owner]
+    src = np.flatnonzero(keep)
+    own = owner[src]
+    out[out_offs[own] + 2 * (src - offs[own])] = data[src]
+    for i, e in encoded.items():
+        out[out_offs[i]:out_offs[i + 1]] = np.frombuffer(e, np.uint8)
+    return out, out_offs
+
+
+def _dictionary(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """(codes per value, -1 for null; the distinct values)."""
+    d = pc.dictionary_encode(arr)
+    if isinstance(d, pa.ChunkedArray):
+        d = d.combine_chunks()
+    indices = pc.fill_null(d.indices, -1) if d.indices.null_count else d.indices
+    return indices.to_numpy().astype(np.int64), d.dictionary
 
 
 class _Strings:
     """The one UTF-16 buffer of a chunk."""
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
+        self.parts: list[np.ndarray] = []
         self.size = 0
 
-    def add_uniques(self, encoded: list[bytes]) -> np.ndarray:
-        """Append each unique once; their offsets in the buffer."""
-        offs = np.empty(len(encoded), dtype=np.int64)
-        for i, e in enumerate(encoded):
-            offs[i] = self.size
-            self.parts.append(e)
-            self.size += len(e)
-        return offs
-
-    def add(self, data: bytes) -> int:
+    def add_array(self, data: np.ndarray) -> int:
         off = self.size
         self.parts.append(data)
         self.size += len(data)
         return off
 
+    def add(self, data: bytes) -> int:
+        return self.add_array(np.frombuffer(data, np.uint8))
+
     def array(self) -> np.ndarray:
-        return np.frombuffer(b"".join(self.parts) or b"\0", dtype=np.uint8).copy()
+        return np.concatenate(self.parts) if self.parts else np.zeros(1, np.uint8)
+
+
+def _strings_of(values: pa.Array, rows: np.ndarray, strings: _Strings, distinct: bool = True
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets and lengths in the buffer of `values` at `rows` (each distinct string once, or
+    every value as it comes when most are distinct anyway)."""
+    n = len(values)
+    off = np.zeros(n, np.int64)
+    length = np.zeros(n, np.int64)
+    if not distinct:
+        data, offs = _utf16(values)
+        start = strings.add_array(data)
+        off[rows] = start + offs[:-1][rows]
+        length[rows] = np.diff(offs)[rows]
+        return off, length
+    codes, uniques = _dictionary(values)
+    data, uoffs = _utf16(uniques)
+    start = strings.add_array(data)
+    has = rows & (codes >= 0)
+    c = codes[has]
+    off[has] = start + uoffs[c]
+    length[has] = uoffs[c + 1] - uoffs[c]
+    return off, length
 
 
 def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1) -> Packed:
@@ -159,19 +232,15 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1) -> Packed:
     slow = np.zeros(n, dtype=bool)
     errors: dict[int, str] = {}
     # -- operation (required) ---------------------------------------------------------------------
-    if "operation" in frame.columns:
-        op_col = frame["operation"]
-        op_missing = _missing(op_col)
-        op_text = op_col.astype(object).to_numpy()
-        is_str = np.fromiter((type(v) is str for v in op_text), bool, n)
-        norm = np.array([v.strip().lower() if type(v) is str else "" for v in op_text],
-                        dtype=object)
-        is_create = norm == "create"
-        is_delete = norm == "delete"
-        slow |= ~(is_create | is_delete) | ~is_str | op_missing
-    else:
-        is_create = np.zeros(n, dtype=bool)
-        slow[:] = True
+    op_arr, bad = _arrow_text(frame, "operation", n)
+    slow |= bad
+    codes, uniques = _dictionary(op_arr)
+    kinds = {"create": 0, "delete": 1}
+    lut = np.array([kinds.get(str(u).strip().lower(), 2) for u in uniques.to_pylist()] + [2],
+                   np.int8)
+    kind = lut[codes]
+    is_create = kind == 0
+    slow |= kind == 2
     ints = {}
     for name in INT_COLUMNS:
         values, missing, bad = _ints(frame, name, n)
@@ -180,8 +249,7 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1) -> Packed:
     slow |= ints["process_id"][1]                       # required
     texts = {}
     for name in TEXT_COLUMNS:
-        values, bad = _texts(frame, name, n)
-        texts[name] = values
+        texts[name], bad = _arrow_text(frame, name, n)
         slow |= bad
     # time: datetime64 -> ns; integers as ns; anything else the careful way
     time = np.zeros(n, dtype=np.int64)
@@ -206,44 +274,39 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1) -> Packed:
                 errors[row0 + i] = str(exc) if str(exc).startswith("row ") else \
                     f"row {row0 + i}: {exc}"
     fast = ~slow
+    fc = fast & is_create
     # -- strings (create rows only) ---------------------------------------------------------------
     strings = _Strings()
-    cmd_off = np.zeros(n, np.int64)
-    cmd_len = np.zeros(n, np.int64)
-    img_off = np.zeros(n, np.int64)
-    img_len = np.zeros(n, np.int64)
+    cmd_off, cmd_len = _strings_of(texts["command_line"], fc, strings, distinct=False)
+    img_off, img_len = _strings_of(texts["image_path"], fc, strings)
+    for i in np.flatnonzero(fc & (cmd_len > MAX_COMMAND)):
+        errors[row0 + i] = (f"row {row0 + i}: command_line is {cmd_len[i]} bytes in UTF-16; a "
+                            f"UNICODE_STRING holds at most 65535")
+    # SIDs and accounts, per distinct (sid, name, domain)
     name_off = np.zeros(n, np.int64)
     name_len = np.full(n, -1, np.int64)
     dom_off = np.zeros(n, np.int64)
     dom_len = np.full(n, -1, np.int64)
-    fc = fast & is_create
-    for name, off, length in (("command_line", cmd_off, cmd_len), ("image_path", img_off, img_len)):
-        vals = np.where(fc, texts[name], None)
-        codes, lengths, encoded = _encode(vals)
-        uoff = strings.add_uniques(encoded)
-        has = codes >= 0
-        off[has] = uoff[codes[has]]
-        length[has] = lengths[codes[has]]
-    too_long = fc & (cmd_len > MAX_COMMAND)
-    for i in np.flatnonzero(too_long):
-        errors[row0 + i] = (f"row {row0 + i}: command_line is {cmd_len[i]} bytes in UTF-16; a "
-                            f"UNICODE_STRING holds at most 65535")
-    # SIDs and accounts, per distinct (sid, name, domain)
-    sid_size = np.zeros(n, np.uint32)
-    sid_bytes = np.zeros((n, TOKEN_SID_MAX_SIZE), np.uint8)
-    sids = texts["token_sid"]
-    with_sid = fc & np.fromiter((bool(s) for s in sids), bool, n)
+    sid_index = np.full(n, -1, np.int32)
+    sid_rows: list[bytes] = []
+    sid_codes, sid_values = _dictionary(texts["token_sid"])
+    nonempty = np.array([bool(v) for v in sid_values.to_pylist()] + [False], bool)
+    with_sid = fc & nonempty[sid_codes]
     if with_sid.any():
+        name_codes, name_values = _dictionary(texts["account_name"])
+        dom_codes, dom_values = _dictionary(texts["account_domain"])
+        key = ((sid_codes + 1) * (len(name_values) + 1) + name_codes + 1) * \
+            (len(dom_values) + 1) + dom_codes + 1
         idx = np.flatnonzero(with_sid)
-        combo = pd.DataFrame({"s": pd.Series(sids[idx], dtype=object),
-                              "a": pd.Series(texts["account_name"][idx], dtype=object),
-                              "d": pd.Series(texts["account_domain"][idx], dtype=object)})
-        group = combo.groupby(["s", "a", "d"], dropna=False, sort=False).ngroup().to_numpy()
-        first = pd.Series(np.arange(len(idx))).groupby(group).first().to_numpy()
-        for g, j in enumerate(first):
-            i = idx[j]
-            sid, aname, adom = sids[i], texts["account_name"][i], texts["account_domain"][i]
-            members = idx[group == g]
+        combos, first, inverse = np.unique(key[idx], return_index=True, return_inverse=True)
+        sids, names, doms = sid_values.to_pylist(), name_values.to_pylist(), \
+            dom_values.to_pylist()
+        for g in range(len(combos)):
+            i = idx[first[g]]
+            members = idx[inverse == g]
+            sid = sids[sid_codes[i]]
+            aname = names[name_codes[i]] if name_codes[i] >= 0 else None
+            adom = doms[dom_codes[i]] if dom_codes[i] >= 0 else None
             try:
                 raw = sid_to_bytes(sid)
                 if len(raw) > TOKEN_SID_MAX_SIZE:
@@ -253,8 +316,8 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1) -> Packed:
                 for r in members:
                     errors[row0 + r] = f"row {row0 + r}: {exc}"
                 continue
-            sid_size[members] = len(raw)
-            sid_bytes[members, :len(raw)] = np.frombuffer(raw, np.uint8)
+            sid_index[members] = len(sid_rows)
+            sid_rows.append(raw)
             nm, dm = account_strings(sid, aname, adom)
             if nm is not None:
                 name_off[members], name_len[members] = strings.add(nm), len(nm)
@@ -263,92 +326,99 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1) -> Packed:
     keep = fast.copy()
     for r in errors:
         keep[r - row0] = False
-    for i, (ev, packed, row) in records.items():
+    for i in records:
         if row0 + i not in errors:
             keep[i] = True
-    sel = np.flatnonzero(keep)
-    m = len(sel)
-    ctx = np.zeros(m, CONTEXT_DTYPE)
-    out_create = np.zeros(m, np.uint8)
-    u = lambda a: a.astype(np.int64).view(np.uint64)  # noqa: E731 - two's complement, as & 2**64-1
+    everything = bool(keep.all())
+    sel = np.arange(n) if everything else np.flatnonzero(keep)
+    pick = (lambda a: a) if everything else (lambda a: a[sel])  # noqa: E731
+
     pid = ints["process_id"][0]
     ppid = ints["parent_process_id"][0]
     cmissing = ints["creating_process_id"][1]
     cpid = np.where(cmissing, ppid, ints["creating_process_id"][0])
-    ctid = ints["creating_thread_id"][0]
-    create_sel = is_create[sel]
-    ctx["command_start"] = np.where(create_sel, COMMAND_WINDOW_BASE, 0).astype(np.uint64)
-    ctx["command_end"] = np.where(create_sel, COMMAND_WINDOW_BASE + cmd_len[sel], 0) \
-        .astype(np.uint64)
-    ctx["process_id"] = u(pid[sel])
-    ctx["parent_process_id"] = u(np.where(create_sel, ppid[sel], 0))
-    ctx["creating_process_id"] = u(np.where(create_sel, cpid[sel], 0))
-    ctx["creating_thread_id"] = u(np.where(create_sel, ctid[sel], 0))
-    ctx["creation_time"] = u(ints["creation_time"][0][sel])
-    ctx["exit_time"] = u(np.where(create_sel, 0, ints["exit_time"][0][sel]))
-    ctx["process_exit_code"] = np.where(create_sel, 0, ints["exit_code"][0][sel] & 0xFFFF_FFFF) \
-        .astype(np.uint32)
-    ctx["operation"] = np.where(create_sel, PROCESS_OPERATION_CREATE, PROCESS_OPERATION_DELETE)
-    ctx["token_sid_size"] = sid_size[sel]
-    ctx["token_sid"] = sid_bytes[sel].view(f"V{TOKEN_SID_MAX_SIZE}").ravel()
-    out_create[:] = create_sel
-    pid_tgid = np.where(create_sel, (u(cpid[sel]) << np.uint64(32)) |
-                        (u(ctid[sel]) & np.uint64(0xFFFF_FFFF)),
-                        u(pid[sel]) << np.uint64(32))
-    is_admin = np.where(ints["is_admin"][1], -1, ints["is_admin"][0])[sel]
-    cpu = ints["cpu"][0][sel] % max(1, ncpus)
-    creator_inferred = create_sel & cmissing[sel]
+    is_admin = np.where(ints["is_admin"][1], -1, ints["is_admin"][0])
+    creator_inferred = is_create & cmissing
     if "creator_inferred" in frame.columns:
-        given = frame["creator_inferred"].astype(object).to_numpy()[sel]
-        for k in np.flatnonzero([not _absent(g) for g in given]):
-            creator_inferred[k] = bool(given[k])
-    text = {name: texts[name][sel] for name in ("image_path", "command_line", "process_key")}
+        col = frame["creator_inferred"]
+        present = ~_missing(col)
+        if present.any():
+            given = col.astype(object).to_numpy()
+            creator_inferred = creator_inferred.copy()
+            creator_inferred[present] = [bool(g) for g in given[present]]
+    cols = dict(pid=pid, ppid=ppid, cpid=cpid, ctid=ints["creating_thread_id"][0],
+                ctime=ints["creation_time"][0], etime=ints["exit_time"][0],
+                exit_code=(ints["exit_code"][0] & 0xFFFF_FFFF).astype(np.uint32), sid=sid_index,
+                cmd_off=cmd_off, cmd_len=cmd_len, img_off=img_off, img_len=img_len,
+                name_off=name_off, name_len=name_len, dom_off=dom_off, dom_len=dom_len,
+                is_create=is_create.astype(np.uint8), time=time, logon_id=ints["logon_id"][0],
+                start_key=ints["process_start_key"][0], thread_time=ints["thread_create_time"][0],
+                is_admin=is_admin, cpu=ints["cpu"][0] % max(1, ncpus),
+                creator_inferred=creator_inferred)
+    cols = {k: pick(v) for k, v in cols.items()}
+    if not everything or records:
+        cols = {k: v.copy() for k, v in cols.items()}
+    sid_table = np.frombuffer(b"".join(r.ljust(TOKEN_SID_MAX_SIZE, b"\0") for r in sid_rows),
+                              np.uint8) if sid_rows else np.zeros(TOKEN_SID_MAX_SIZE, np.uint8)
+    sid_sizes = np.array([len(r) for r in sid_rows] or [0], np.uint32)
+    raw = np.full(len(sel), -1, np.int32)
+    raw_table: list[bytes] = []
+    if everything:
+        text = {name: texts[name] for name in ("image_path", "command_line", "process_key")}
+    else:
+        take = pa.array(sel, pa.int64())
+        text = {name: texts[name].take(take)
+                for name in ("image_path", "command_line", "process_key")}
     for name in ("image_path", "command_line"):
-        text[name] = np.where(pd.isna(text[name]), "", text[name]).astype(object)
-    times = time[sel].copy()
-    fields = dict(cmd_off=cmd_off[sel], cmd_len=cmd_len[sel], img_off=img_off[sel],
-                  img_len=img_len[sel], name_off=name_off[sel], name_len=name_len[sel],
-                  dom_off=dom_off[sel], dom_len=dom_len[sel])
-    logon = ints["logon_id"][0][sel].copy()
-    start_key = ints["process_start_key"][0][sel].copy()
-    thread_time = ints["thread_create_time"][0][sel].copy()
+        text[name] = pc.fill_null(text[name], "")
+    careful: dict[str, dict[int, Any]] = {"image_path": {}, "command_line": {}, "process_key": {}}
     # the rows that went the careful way: exactly what inject() packs
-    for k, i in enumerate(sel):
-        rec = records.get(i)
-        if rec is None:
+    for i, rec in records.items():
+        if row0 + i in errors:
             continue
-        ev, (raw, cmd, image, name, domain), row = rec
-        ctx[k] = np.frombuffer(raw, CONTEXT_DTYPE)[0]
-        out_create[k] = ev.is_create
-        fields["cmd_off"][k], fields["cmd_len"][k] = strings.add(cmd), len(cmd)
-        fields["img_off"][k], fields["img_len"][k] = strings.add(image), len(image)
+        k = int(np.searchsorted(sel, i))
+        ev, (ctx_bytes, cmd, image, name, domain), row = rec
+        raw[k] = len(raw_table)
+        raw_table.append(ctx_bytes)
+        cols["is_create"][k] = ev.is_create
+        cols["pid"][k] = ev.process_id
+        cols["cmd_off"][k], cols["cmd_len"][k] = strings.add(cmd), len(cmd)
+        cols["img_off"][k], cols["img_len"][k] = strings.add(image), len(image)
         for key, value in (("name", name), ("dom", domain)):
             if value is None:
-                fields[key + "_off"][k], fields[key + "_len"][k] = 0, -1
+                cols[key + "_off"][k], cols[key + "_len"][k] = 0, -1
             else:
-                fields[key + "_off"][k], fields[key + "_len"][k] = strings.add(value), len(value)
-        pid_tgid[k] = ((ev.creating_process_id << 32) | (ev.creating_thread_id & 0xFFFF_FFFF)
-                       if ev.is_create else ev.process_id << 32) & 0xFFFF_FFFF_FFFF_FFFF
-        is_admin[k] = -1 if ev.is_admin is None else ev.is_admin
-        cpu[k] = (ev.cpu or 0) % max(1, ncpus)
-        times[k] = ev.time
-        logon[k], start_key[k], thread_time[k] = ev.logon_id, ev.process_start_key, \
-            ev.thread_create_time
+                cols[key + "_off"][k], cols[key + "_len"][k] = strings.add(value), len(value)
+        cols["is_admin"][k] = -1 if ev.is_admin is None else ev.is_admin
+        cols["cpu"][k] = (ev.cpu or 0) % max(1, ncpus)
+        cols["time"][k] = ev.time
+        cols["logon_id"][k], cols["start_key"][k], cols["thread_time"][k] = \
+            ev.logon_id, ev.process_start_key, ev.thread_create_time
         inferred = row.get("creator_inferred")
-        if inferred is None or inferred != inferred or type(inferred).__name__ == "NAType":
+        if _absent(inferred):
             inferred = ev.is_create and _absent(row.get("creating_process_id"))
-        creator_inferred[k] = bool(inferred)
-        text["image_path"][k], text["command_line"][k] = ev.image_path, ev.command_line
-        text["process_key"][k] = ev.process_key
-        pid[i] = ev.process_id
-    return Packed(m, sel + row0, ctx, strings.array(), fields["cmd_off"].astype(np.uint64),
-                  fields["cmd_len"].astype(np.uint64), fields["img_off"].astype(np.uint64),
-                  fields["img_len"].astype(np.uint64), fields["name_off"].astype(np.int64),
-                  fields["name_len"].astype(np.int64), fields["dom_off"].astype(np.int64),
-                  fields["dom_len"].astype(np.int64), out_create, times.astype(np.int64),
-                  pid_tgid.astype(np.uint64), u(logon), u(start_key), u(thread_time),
-                  is_admin.astype(np.int64), cpu.astype(np.uint32), pid[sel].copy(),
-                  creator_inferred.astype(bool), text, errors)
+        cols["creator_inferred"][k] = bool(inferred)
+        careful["image_path"][k], careful["command_line"][k] = ev.image_path, ev.command_line
+        careful["process_key"][k] = ev.process_key
+    for name, values in careful.items():
+        if values:
+            column = text[name].to_pylist()
+            for k, value in values.items():
+                column[k] = value
+            text[name] = pa.array(column, pa.large_string())
+    def u(a: np.ndarray) -> np.ndarray:   # two's complement, as & 2**64-1
+        a = np.ascontiguousarray(a)
+        return (a if a.dtype == np.int64 else a.astype(np.int64)).view(np.uint64)
+    return Packed(
+        len(sel), sel + row0, cols["pid"], cols["ppid"], cols["cpid"], cols["ctid"],
+        cols["ctime"], cols["etime"], cols["exit_code"], cols["sid"].astype(np.int32),
+        sid_table, sid_sizes, raw,
+        np.frombuffer(b"".join(raw_table), np.uint8) if raw_table else np.zeros(1, np.uint8),
+        strings.array(), u(cols["cmd_off"]), u(cols["cmd_len"]), u(cols["img_off"]),
+        u(cols["img_len"]), cols["name_off"], cols["name_len"], cols["dom_off"],
+        cols["dom_len"], cols["is_create"], cols["time"], u(cols["logon_id"]),
+        u(cols["start_key"]), u(cols["thread_time"]), cols["is_admin"],
+        cols["cpu"].astype(np.uint32), cols["creator_inferred"].astype(bool), text, errors)
 
 
 def _absent(value: Any) -> bool:
@@ -423,20 +493,19 @@ class Chain:
         programs_run = np.zeros(n, np.uint32)
         now = np.zeros(n, np.int64)
         b = abi.Batch()
-        arrays = dict(ctx=packed.ctx, strings=packed.strings, cmd_off=packed.cmd_off,
-                      cmd_len=packed.cmd_len, img_off=packed.img_off, img_len=packed.img_len,
-                      name_off=packed.name_off, name_len=packed.name_len,
-                      dom_off=packed.dom_off, dom_len=packed.dom_len,
-                      is_create=packed.is_create, time=packed.time, pid_tgid=packed.pid_tgid,
-                      logon_id=packed.logon_id, start_key=packed.start_key,
-                      thread_time=packed.thread_time, is_admin=packed.is_admin, cpu=packed.cpu,
-                      status=status, decided_by=decided, instructions=instructions,
+        arrays = {name: getattr(packed, name) for name in (
+            "pid", "ppid", "cpid", "ctid", "ctime", "etime", "exit_code", "sid", "sid_table",
+            "sid_size", "raw", "raw_table", "strings", "cmd_off", "cmd_len", "img_off",
+            "img_len", "name_off", "name_len", "dom_off", "dom_len", "is_create", "time",
+            "logon_id", "start_key", "thread_time", "is_admin", "cpu")}
+        arrays.update(status=status, decided_by=decided, instructions=instructions,
                       programs_run=programs_run, now=now)
         arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
         for name, array in arrays.items():
             setattr(b, name, array.ctypes.data)
         b.n = n
         b.budget = max(-1, min(self.budget, 1 << 62)) & 0xFFFF_FFFF_FFFF_FFFF
+        b.command_base = COMMAND_WINDOW_BASE
         b.last_time = clock[0]
         b.has_boot_time = clock[1] is not None
         b.boot_time = clock[1] or 0

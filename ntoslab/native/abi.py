@@ -104,15 +104,18 @@ class Recorder(C.Structure):
 
 
 class Batch(C.Structure):
-    _fields_ = [("n", u64), ("ctx", vp), ("strings", vp), ("cmd_off", vp), ("cmd_len", vp),
-                ("img_off", vp), ("img_len", vp), ("name_off", vp), ("name_len", vp),
-                ("dom_off", vp), ("dom_len", vp), ("is_create", vp), ("time", vp),
-                ("pid_tgid", vp), ("logon_id", vp), ("start_key", vp), ("thread_time", vp),
-                ("is_admin", vp), ("cpu", vp), ("budget", u64), ("last_time", i64),
-                ("boot_time", i64), ("has_boot_time", u32), ("ncpus", u32), ("status", vp),
-                ("decided_by", vp), ("instructions", vp), ("programs_run", vp), ("now", vp),
-                ("next_event", u64), ("next_link", u32), ("fault_link", u32),
-                ("fault_status", C.c_int32), ("pad", u32)]
+    _fields_ = [("n", u64), ("pid", vp), ("ppid", vp), ("cpid", vp), ("ctid", vp), ("ctime", vp),
+                ("etime", vp), ("exit_code", vp), ("sid", vp), ("sid_table", vp),
+                ("sid_size", vp), ("raw", vp), ("raw_table", vp), ("strings", vp),
+                ("cmd_off", vp), ("cmd_len", vp), ("img_off", vp), ("img_len", vp),
+                ("name_off", vp), ("name_len", vp), ("dom_off", vp), ("dom_len", vp),
+                ("is_create", vp), ("time", vp), ("logon_id", vp), ("start_key", vp),
+                ("thread_time", vp), ("is_admin", vp), ("cpu", vp), ("budget", u64),
+                ("command_base", u64), ("last_time", i64), ("boot_time", i64),
+                ("has_boot_time", u32), ("ncpus", u32), ("status", vp), ("decided_by", vp),
+                ("instructions", vp), ("programs_run", vp), ("now", vp), ("next_event", u64),
+                ("next_link", u32), ("fault_link", u32), ("fault_status", C.c_int32),
+                ("pad", u32), ("context", C.c_uint8 * 144), ("pid_tgid", u64)]
 
 
 PYTHON_HELPER = C.CFUNCTYPE(u64, C.POINTER(Run), u64)

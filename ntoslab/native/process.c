@@ -110,16 +110,24 @@ typedef struct ntl_recorder {   /* drains a ring after every event, as a reader 
 
 typedef struct ntl_batch {
     uint64_t n;
-    const uint8_t *ctx;         /* n * 144 */
+    /* process_md_t, column-wise (creates use ppid/cpid/ctid/sid; deletes exit time and code) */
+    const int64_t *pid, *ppid, *cpid, *ctid, *ctime, *etime;
+    const uint32_t *exit_code;
+    const int32_t *sid;         /* index into sid_table, -1: none */
+    const uint8_t *sid_table;   /* 68 bytes per SID */
+    const uint32_t *sid_size;
+    const int32_t *raw;         /* index into raw_table (144-byte contexts packed by Python) */
+    const uint8_t *raw_table;
     const uint8_t *strings;
     const uint64_t *cmd_off, *cmd_len, *img_off, *img_len;
     const int64_t *name_off, *name_len, *dom_off, *dom_len;
     const uint8_t *is_create;
     const int64_t *time;        /* event time (UTC ns), 0 = unknown */
-    const uint64_t *pid_tgid, *logon_id, *start_key, *thread_time;
+    const uint64_t *logon_id, *start_key, *thread_time;
     const int64_t *is_admin;
     const uint32_t *cpu;
     uint64_t budget;
+    uint64_t command_base;      /* the command-line window's address (the same in every sandbox) */
     /* the hook's clock, carried across calls */
     int64_t last_time, boot_time;
     uint32_t has_boot_time, ncpus;
@@ -135,6 +143,8 @@ typedef struct ntl_batch {
     uint32_t fault_link;
     int32_t fault_status;
     uint32_t pad;
+    uint8_t context[CONTEXT_SIZE]; /* the current event's process_md_t, shared by every link */
+    uint64_t pid_tgid;
 } ntl_batch;
 
 static int record(ntl_recorder *rec, uint64_t event) {
@@ -197,10 +207,48 @@ NTL_API void ntl_recorder_free_data(ntl_recorder *rec) {
     memset(rec, 0, sizeof *rec);
 }
 
+static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static uint64_t get64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* The event's process_md_t, as ntoslab/hooks/process.py pack_event lays it out. */
+static void build_context(ntl_batch *b, uint64_t i) {
+    uint8_t *c = b->context;
+    if (b->raw[i] >= 0) {
+        memcpy(c, b->raw_table + (uint64_t)b->raw[i] * CONTEXT_SIZE, CONTEXT_SIZE);
+    } else {
+        memset(c, 0, CONTEXT_SIZE);
+        put64(c + 16, (uint64_t)b->pid[i]);
+        put64(c + 48, (uint64_t)b->ctime[i]);
+        if (b->is_create[i]) {
+            put64(c + 0, b->command_base);
+            put64(c + 8, b->command_base + b->cmd_len[i]);
+            put64(c + 24, (uint64_t)b->ppid[i]);
+            put64(c + 32, (uint64_t)b->cpid[i]);
+            put64(c + 40, (uint64_t)b->ctid[i]);
+            if (b->sid[i] >= 0) {
+                put32(c + 72, b->sid_size[b->sid[i]]);
+                memcpy(c + 76, b->sid_table + (uint64_t)b->sid[i] * 68, 68);
+            }
+        } else {
+            put64(c + 56, (uint64_t)b->etime[i]);
+            put32(c + 64, b->exit_code[i]);
+            c[68] = 1; /* PROCESS_OPERATION_DELETE */
+        }
+    }
+    /* what bpf_get_current_pid_tgid answers: the creator on create, the process on delete */
+    b->pid_tgid = b->is_create[i] ? (get64(c + 32) << 32) | (get64(c + 40) & 0xFFFFFFFFull)
+                                  : get64(c + 16) << 32;
+}
+
 static void setup_event(const ntl_batch *b, uint64_t i, ntl_link *l, int64_t now) {
     ntl_run *run = l->run;
     ntl_env *env = run->env;
-    env->pid_tgid = b->pid_tgid[i];
+    env->pid_tgid = b->pid_tgid;
     env->logon_id = b->logon_id[i];
     env->is_admin = b->is_admin[i];
     env->process_start_key = b->start_key[i];
@@ -211,8 +259,7 @@ static void setup_event(const ntl_batch *b, uint64_t i, ntl_link *l, int64_t now
     env->cpu = b->ncpus ? b->cpu[i] % b->ncpus : 0;
     run->program_id = l->program_id;
     memset(run->regs, 0, sizeof run->regs);
-    ntl_space_repoint(run->space, l->ctx_window, (uint8_t *)(b->ctx + i * CONTEXT_SIZE),
-                      CONTEXT_SIZE);
+    ntl_space_repoint(run->space, l->ctx_window, (uint8_t *)b->context, CONTEXT_SIZE);
     ntl_event *ev = l->event;
     ev->is_create = b->is_create[i];
     ev->ctx_addr = ntl_window_base(l->ctx_window);
@@ -265,6 +312,7 @@ NTL_API int ntl_batch_run(ntl_batch *b, ntl_link *links, uint32_t nlinks, ntl_re
             b->programs_run[i] = 0;
         }
         b->next_link = 0;
+        build_context(b, i);
         for (uint32_t j = first; j < nlinks; j++) {
             ntl_link *l = &links[j];
             setup_event(b, i, l, now);

@@ -89,6 +89,7 @@ class LoadedObject:
     def __init__(self, obj: ElfObject, hook: "EmulatedHook", engine: str) -> None:
         self.obj = obj
         self.path = obj.path
+        self.label = Path(obj.path).name if obj.path else "<object>"
         self.hook = hook
         self.current: ProcessContext | None = None
         self.sandbox = _ProcessSandbox(obj, self, engine=engine, ncpus=hook.ncpus, seed=hook.seed)
@@ -107,7 +108,7 @@ class LoadedObject:
     def ringbuf(self, name: str) -> RingBufView:
         """A ring buffer's records, decoded by BTF type name or a given layout."""
         m = self.sandbox.maps[self.obj.map(name).name]
-        return RingBufView(m, self.obj.btf)
+        return RingBufView(m, self.obj.btf, self.hook._recorders)
 
     def perf(self, name: str) -> PerfView:
         """A perf event array's records (per CPU), decoded by BTF type name or a layout."""
@@ -161,8 +162,11 @@ class EmulatedHook:
         self._events = 0
         self._last_time = 0
         self.subscribers: list = []
-        self.history: list = []          # verdict rows (dicts) and chunks of them (DataFrames)
+        self.history: list = []          # (Verdict, event) and batches of them (_HistoryChunk)
         self._recorders: list = []
+        self._chain: Chain | None = None
+        self._chain_key: tuple | None = None
+        self._links_version = 0
 
     # -- objects and programs -----------------------------------------------------------------
     def load(self, path: str | os.PathLike | ElfObject, *, engine: str | None = None) -> LoadedObject:
@@ -198,10 +202,12 @@ class EmulatedHook:
             raise ProgramError(f"cannot attach {program.name}: {exc}") from None
         link = Link(program, loaded, len(self.links))
         self.links.append(link)
+        self._links_version += 1
         return link
 
     def detach(self, link: Link) -> None:
         self.links.remove(link)
+        self._links_version += 1
 
     # -- events -------------------------------------------------------------------------------
     def _clock(self, event: ProcessEvent) -> int:
@@ -218,52 +224,83 @@ class EmulatedHook:
         packed = pack_event(event)   # a bad event is refused before anything runs
         index = self._events
         self._events += 1
-        now = self._clock(event)
         verdict = Verdict(index, event.operation, event.process_id)
+        chain = self._native_chain()
+        if chain is not None:
+            self._inject_native(chain, event, packed, verdict)
+        else:
+            self._inject_each(event, packed, verdict)
+        self.history.append((verdict, event))
+        for callback in self.subscribers:
+            callback(verdict)
+        return verdict
+
+    def _native_chain(self) -> Chain | None:
+        """The attached programs as one native chain, while every one has native code."""
+        key = (self._links_version, self.budget)
+        if self._chain_key != key:
+            if self._chain is not None:
+                self._chain.release()
+            links = [(link.program, link.loaded.sandbox) for link in self.links]
+            self._chain = Chain(links, self.budget, self.ncpus) if Chain.possible(links) \
+                else None
+            self._chain_key = key
+        return self._chain
+
+    def _inject_native(self, chain: Chain, event: ProcessEvent, packed, verdict) -> None:
+        clock = [self._last_time, self.boot_time]
+        status, decided, _, runs = chain.inject(event, packed, clock, self._recorders,
+                                                verdict.index)
+        self._last_time, self.boot_time = clock
+        for j, st, count, fault in runs:
+            link = self.links[j]
+            verdict.runs.append(ProgramRun(link.loaded.label, link.program.name, st, count,
+                                           fault))
+            verdict.instructions += count
+        if decided >= 0:
+            verdict.status, verdict.denied = status, True
+            verdict.decided_by = self.links[decided].program.name
+
+    def _inject_each(self, event: ProcessEvent, packed, verdict) -> None:
+        """The chain in Python, program by program (engines without native code)."""
+        now = self._clock(event)
         if event.is_create:
             pid_tgid = (event.creating_process_id << 32) | (event.creating_thread_id & 0xFFFFFFFF)
         else:
             pid_tgid = event.process_id << 32
         for link in list(self.links):
             box = link.loaded.sandbox
-            st = box.state
-            st.pid_tgid = pid_tgid & 0xFFFF_FFFF_FFFF_FFFF
-            st.logon_id = event.logon_id
-            st.is_admin = -1 if event.is_admin is None else event.is_admin
-            st.process_start_key = event.process_start_key
-            st.thread_create_time = event.thread_create_time
-            st.boot_ns = st.mono_ns = max(0, now - (self.boot_time or 0))
-            st.now = now
-            st.program = link.program.name
-            box.env.cpu = (event.cpu or 0) % max(1, self.ncpus)
+            v = box.env.values
+            v.pid_tgid = pid_tgid & 0xFFFF_FFFF_FFFF_FFFF
+            v.logon_id = event.logon_id & 0xFFFF_FFFF_FFFF_FFFF
+            v.is_admin = -1 if event.is_admin is None else event.is_admin
+            v.process_start_key = event.process_start_key & 0xFFFF_FFFF_FFFF_FFFF
+            v.thread_create_time = event.thread_create_time & 0xFFFF_FFFF_FFFF_FFFF
+            v.boot_ns = v.mono_ns = max(0, now - (self.boot_time or 0))
+            v.now = now
+            v.cpu = (event.cpu or 0) % max(1, self.ncpus)
             ctx = box.windows.fill(event, packed)
             link.loaded.current = ctx
             try:
                 result = box.run_at(link.program, ctx.address, self.budget)
                 status = status_of(result.r0)
-                run = ProgramRun(Path(link.loaded.path).name, link.program.name, status,
+                run = ProgramRun(link.loaded.label, link.program.name, status,
                                  result.instructions)
             except VmFault as fault:
                 # Windows logs a failed invocation and keeps status 0 (allow)
                 status = 0
-                run = ProgramRun(Path(link.loaded.path).name, link.program.name, None,
+                run = ProgramRun(link.loaded.label, link.program.name, None,
                                  fault.instructions, str(fault))
             finally:
                 link.loaded.current = None
-                ctx.close()
             verdict.runs.append(run)
             verdict.instructions += run.instructions
             if event.is_create and denies(status):
                 verdict.status, verdict.denied = status, True
                 verdict.decided_by = link.program.name
                 break
-        row = verdict.as_row()
-        row.update(time=event.time, image_path=event.image_path, command_line=event.command_line,
-                   process_key=event.process_key, enforced=False)
-        self.history.append(row)
-        for callback in self.subscribers:
-            callback(verdict)
-        return verdict
+        for recorder in self._recorders:
+            recorder.drain(verdict.index)
 
     def verdicts(self) -> "pd.DataFrame":
         """One row per event injected so far (same columns as the live hooks' `verdicts()`;
@@ -271,8 +308,13 @@ class EmulatedHook:
         import pandas as pd
         parts, rows = [], []
         for item in self.history:
-            if isinstance(item, dict):
-                rows.append(item)
+            if isinstance(item, tuple):
+                verdict, event = item
+                row = verdict.as_row()
+                row.update(time=event.time, image_path=event.image_path,
+                           command_line=event.command_line, process_key=event.process_key,
+                           enforced=False)
+                rows.append(row)
                 continue
             if rows:
                 parts.append(pd.DataFrame(rows))
@@ -346,7 +388,7 @@ class EmulatedHook:
             for start in range(0, len(frame), BATCH_CHUNK):
                 chunk = frame.iloc[start:start + BATCH_CHUNK]
                 packed = pack(chunk, start, self.ncpus)
-                result = chain.run(packed, clock, self._recorders)
+                result = chain.run(packed, clock, self._recorders, self._events)
                 parts.append(self._native_rows(chunk, start, packed, result, names))
                 bar.update(len(chunk))
         self._last_time, self.boot_time = clock

@@ -121,15 +121,127 @@ class MapView:
                 f"{self.spec.max_entries})" + frame.head(20)._repr_html_() + "</div>")
 
 
+class RingRecorder:
+    """A reader that keeps up with a ring buffer: after every event the hook moves the ring's
+    new records here (natively, batch replay included), as a consumer polling after each event
+    would, so the ring never fills for want of a reader. `to_frame(type)` decodes what it holds,
+    with the index of the event that produced each record.
+
+    >>> rec = monitor.ringbuf("process_ringbuf").record()      # doctest: +SKIP
+    >>> hook.replay(trace); rec.to_frame("process_info_t")      # doctest: +SKIP
+    """
+
+    def __init__(self, m: Map, btf: "Btf | None" = None) -> None:
+        import ctypes
+        import weakref
+
+        from ..native import abi, lib
+        self.map = m
+        self.btf = btf
+        self.name = m.name
+        self.native = abi.Recorder()
+        self.native.map = m.native
+        self._lib = lib()
+        self._finalize = weakref.finalize(self, _free_recorder, self._lib, self.native, m)
+        self._ct = ctypes
+
+    def drain(self, event: int) -> None:
+        """Move the ring's pending records here, attributed to event index `event`."""
+        if self._lib.ntl_recorder_drain(self._ct.byref(self.native), event):
+            raise MemoryError(f"ring buffer {self.name}: the host ran out of memory recording")
+
+    def adopt(self, state) -> None:
+        """Take over the recorder state native code updated (a copy of `self.native`)."""
+        self._ct.memmove(self._ct.byref(self.native), self._ct.byref(state),
+                         self._ct.sizeof(self.native))
+
+    def buffers(self):
+        """(data, offsets, lengths, events) numpy views of what is recorded (valid until the
+        next event)."""
+        import numpy as np
+        r = self.native
+        n = r.count
+
+        def view(address, dtype, count):
+            if not count:
+                return np.zeros(0, dtype)
+            return np.ctypeslib.as_array(self._ct.cast(address, self._ct.POINTER(
+                np.ctypeslib.as_ctypes_type(dtype))), (count,))
+        return (view(r.data, np.uint8, r.len), view(r.offsets, np.uint64, n).astype(np.int64),
+                view(r.lengths, np.uint32, n).astype(np.int64),
+                view(r.events, np.uint64, n).astype(np.int64))
+
+    def __len__(self) -> int:
+        return self.native.count
+
+    def records(self) -> list[bytes]:
+        data, offsets, lengths, _ = self.buffers()
+        return [bytes(data[o:o + n]) for o, n in zip(offsets, lengths)]
+
+    def to_frame(self, type: str | int | None = None,
+                 layout: tuple[str, Sequence[str]] | None = None) -> "pd.DataFrame":
+        """Records as rows (`record`, `event`, `size`, then the fields of BTF `type` or of
+        `layout` = (struct format, names), or `data`)."""
+        import numpy as np
+
+        from .frames import records_frame
+        data, offsets, lengths, events = self.buffers()
+        cols = {"record": np.arange(len(offsets), dtype=np.int64), "event": events}
+        if layout is not None:
+            return _layout_frame(layout, [bytes(data[o:o + n]) for o, n in zip(offsets, lengths)],
+                                 cols, f"ring buffer {self.name}")
+        return records_frame(self.btf, type, data, offsets, lengths, cols,
+                             f"ring buffer {self.name}")
+
+    def clear(self) -> None:
+        """Forget what has been recorded."""
+        self._lib.ntl_recorder_free_data(self._ct.byref(self.native))
+        self.native.map = self.map.native
+
+    def __repr__(self) -> str:
+        return f"<RingRecorder {self.name} records={len(self)}>"
+
+
+def _free_recorder(L, native, keep) -> None:
+    import ctypes
+    L.ntl_recorder_free_data(ctypes.byref(native))
+
+
+def _layout_frame(layout, records: list[bytes], columns: dict, where: str) -> "pd.DataFrame":
+    import pandas as pd
+    fmt, names = layout
+    need = struct.calcsize(fmt)
+    rows = []
+    for i, rec in enumerate(records):
+        if len(rec) < need:
+            raise ValueError(f"{where}: record {i} has {len(rec)} bytes, layout needs {need}")
+        rows.append(dict(zip(names, struct.unpack_from(fmt, rec))))
+    frame = pd.DataFrame(dict(columns, size=[len(r) for r in records]))
+    return pd.concat([frame, pd.DataFrame(rows)], axis=1) if rows else frame
+
+
 class RingBufView:
     """A ring buffer's records (not consumed by reading them here)."""
 
-    def __init__(self, m: Map, btf: "Btf | None" = None) -> None:
+    def __init__(self, m: Map, btf: "Btf | None" = None, recorders: list | None = None) -> None:
         if not hasattr(m, "records"):
             raise TypeError(f"map {m.name} is a {m.spec.type_name}, not a ring buffer")
         self.map = m
         self.btf = btf
         self.name = m.name
+        self._recorders = recorders
+
+    def record(self) -> RingRecorder:
+        """A recorder the hook drains after every event (the same one each time)."""
+        if self._recorders is None:
+            raise ValueError(f"ring buffer {self.name}: only a hook's ring buffers can be "
+                             f"recorded")
+        for r in self._recorders:
+            if r.map is self.map:
+                return r
+        r = RingRecorder(self.map, self.btf)
+        self._recorders.append(r)
+        return r
 
     def records(self) -> list[bytes]:
         return list(self.map.records())
@@ -142,26 +254,16 @@ class RingBufView:
                  layout: tuple[str, Sequence[str]] | None = None) -> "pd.DataFrame":
         """Records as rows: decoded by BTF `type` name, or by `layout` = (struct format, names);
         otherwise `size` and `data` (bytes)."""
-        import pandas as pd
-        rows = []
-        for i, rec in enumerate(self.records()):
-            row: dict[str, Any] = {"record": i, "size": len(rec)}
-            if type is not None:
-                if self.btf is None:
-                    raise ValueError(f"ring buffer {self.name}: the object has no BTF to decode "
-                                     f"{type!r}; pass layout=(format, names)")
-                _flatten("", self.btf.decode(type, rec), row)
-            elif layout is not None:
-                fmt, names = layout
-                need = struct.calcsize(fmt)
-                if len(rec) < need:
-                    raise ValueError(f"ring buffer {self.name}: record {i} has {len(rec)} bytes, "
-                                     f"layout needs {need}")
-                row.update(zip(names, struct.unpack_from(fmt, rec)))
-            else:
-                row["data"] = rec
-            rows.append(row)
-        return pd.DataFrame(rows, columns=None if rows else ["record", "size"])
+        import numpy as np
+
+        from .frames import buffer_of, records_frame
+        records = self.records()
+        cols = {"record": np.arange(len(records), dtype=np.int64)}
+        if layout is not None:
+            return _layout_frame(layout, records, cols, f"ring buffer {self.name}")
+        data, offsets, lengths = buffer_of(records)
+        return records_frame(self.btf, type, data, offsets, lengths, cols,
+                             f"ring buffer {self.name}")
 
     def __repr__(self) -> str:
         return f"<RingBufView {self.name} records={len(self.records())} dropped={self.dropped}>"

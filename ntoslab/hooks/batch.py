@@ -426,6 +426,15 @@ def _absent(value: Any) -> bool:
 
 
 # -- running packed events through the attached chain, natively -------------------------------------
+_LIB: list = []
+
+
+def _lib():
+    if not _LIB:
+        from ..native import lib
+        _LIB.append(lib())
+    return _LIB[0]
+
 
 @dataclass
 class ChainResult:
@@ -441,10 +450,19 @@ class ChainResult:
 
 
 class Chain:
-    """Attached programs, each in its sandbox, ready for `ntl_batch_run`.
+    """Attached programs, each in its sandbox, run natively by `ntl_batch_run`: over a packed
+    chunk (`run`) or one event (`inject`: the same loop, on buffers kept between calls).
 
     `links` are (program, sandbox) in attach order; every program must have native code (the
     JIT engine); `clock` is the hook's [last_time, boot_time or None], updated in place."""
+
+    ONE = np.dtype([("raw", "<i4"), ("cpu", "<u4"), ("cmd_off", "<u8"), ("cmd_len", "<u8"),
+                    ("img_off", "<u8"), ("img_len", "<u8"), ("name_off", "<i8"),
+                    ("name_len", "<i8"), ("dom_off", "<i8"), ("dom_len", "<i8"),
+                    ("time", "<i8"), ("logon_id", "<u8"), ("start_key", "<u8"),
+                    ("thread_time", "<u8"), ("is_admin", "<i8"), ("is_create", "u1")],
+                   align=True)
+    STRING_ROOM = 4 * 0x10000     # command line, image, account name and domain
 
     def __init__(self, links: list, budget: int, ncpus: int) -> None:
         import ctypes
@@ -472,6 +490,7 @@ class Chain:
             link.event = ctypes.pointer(box.windows.event)
             link.ctx_window = box.windows.context.window
             link.cmd_window = box.windows.command.window
+        self._one: Any = None
 
     @staticmethod
     def possible(links: list) -> bool:
@@ -479,28 +498,8 @@ class Chain:
             hasattr(box.engine, "native_run") and box.engine.native_run(p, box.machine, 1)
             is not None for p, box in links)
 
-    def run(self, packed: Packed, clock: list, recorders=()) -> ChainResult:
-        from contextlib import ExitStack
-
-        from ..native import lib
-        from ..vm.engine import VmFault
-        from .process import status_of
-        ct, abi = self._ct, self.abi
-        n = packed.n
-        status = np.zeros(n, np.int32)
-        decided = np.full(n, -1, np.int32)
-        instructions = np.zeros(n, np.uint64)
-        programs_run = np.zeros(n, np.uint32)
-        now = np.zeros(n, np.int64)
-        b = abi.Batch()
-        arrays = {name: getattr(packed, name) for name in (
-            "pid", "ppid", "cpid", "ctid", "ctime", "etime", "exit_code", "sid", "sid_table",
-            "sid_size", "raw", "raw_table", "strings", "cmd_off", "cmd_len", "img_off",
-            "img_len", "name_off", "name_len", "dom_off", "dom_len", "is_create", "time",
-            "logon_id", "start_key", "thread_time", "is_admin", "cpu")}
-        arrays.update(status=status, decided_by=decided, instructions=instructions,
-                      programs_run=programs_run, now=now)
-        arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    def _batch(self, arrays: dict, n: int, clock: list) -> Any:
+        b = self.abi.Batch()
         for name, array in arrays.items():
             setattr(b, name, array.ctypes.data)
         b.n = n
@@ -510,41 +509,220 @@ class Chain:
         b.has_boot_time = clock[1] is not None
         b.boot_time = clock[1] or 0
         b.ncpus = self.ncpus
-        recs = (abi.Recorder * max(len(recorders), 1))(*[r.native for r in recorders])
+        return b
+
+    def _drive(self, b, is_create: np.ndarray, status: np.ndarray, decided: np.ndarray,
+               instructions: np.ndarray, link_count: np.ndarray | None, recs, nrecs: int,
+               clock: list, keep_windows: bool = False) -> dict[int, list[tuple[int, str]]]:
+        """Run `b` to the end; describe each fault the loop stops at, then let it go on.
+        `keep_windows`: the process regions may stay pointed at this chain's buffers (they
+        live as long as it does)."""
         faults: dict[int, list[tuple[int, str]]] = {}
-        nlinks = len(self.runs)
+        runs = self.runs
+        nlinks = len(runs)
+        L = _lib()
+        for run in runs:
+            run.__enter__()
         try:
-            with ExitStack() as stack:
-                for run in self.runs:
-                    stack.enter_context(run)
-                while True:
-                    rc = lib().ntl_batch_run(ct.byref(b), self.links, nlinks, recs,
-                                             len(recorders))
-                    if rc == 0:
-                        break
-                    if rc < 0:
-                        raise MemoryError("batch replay: the host ran out of memory")
-                    i, j = b.next_event, b.fault_link
-                    box = self.sandboxes[j]
-                    box.windows.resync()
-                    counted = self.runs[j].state.count
-                    try:
-                        result = self.runs[j].outcome(b.fault_status)
-                        instructions[i] += result.instructions - counted
-                        st = status_of(result.r0)
-                        if packed.is_create[i] and st < 0:
-                            status[i], decided[i] = st, j
-                            b.next_link = nlinks
-                    except VmFault as fault:
-                        instructions[i] += fault.instructions - counted
-                        faults.setdefault(i, []).append((j, str(fault)))
-                    finally:
-                        lib().ntl_end_epochs(box._epoch_maps, len(box._by_index))
+            while True:
+                rc = L.ntl_batch_run(self._ct.byref(b), self.links, nlinks, recs, nrecs)
+                if rc == 0:
+                    break
+                if rc < 0:
+                    raise MemoryError("batch replay: the host ran out of memory")
+                self._fault(b, is_create, status, decided, instructions, link_count, faults)
         finally:
-            for box in self.sandboxes:
-                box.windows.reset()
+            for run in runs:
+                run.__exit__(None, None, None)
+            if keep_windows:
+                for box in self.sandboxes:
+                    if not box.windows.borrowed:
+                        box.windows.hand_over()
+            else:
+                for box in self.sandboxes:
+                    box.windows.reset()
             clock[0] = b.last_time
             clock[1] = b.boot_time if b.has_boot_time else clock[1]
-            for r in recorders:
-                r.sync()
+        return faults
+
+    def _fault(self, b, is_create, status, decided, instructions, link_count, faults) -> None:
+        """The loop stopped at link j of event i: what happened, from the program's state."""
+        from ..vm.engine import VmFault
+        from .process import status_of
+        i, j = b.next_event, b.fault_link
+        box = self.sandboxes[j]
+        box.windows.resync()
+        counted = self.runs[j].state.count
+        try:
+            result = self.runs[j].outcome(b.fault_status)
+            self.runs[j].state.native_tail = 1   # the interpreter may have taken over
+            extra = result.instructions - counted
+            st = status_of(result.r0)
+            if link_count is not None:
+                self._link_status[j] = st
+            if is_create[i] and st < 0:
+                status[i], decided[i] = st, j
+                b.next_link = len(self.runs)
+        except VmFault as fault:
+            extra = fault.instructions - counted
+            faults.setdefault(i, []).append((j, str(fault)))
+        finally:
+            _lib().ntl_end_epochs(box._epoch_maps, len(box._by_index))
+        instructions[i] += extra
+        if link_count is not None:
+            link_count[j] += extra
+
+    def run(self, packed: Packed, clock: list, recorders=(), event_base: int = 0) -> ChainResult:
+        """Every event of `packed`, in order (the first has the hook's index `event_base`)."""
+        n = packed.n
+        status = np.zeros(n, np.int32)
+        decided = np.full(n, -1, np.int32)
+        instructions = np.zeros(n, np.uint64)
+        programs_run = np.zeros(n, np.uint32)
+        now = np.zeros(n, np.int64)
+        arrays = {name: np.ascontiguousarray(getattr(packed, name)) for name in (
+            "pid", "ppid", "cpid", "ctid", "ctime", "etime", "exit_code", "sid", "sid_table",
+            "sid_size", "raw", "raw_table", "strings", "cmd_off", "cmd_len", "img_off",
+            "img_len", "name_off", "name_len", "dom_off", "dom_len", "is_create", "time",
+            "logon_id", "start_key", "thread_time", "is_admin", "cpu")}
+        arrays.update(status=status, decided_by=decided, instructions=instructions,
+                      programs_run=programs_run, now=now)
+        b = self._batch(arrays, n, clock)
+        b.event_base = event_base
+        recs = (self.abi.Recorder * max(len(recorders), 1))(*[r.native for r in recorders])
+        try:
+            faults = self._drive(b, packed.is_create, status, decided, instructions, None, recs,
+                                 len(recorders), clock)
+        finally:
+            for k, r in enumerate(recorders):
+                r.adopt(recs[k])
         return ChainResult(status, decided, instructions, programs_run, now, faults)
+
+    # -- one event -----------------------------------------------------------------------------
+    def _setup_one(self) -> None:
+        """Buffers kept for `inject`: one event's inputs, the outputs, the strings, and every
+        program's run context entered for the chain's life (`release` leaves them)."""
+        ct = self._ct
+        nl = max(len(self.runs), 1)
+
+        class One(ct.Structure):
+            _fields_ = [(name, {"<i4": ct.c_int32, "<u4": ct.c_uint32, "<u8": ct.c_uint64,
+                                "<i8": ct.c_int64, "|u1": ct.c_uint8}[self.ONE.fields[name][0].str])
+                        for name in self.ONE.names]
+        one = One()
+        out = dict(status=(ct.c_int32 * 1)(), decided_by=(ct.c_int32 * 1)(-1),
+                   instructions=(ct.c_uint64 * 1)(), programs_run=(ct.c_uint32 * 1)(),
+                   now=(ct.c_int64 * 1)())
+        self._link_status = (ct.c_int64 * nl)()
+        self._link_count = (ct.c_uint64 * nl)()
+        strings = bytearray(self.STRING_ROOM)
+        raw = bytearray(144)
+        pins = [(ct.c_char * len(strings)).from_buffer(strings),
+                (ct.c_char * len(raw)).from_buffer(raw)]
+        b = self.abi.Batch()
+        base = ct.addressof(one)
+        for name in self.ONE.names:
+            setattr(b, name, base + getattr(One, name).offset)
+        for name, array in out.items():
+            setattr(b, name, ct.addressof(array))
+        b.strings = ct.addressof(pins[0])
+        b.raw_table = ct.addressof(pins[1])
+        b.link_status = ct.addressof(self._link_status)
+        b.link_count = ct.addressof(self._link_count)
+        b.budget = max(-1, min(self.budget, 1 << 62)) & 0xFFFF_FFFF_FFFF_FFFF
+        b.command_base = COMMAND_WINDOW_BASE
+        b.ncpus = self.ncpus
+        b.n = 1
+        for run in self.runs:
+            run.__enter__()
+        self._entered = True
+        self._one = (b, ct.byref(b), one, out, strings, raw, pins,
+                     [run.state for run in self.runs], ct.c_uint8 * 1)
+
+    def release(self) -> None:
+        """Leave the run contexts `inject` entered; point the process regions back at each
+        sandbox's own buffers."""
+        if getattr(self, "_entered", False):
+            for run in reversed(self.runs):
+                run.__exit__(None, None, None)
+            self._entered = False
+        for box in self.sandboxes:
+            if box.windows.borrowed:
+                box.windows.reset()
+
+    def inject(self, event: ProcessEvent, packed: tuple, clock: list, recorders=(),
+               index: int = 0) -> tuple[int, int, int, list[tuple[int, int | None, int, str | None]]]:
+        """One event (`packed` by pack_event): (status, deciding link or -1, the time it ran
+        at, [(link, status or None when it faulted, instructions, fault) per program run])."""
+        if self._one is None:
+            self._setup_one()
+        b, bref, one, out, strings, raw_buf, _, states, _u8 = self._one
+        raw, cmd, image, name, domain = packed
+        raw_buf[:] = raw
+        o1 = len(cmd)
+        strings[0:o1] = cmd
+        o2 = o1 + len(image)
+        strings[o1:o2] = image
+        one.cmd_len, one.img_off, one.img_len = o1, o1, o2 - o1
+        if name is None:
+            one.name_len = one.dom_len = -1
+        else:
+            o3 = o2 + len(name)
+            strings[o2:o3] = name
+            o4 = o3 + len(domain)
+            strings[o3:o4] = domain
+            one.name_off, one.name_len, one.dom_off, one.dom_len = o2, o3 - o2, o3, o4 - o3
+        one.cpu = (event.cpu or 0) % (self.ncpus or 1)
+        one.time = event.time
+        one.logon_id = event.logon_id & 0xFFFF_FFFF_FFFF_FFFF
+        one.start_key = event.process_start_key & 0xFFFF_FFFF_FFFF_FFFF
+        one.thread_time = event.thread_create_time & 0xFFFF_FFFF_FFFF_FFFF
+        one.is_admin = -1 if event.is_admin is None else event.is_admin
+        one.is_create = event.is_create
+        b.event_base = index
+        b.next_event = 0
+        b.next_link = 0
+        b.last_time = clock[0]
+        boot = clock[1]
+        b.has_boot_time = boot is not None
+        b.boot_time = boot or 0
+        for st in states:
+            st.native_tail = 1
+        L = _lib()
+        nlinks = len(states)
+        if recorders:
+            recs = (self.abi.Recorder * len(recorders))(*[r.native for r in recorders])
+            nrecs = len(recorders)
+        else:
+            recs, nrecs = None, 0
+        faults: dict = {}
+        try:
+            while True:
+                rc = L.ntl_batch_run(bref, self.links, nlinks, recs, nrecs)
+                if rc == 0:
+                    break
+                if rc < 0:
+                    raise MemoryError("inject: the host ran out of memory")
+                self._fault(b, (event.is_create,), out["status"], out["decided_by"],
+                            out["instructions"], self._link_count, faults)
+        finally:
+            if recs is not None:
+                for k, r in enumerate(recorders):
+                    r.adopt(recs[k])
+            for box in self.sandboxes:
+                if not box.windows.borrowed:
+                    box.windows.hand_over()
+            clock[0] = b.last_time
+            clock[1] = b.boot_time if b.has_boot_time else boot
+        ls, lc = self._link_status, self._link_count
+        fault_of = dict(faults.get(0, ()))
+        runs = []
+        for j in range(nlinks):
+            s, c = ls[j], lc[j]
+            if j in fault_of:
+                runs.append((j, None, c, fault_of[j]))
+            elif s == -1 and not c:
+                break
+            else:
+                runs.append((j, s, c, None))
+        return out["status"][0], out["decided_by"][0], out["now"][0], runs

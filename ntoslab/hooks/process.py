@@ -14,6 +14,7 @@ programs; returns on delete are ignored.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import struct
 from dataclasses import asdict, dataclass, field, fields
@@ -57,6 +58,7 @@ class EventError(ValueError):
     """An event field that cannot be turned into a process_md_t; names the field."""
 
 
+@functools.lru_cache(maxsize=4096)
 def sid_to_bytes(sid: str) -> bytes:
     """Binary form of a string SID ("S-1-5-21-...") as RtlCopySid would store it."""
     parts = sid.strip().split("-")
@@ -261,23 +263,31 @@ class ProcessWindows:
         self.event = abi.Event()
         self.event_address = ctypes.addressof(self.event)
         self.event.ctx_addr = self.context.base
-        self.event.command = ctypes.addressof(self.command._pin)
+        self.event.command = self.command.host
         self._keep: tuple = ()
+        self.borrowed = False
 
     def resync(self) -> None:
         """Native code (batch replay) pointed the regions at its own buffers: follow it."""
         self.memory.resync(self.context)
         self.memory.resync(self.command)
 
+    def hand_over(self) -> None:
+        """Native code (a hook's chain) points the regions at its own buffers from now on."""
+        self.memory.hand_over(self.context)
+        self.memory.hand_over(self.command)
+        self.borrowed = True
+
     def reset(self) -> None:
         """Point the regions at this object's own buffers again (after batch replay)."""
+        self.borrowed = False
         self.memory.repoint(self.context, self._context_buffer)
         self.memory.repoint(self.command, self.buffer, 0)
         ev = self.event
         ev.image = ev.account_name = ev.account_domain = None
         ev.image_len = 0
         ev.account_name_len = ev.account_domain_len = -1
-        ev.command = ctypes.addressof(self.command._pin)
+        ev.command = self.command.host
         ev.command_len = 0
         ev.ctx_addr = self.context.base
 
@@ -285,6 +295,8 @@ class ProcessWindows:
         """Write `event` (`packed` by pack_event, or packed here) into the regions; the helpers
         answer for it from now on."""
         raw, cmd, image, name, domain = packed or pack_event(event, self.command.base)
+        if self.borrowed:
+            self.reset()
         self._context_buffer[:] = raw
         if cmd:
             self.buffer[:len(cmd)] = cmd

@@ -145,6 +145,11 @@ typedef struct ntl_batch {
     uint32_t pad;
     uint8_t context[CONTEXT_SIZE]; /* the current event's process_md_t, shared by every link */
     uint64_t pid_tgid;
+    /* per link, for the last event run (NULL: not wanted): its status (r0 as int32, or the
+       NTL_S_* it stopped with, negated minus 1000) and instruction count; -1 = did not run */
+    int64_t *link_status;
+    uint64_t *link_count;
+    uint64_t event_base;        /* the hook's index of event 0 (what recorders attribute to) */
 } ntl_batch;
 
 static int record(ntl_recorder *rec, uint64_t event) {
@@ -313,6 +318,9 @@ NTL_API int ntl_batch_run(ntl_batch *b, ntl_link *links, uint32_t nlinks, ntl_re
         }
         b->next_link = 0;
         build_context(b, i);
+        if (b->link_status && first == 0)
+            for (uint32_t j = 0; j < nlinks; j++)
+                b->link_status[j] = -1, b->link_count[j] = 0;
         for (uint32_t j = first; j < nlinks; j++) {
             ntl_link *l = &links[j];
             setup_event(b, i, l, now);
@@ -320,6 +328,11 @@ NTL_API int ntl_batch_run(ntl_batch *b, ntl_link *links, uint32_t nlinks, ntl_re
                                          b->budget);
             b->programs_run[i]++;
             b->instructions[i] += l->run->count;
+            if (b->link_status) {
+                b->link_count[j] = l->run->count;
+                b->link_status[j] = st == NTL_S_EXIT ? (int64_t)(int32_t)(uint32_t)l->run->regs[0]
+                                                     : -1000 - st;
+            }
             if (st != NTL_S_EXIT) { /* Python describes it, then ends the epoch */
                 b->next_event = i;
                 b->next_link = j + 1;
@@ -337,7 +350,7 @@ NTL_API int ntl_batch_run(ntl_batch *b, ntl_link *links, uint32_t nlinks, ntl_re
             }
         }
         for (uint32_t k = 0; k < nrecs; k++)
-            if (record(&recs[k], i))
+            if (record(&recs[k], b->event_base + i))
                 return -1;
     }
     b->next_event = b->n;

@@ -191,7 +191,7 @@ class Machine:
             run = abi.Run()
             L.ntl_run_init(run, self.memory.native, env)
             for i, frame in enumerate(self.stack_frames()):
-                run.stack_host[i] = ctypes.addressof(frame._pin)
+                run.stack_host[i] = frame.host
                 run.stack_end[i] = frame.end
             run.max_tail_calls = self.max_tail_calls
             self._run = run

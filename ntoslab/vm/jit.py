@@ -682,6 +682,7 @@ class _Run:
         self.budget = budget
         self.state = machine.native_run()
         self.error: BaseException | None = None
+        self._outer: "_Run | None" = None
 
     def code_of(self, program_id: int) -> Code:
         return self.machine.programs.get(program_id, self.prepared.code)
@@ -720,16 +721,29 @@ class _Run:
 
     # -- the run ---------------------------------------------------------------------------------
     def __enter__(self) -> "_Run":
+        """Make native code on this machine call back into this run (stackable)."""
         st = self.state
         st.python = _TRAMPOLINE_ADDRESS
         st.native_tail = 1
         st.max_tail_calls = self.machine.max_tail_calls
-        _RUNS[ctypes.addressof(st)] = self
+        key = ctypes.addressof(st)
+        self._outer = _RUNS.get(key)
+        _RUNS[key] = self
         return self
 
     def __exit__(self, *exc) -> None:
         st = self.state
-        _RUNS.pop(ctypes.addressof(st), None)
+        key = ctypes.addressof(st)
+        if self._outer is None:
+            _RUNS.pop(key, None)
+        else:
+            _RUNS[key] = self._outer
+            self._outer = None
+        self.settle()
+
+    def settle(self) -> None:
+        """Count the tail calls that failed for lack of room into the machine's total."""
+        st = self.state
         if st.tail_calls_failed:
             self.machine.tail_calls_failed += st.tail_calls_failed
             st.tail_calls_failed = 0

@@ -44,7 +44,7 @@ class Region:
     """A contiguous range of addressable bytes (plain regions are one window each; the value of
     a map entry is described by a Region too, made when a fault or a lookup needs one)."""
 
-    __slots__ = ("name", "base", "data", "writable", "kind", "end", "window", "_pin",
+    __slots__ = ("name", "base", "data", "writable", "kind", "end", "window", "_pin", "_source",
                  "__weakref__")
 
     def __init__(self, name: str, base: int, data: Any, writable: bool = True,
@@ -56,10 +56,16 @@ class Region:
         self.kind = kind
         self.end = base + len(data)
         self.window = window
-        self._pin = None
+        self._pin = None       # keeps the host buffer's address fixed (ctypes view of _source)
+        self._source = None
 
     def __len__(self) -> int:
         return len(self.data)
+
+    @property
+    def host(self) -> int:
+        """The host address of the bytes this region shows (0 when it has none)."""
+        return ctypes.addressof(self._pin) if self._pin is not None else 0
 
     def __repr__(self) -> str:
         rw = "rw" if self.writable else "ro"
@@ -142,7 +148,7 @@ class AddressSpace:
             raise MemoryError(f"the address space has no window left for region {name!r}")
         key = FIRST_WINDOW + w
         region = Region(name, key << WINDOW_SHIFT, data, writable, kind, w)
-        region._pin = pin
+        region._pin, region._source = pin, data
         self._plain[key] = region
         self._fast[key] = (data, len(data), writable)
         return region
@@ -150,22 +156,30 @@ class AddressSpace:
     def repoint(self, region: Region, data: bytearray, length: int | None = None) -> None:
         """Let `region` show the first `length` bytes of `data` from now on (same address)."""
         length = len(data) if length is None else length
-        if data is not region.data:
-            pin, host = _pin(data)
-            region.data, region._pin = data, pin
-        else:
-            host = ctypes.addressof(region._pin) if region._pin is not None else 0
+        if region._source is not data:
+            region._pin, _ = _pin(data)
+            region._source = data
+        host = region.host
         self._lib.ntl_space_repoint(self.native, region.window, host, length)
+        region.data = data if length == len(data) else memoryview(data)[:length]
         region.end = region.base + length
         self._fast[region.base >> WINDOW_SHIFT] = (data, length, region.writable)
 
-    def resync(self, region: Region) -> None:
+    def hand_over(self, region: Region) -> None:
+        """Native code repoints `region` from now on: Python reads the native table for it
+        (until `repoint` takes it back)."""
+        self._fast.pop(region.base >> WINDOW_SHIFT, None)
+
+    def resync(self, region: Region, cache: bool = True) -> None:
         """Take over what native code repointed `region`'s window at (memory Python does not
-        own: repoint the region to its own buffer again before that memory goes away)."""
+        own: repoint the region to its own buffer again before that memory goes away);
+        `cache=False` while native code keeps repointing it."""
         w = self.native.contents.table[region.window]
         view = host_view(w.host, w.length) if w.host else bytearray()
-        region.data, region._pin, region.end = view, None, region.base + w.length
-        self._fast[region.base >> WINDOW_SHIFT] = (view, w.length, region.writable)
+        region.data, region.end = view, region.base + w.length
+        region._pin = region._source = None
+        if cache:
+            self._fast[region.base >> WINDOW_SHIFT] = (view, w.length, region.writable)
 
     def remove(self, region: Region) -> None:
         """Unmap a region; later accesses to it fault."""
@@ -206,6 +220,9 @@ class AddressSpace:
     @property
     def regions(self) -> list[Region]:
         """The plain regions and one region per segment of map storage, by address."""
+        for key, r in self._plain.items():
+            if key not in self._fast:           # handed over to native code: as it is now
+                self.resync(r, cache=False)
         out = list(self._plain.values())
         for ref in list(self._maps.values()):
             m = ref()
@@ -268,6 +285,14 @@ class AddressSpace:
                 if write and not m.writable:
                     raise self._read_only(self._value_region(address, size), address, size)
                 return m.view, at
+        r = self._plain.get(key)
+        if r is not None:                       # a plain window native code repoints
+            self.resync(r, cache=False)
+            off = address & 0xFFFF_FFFF
+            if off + size <= r.end - r.base:
+                if write and not r.writable:
+                    raise self._read_only(r, address, size)
+                return r.data, off
         raise self._fault(address, size, write)
 
     def load(self, address: int, size: int) -> int:

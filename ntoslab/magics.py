@@ -6,7 +6,7 @@
     #include "bpf_helpers.h"
     ...
 
-`%%ebpf NAME [-I DIR]... [-D X=Y]... [--attach HOOK | --hook HOOK]` compiles the cell with the
+`%%ebpf NAME [-I DIR]... [-D X=Y]... [--attach HOOK | --hook HOOK] [-v]` compiles the cell with the
 bundled toolchain into a cached object (an unchanged cell, with unchanged flags and headers, is
 not recompiled), loads it into the hook named HOOK in the notebook (default: the extension's own
 emulator, `ntoslab.magics.default_hook()`), binds the LoadedObject to NAME and, with
@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import HTML, display
@@ -39,6 +38,14 @@ _DIAG = re.compile(r"^(?P<file>[^\n:]+):(?P<line>\d+):(?P<col>\d+): "
                    r"(?P<kind>fatal error|error|warning|note): (?P<msg>.*)$", re.M)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _default: list = []
+
+
+class UsageError(RuntimeError):
+    """A `%%ebpf` cell that cannot be built, loaded or attached. It fails the cell (papermill and
+    nbclient stop the run) and shows only its message, without a Python traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31m{self}\x1b[0m"]
 
 
 def cache_dir() -> Path:
@@ -193,6 +200,8 @@ class NtoslabMagics(Magics):
               help="preprocessor definition")
     @argument("--attach", metavar="HOOK", help="load into HOOK and attach the process programs")
     @argument("--hook", metavar="HOOK", help="load into HOOK without attaching")
+    @argument("-v", dest="verbose", action="store_true",
+              help="also say whether the cell was compiled (and how long it took) or cached")
     @cell_magic
     def ebpf(self, line: str, cell: str):
         """Compile the cell's eBPF C, load it, bind it to NAME (see the module docstring)."""
@@ -228,9 +237,11 @@ class NtoslabMagics(Magics):
                 attached.append(prog.name)
         self.shell.user_ns[args.name] = loaded
         self.cells[args.name] = (hook, build)
-        how = f"compiled in {build.seconds:.1f} s" if build.compiled else "unchanged, not recompiled"
+        # without -v the summary is the same on every run (reports stay deterministic)
+        how = ("compiled in {build.seconds:.1f} s" if build.compiled else
+               "unchanged, not recompiled").format(build=build) if args.verbose else "built"
         progs = ", ".join(p.name for p in loaded.programs)
-        maps = ", ".join(loaded.obj.maps) or "none"
+        maps = ", ".join(n for n in loaded.obj.maps if not n.startswith(".")) or "none"
         order = [l.program.name for l in hook.links]
         text = (f"{args.name}: {how}; programs {progs}; maps {maps}"
                 + (f"; attached {', '.join(attached)} (order: {' → '.join(order)})" if attached else ""))

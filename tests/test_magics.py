@@ -3,10 +3,10 @@ the cell's lines, binds and attaches; %ntoslab shows the state."""
 from __future__ import annotations
 
 import pytest
-from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import ntoslab
+from ntoslab.magics import UsageError
 
 POLICY = r"""#include "bpf_helpers.h"
 #include "ebpf_ntos_hooks.h"
@@ -46,18 +46,20 @@ def test_cell_compiles_binds_attaches_and_the_program_decides(ip, capsys):
     assert v.denied and v.status == -5
     assert not hook.inject(ntoslab.ProcessEvent.create(pid=8, parent=1)).denied
     assert len(odd.map("seen")) == 2
-    assert "compiled in" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "odd: built; programs OddDeny; maps seen; attached OddDeny" in out
+    assert "compiled in" not in out           # no timings unless -v: outputs are deterministic
 
 
 def test_an_unchanged_cell_is_not_recompiled_and_a_rerun_replaces_the_attachment(ip, capsys):
-    run_cell(ip, "odd --attach hook -D LIMIT=-5", POLICY)
+    run_cell(ip, "odd --attach hook -D LIMIT=-5 -v", POLICY)
     first = ip.user_ns["odd"]
     capsys.readouterr()
-    run_cell(ip, "odd --attach hook -D LIMIT=-5", POLICY)
+    run_cell(ip, "odd --attach hook -D LIMIT=-5 -v", POLICY)
     assert "unchanged, not recompiled" in capsys.readouterr().out
     hook = ip.user_ns["hook"]
     assert len(hook.links) == 1 and hook.links[0].loaded is ip.user_ns["odd"] is not first
-    run_cell(ip, "odd --attach hook -D LIMIT=-6", POLICY)       # another flag: recompiled
+    run_cell(ip, "odd --attach hook -D LIMIT=-6 -v", POLICY)       # another flag: recompiled
     assert "compiled in" in capsys.readouterr().out
     assert hook.inject(ntoslab.ProcessEvent.create(pid=9, parent=1)).status == -6
 

@@ -145,6 +145,9 @@ class ProcessTreeView(StaticFallback, anywidget.AnyWidget):
                         "row": row})
         return out
 
+    def summary(self) -> str:
+        return self.title
+
     @property
     def selected_row(self) -> dict | None:
         """The trace row of the clicked process (None before a click)."""
@@ -210,6 +213,9 @@ class TimelineView(StaticFallback, anywidget.AnyWidget):
                                   "verdict": v.get("verdict"),
                                   "still running": "yes" if end is None and not v.get("denied") else None}})
         return cls(items=items, span=[0.0, max((t1 - t0) / 1e9, 1e-3)], title=title)
+
+    def summary(self) -> str:
+        return f"{self.title}: {len(self.items)} processes over {self.span[1]:.3f} s"
 
     def static_html(self) -> str:
         rows = "".join(

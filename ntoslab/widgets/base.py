@@ -16,10 +16,20 @@ class StaticFallback:
     def static_html(self) -> str:
         raise NotImplementedError
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        data = super()._repr_mimebundle_(**kwargs) or {}  # type: ignore[misc]
+    def summary(self) -> str:
+        """A one-line description (the widget's text/plain face)."""
+        return ""
+
+    def __repr__(self) -> str:
+        text = self.summary()
+        return f"<{type(self).__name__}{': ' + text if text else ''}>"
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        bundle = super()._repr_mimebundle_(**kwargs) or {}  # type: ignore[misc]
+        # ipywidgets returns the data; anywidget returns (data, metadata)
+        data = dict(bundle[0] if isinstance(bundle, tuple) else bundle)
         data["text/html"] = self.static_html()
-        return data
+        return (data, bundle[1]) if isinstance(bundle, tuple) else data
 
 
 def table_html(rows: Iterable[dict], columns: list[str] | None = None, empty: str = "nothing yet",

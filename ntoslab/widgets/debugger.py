@@ -112,5 +112,8 @@ class DebuggerWidget(StaticFallback, W.VBox):
         for b in self.buttons.values():
             b.disabled = d.done
 
+    def summary(self) -> str:
+        return str(self.debugger.stop)
+
     def static_html(self) -> str:
         return render_panel(self.debugger)

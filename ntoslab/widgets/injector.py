@@ -115,6 +115,9 @@ class Injector(StaticFallback, W.VBox):
         return (f"<div class='ntoslab-verdict'>{v._repr_html_()}</div>"
                 f"<div><b>injected so far</b>{recent}</div>")
 
+    def summary(self) -> str:
+        return f"{len(self.history)} event(s) injected"
+
     def static_html(self) -> str:
         form = "".join(f"<tr><td>{html.escape(w.description)}</td>"
                        f"<td><code>{html.escape(str(w.value))}</code></td></tr>"

@@ -141,6 +141,9 @@ class LiveTable(StaticFallback, W.VBox):
         self._dirty = False
         self.view.value = table_html(self.visible(), COLUMNS, "no events yet", limit=self.show)
 
+    def summary(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in self.counts.items())
+
     def static_html(self) -> str:
         return (f"<div><b>Live events</b> (filter {html.escape(self.filter.value or '—')}, "
                 f"{self.outcome.value}){self._status_html()}"

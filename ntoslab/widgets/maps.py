@@ -88,6 +88,9 @@ class MapInspector(StaticFallback, W.VBox):
         for name, pane in self.panes.items():
             pane.value = self.pane_html(name)
 
+    def summary(self) -> str:
+        return f"{self.loaded.path}: {', '.join(self.names)}"
+
     def static_html(self) -> str:
         return "<div><b>Maps of " + html.escape(self.loaded.path) + "</b>" + \
             "".join(self.pane_html(n) for n in self.names) + "</div>"

@@ -43,22 +43,42 @@ def execute(notebook: str | Path, output: str | Path, parameters: Mapping[str, A
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 EMBED_JS = Path(__file__).parent / "viz" / "static" / "embed.js"
-_MODEL_ID = re.compile(r"\b[0-9a-f]{32}\b")
+_MODEL_ID = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")   # also inside IPY_MODEL_...
 
 
 def stable_widget_ids(text: str, state: Mapping[str, Any]) -> str:
     """Replace the kernel's random widget model ids in `text` (notebook JSON) by w0001,
-    w0002... in order of first appearance."""
-    names: dict[str, str] = {}
+    w0002...: the displayed widgets in cell order, each followed by the models it refers to
+    (depth first, attributes in name order), then any others by kind and content."""
+    nb = json.loads(text)
+    order: list[str] = []
+    seen: set[str] = set()
 
-    def rename(m: re.Match) -> str:
-        key = m.group(0)
-        if key not in state:
-            return key
-        if key not in names:
-            names[key] = f"w{len(names) + 1:04d}"
-        return names[key]
-    return _MODEL_ID.sub(rename, text)
+    def refs(value: Any) -> list[str]:
+        if isinstance(value, str):
+            return _MODEL_ID.findall(value) if value.startswith("IPY_MODEL_") else []
+        if isinstance(value, (list, tuple)):
+            return [r for v in value for r in refs(v)]
+        if isinstance(value, dict):
+            return [r for k in sorted(value) for r in refs(value[k])]
+        return []
+
+    def visit(mid: str) -> None:
+        if mid in seen or mid not in state:
+            return
+        seen.add(mid)
+        order.append(mid)
+        for ref in refs(state[mid].get("state", {})):
+            visit(ref)
+
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            visit(out.get("data", {}).get(WIDGET_VIEW, {}).get("model_id", ""))
+    blank = lambda m: _MODEL_ID.sub("", json.dumps(state[m], sort_keys=True))
+    for mid in sorted(set(state) - seen, key=lambda m: (state[m].get("model_name", ""), blank(m))):
+        visit(mid)
+    names = {mid: f"w{i + 1:04d}" for i, mid in enumerate(order)}
+    return _MODEL_ID.sub(lambda m: names.get(m.group(0), m.group(0)), text)
 
 
 def _widget_outputs(nb, state: Mapping[str, Any]) -> int:

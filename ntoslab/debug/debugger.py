@@ -303,7 +303,9 @@ class Debugger:
         for pc in range(lo, hi):
             if pc in second:
                 continue
-            target = jump_target(insns[pc], pc)
+            insn = insns[pc]
+            helper = insn.opcode == op.OP_CALL and insn.src != op.CALL_LOCAL
+            target = None if helper else jump_target(insn, pc)
             line = self.line_at(pc)
             rows.append({"pc": pc, "text": format_insn(insns[pc], pc),
                          "target": target, "line": line.line if line else None,
@@ -431,8 +433,9 @@ def hexdump(data: bytes, base: int = 0, width: int = 16) -> str:
     return "\n".join(lines)
 
 
-_CSS = ("<style>.ntl-dbg td,.ntl-dbg th{padding:1px 6px;text-align:left;font-family:monospace;"
-        "font-size:12px}.ntl-dbg .cur{background:#ffe58a}.ntl-dbg .bp{color:#c00}"
+_CSS = ("<style>.ntl-dbg table{border-collapse:collapse;line-height:1.25}"
+        ".ntl-dbg td,.ntl-dbg th{padding:1px 6px;text-align:left;font-family:monospace;"
+        "font-size:12px;line-height:1.25}.ntl-dbg .cur{background:#ffe58a}.ntl-dbg .bp{color:#c00}"
         ".ntl-dbg pre{margin:0;font-size:12px}.ntl-dbg .flt{color:#b00;font-weight:bold}</style>")
 
 

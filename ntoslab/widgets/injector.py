@@ -12,8 +12,8 @@ import ipywidgets as W
 from ..hooks.process import EventError, ProcessEvent
 from .base import StaticFallback, table_html
 
-_LAYOUT = W.Layout(width="420px")
-_STYLE = {"description_width": "120px"}
+_LAYOUT = W.Layout(width="460px")
+_STYLE = {"description_width": "150px"}
 
 
 def _field(widget_cls, description: str, **kw):
@@ -51,11 +51,13 @@ class Injector(StaticFallback, W.VBox):
         self.button = W.Button(description="Inject", button_style="primary", icon="bolt")
         self.button.on_click(lambda _: self._clicked())
         self.debug_button = W.Button(description="Debug this event", icon="bug",
-                                     layout=W.Layout(display=None if debug_button else "none"))
+                                     layout=W.Layout(width="auto",
+                                                     display=None if debug_button else "none"))
         self.debug_button.on_click(lambda _: self._debug())
         self.result = W.HTML(value="<i>no event injected yet</i>")
         self.debug_area = W.Output()
-        super().__init__([W.HTML("<b>Inject a process event</b>"), self.operation,
+        super().__init__([W.HTML("<style>.ntoslab-injector table{line-height:1.3}</style>"
+                                 "<b>Inject a process event</b>"), self.operation,
                           *self.fields.values(), W.HBox([self.button, self.debug_button]),
                           self.result, self.debug_area])
         self.add_class("ntoslab-injector")

@@ -38,7 +38,8 @@ class MapInspector(StaticFallback, W.VBox):
         self.auto = W.Checkbox(value=False, description="refresh after events", indent=False)
         self.auto.observe(lambda ch: self._auto(ch["new"]), "value")
         self._subscribed = False
-        super().__init__([W.HBox([W.HTML(f"<b>{html.escape(loaded.path)}</b>"),
+        super().__init__([W.HTML("<style>.ntoslab-map-inspector table{line-height:1.3}</style>"),
+                          W.HBox([W.HTML(f"<b>{html.escape(loaded.path)}</b>"),
                                   self.refresh_button, self.auto]), self.tabs])
         self.add_class("ntoslab-map-inspector")
         self.refresh()

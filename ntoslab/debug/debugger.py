@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..display import table_html
 from ..isa import opcodes as op
 from ..isa.disasm import format_insn, jump_target
 from ..vm.memory import Region
@@ -211,32 +212,27 @@ class Debugger:
 
     def step(self) -> Stop:
         """Run to the next source line, entering calls (instruction steps without line info)."""
-        start, depth, code = self._line_key(self.pc), self.stepper.depth, self.code
-        if start is None:
-            return self.stepi()
-
-        def until(prev_pc, prev_line, prev_code, prev_depth):
-            if self.code is not code:
-                return "line"
-            now = self._line_key(self.pc)
-            if now is not None and (now != start or self.stepper.depth != depth):
-                return "line"
-            return None
-        return self._run(until)
+        return self._to_next_line(over=False)
 
     def next(self) -> Stop:
         """Run to the next source line of this function; calls run through (step over)."""
+        return self._to_next_line(over=True)
+
+    def _to_next_line(self, over: bool) -> Stop:
         start, depth, code = self._line_key(self.pc), self.stepper.depth, self.code
         if start is None:
-            return self._step_over_insn()
+            return self._step_over_insn() if over else self.stepi()
 
-        def until(prev_pc, prev_line, prev_code, prev_depth):
-            if self.code is not code or self.stepper.depth < depth:
-                return "return"
-            if self.stepper.depth > depth:
-                return None
+        def until(*_):
+            now_depth = self.stepper.depth
+            if self.code is not code:          # a tail call (or a return into another program)
+                return "return" if over else "line"
+            if over and now_depth != depth:    # returned from this function, or inside a callee
+                return "return" if now_depth < depth else None
             now = self._line_key(self.pc)
-            return "line" if now is not None and now != start else None
+            if now is not None and (now != start or now_depth != depth):
+                return "line"
+            return None
         return self._run(until)
 
     def _step_over_insn(self) -> Stop:
@@ -462,24 +458,15 @@ def render_disassembly(dbg: Debugger, around: int = 6) -> str:
     return f"<table class='ntl-dis'>{body}</table>"
 
 
-def _table(rows: list[dict], empty: str) -> str:
-    if not rows:
-        return f"<i>{empty}</i>"
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values())
-                   + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 def render_registers(dbg: Debugger) -> str:
-    return _table(dbg.registers(), "")
+    return table_html(dbg.registers())
 
 
 def render_stack(dbg: Debugger) -> str:
     frames = " ← ".join([f"{f.code.name} (returns to pc {f.return_pc})" for f in
                          dbg.stepper.frames][::-1])
     head = f"<div>frame {dbg.stepper.depth}{': called from ' + html.escape(frames) if frames else ''}</div>"
-    return head + _table(dbg.stack_slots(), "the stack frame is all zeros")
+    return head + table_html(dbg.stack_slots(), empty="the stack frame is all zeros")
 
 
 def render_status(dbg: Debugger) -> str:

@@ -6,8 +6,8 @@ headless still says what the widget showed.
 """
 from __future__ import annotations
 
-import html
-from typing import Any, Iterable
+from typing import Any
+
 
 
 class StaticFallback:
@@ -30,25 +30,3 @@ class StaticFallback:
         data = dict(bundle[0] if isinstance(bundle, tuple) else bundle)
         data["text/html"] = self.static_html()
         return (data, bundle[1]) if isinstance(bundle, tuple) else data
-
-
-def table_html(rows: Iterable[dict], columns: list[str] | None = None, empty: str = "nothing yet",
-               limit: int | None = None) -> str:
-    """A small HTML table from dict rows (escaped), or an italic note when there are none."""
-    rows = list(rows)
-    if not rows:
-        return f"<i>{html.escape(empty)}</i>"
-    columns = columns or list(rows[0])
-    shown = rows if limit is None else rows[-limit:]
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_text(r.get(c)))}</td>" for c in columns)
-                   + "</tr>" for r in shown)
-    more = f"<div><i>showing the last {len(shown)} of {len(rows)}</i></div>" \
-        if len(shown) < len(rows) else ""
-    return f"<table class='ntoslab-table'><tr>{head}</tr>{body}</table>{more}"
-
-
-def _text(v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return ""
-    return str(v)

@@ -10,7 +10,8 @@ from typing import Any
 import ipywidgets as W
 
 from ..hooks.process import EventError, ProcessEvent
-from .base import StaticFallback, table_html
+from ..display import table_html
+from .base import StaticFallback
 
 _LAYOUT = W.Layout(width="460px")
 _STYLE = {"description_width": "150px"}

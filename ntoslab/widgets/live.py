@@ -14,7 +14,8 @@ from typing import Any
 
 import ipywidgets as W
 
-from .base import StaticFallback, table_html
+from ..display import table_html
+from .base import StaticFallback
 
 COLUMNS = ["index", "operation", "process_id", "image", "command_line", "status_hex", "denied",
            "decided_by", "faults"]

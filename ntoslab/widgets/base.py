@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 
-
 class StaticFallback:
     """Mixin for ipywidgets classes: add `text/html` (static_html()) to the display bundle."""
 

@@ -142,3 +142,4 @@ def test_live_capture_notebook_runs_or_says_why_not(tmp_path):
     assert "processes we started 3" in facts
     assert "exit code of `exit 3` 3" in facts          # the real exit code, from the kernel
     assert "denied in shadow mode 1" in facts          # the -enc command line, by DenyPolicy
+    assert "live table: our rows 6" in facts           # streamed into the widget as they came

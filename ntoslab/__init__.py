@@ -23,7 +23,22 @@ from .vm import (ENGINES, Engine, Interpreter, Machine, ProgramError, RawCode, R
 
 __version__ = "0.1.0"
 
+
+def debugger(hook, event, program=None, **kw):
+    """Step through `program` (default: the first attached) as the hook runs it on `event`.
+
+    >>> dbg = ntoslab.debugger(hook, event, at_fault=True); dbg.registers()   # doctest: +SKIP
+    """
+    from .debug import debug
+    return debug(hook, event, program, **kw)
+
+
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext ntoslab`: the `%%ebpf` cell magic and `%ntoslab` (see ntoslab.magics)."""
+    from .magics import load_ipython_extension as load
+    load(ipython)
+
 __all__ = ["AssemblyError", "ENGINES", "ElfLoadError", "ElfObject", "EmulatedHook", "Engine",
            "Interpreter", "LoadedObject", "Machine", "MapSpec", "ProcessEvent", "Program",
            "ProgramError", "RawCode", "RunResult", "Sandbox", "Verdict", "VmFault", "assemble",
-           "emulator", "get_engine", "live", "LiveUnavailable", "load", "load_bytes", "read_events"]
+           "debugger", "emulator", "get_engine", "live", "LiveUnavailable", "load", "load_bytes", "read_events"]

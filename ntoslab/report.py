@@ -1,10 +1,19 @@
 """Reproducible reports: execute a notebook headless (papermill) and render it to HTML.
 
+The HTML embeds the widgets' last state (ipywidgets' widget-state JSON, as nbclient records
+it) and opens offline in any browser: the interactive views (tree, timeline: anywidget models)
+render from that state with their own ES modules, every other widget shows its static HTML
+face. Outputs are deterministic: widget model ids are numbered in order of appearance (the
+kernel makes random ones), and the notebooks are seeded and print no wall-clock times.
+
 >>> render("notebooks/01-quickstart.ipynb", "reports")      # doctest: +SKIP
 PosixPath('reports/01-quickstart.html')
 """
 from __future__ import annotations
 
+import html as html_lib
+import json
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,12 +40,89 @@ def execute(notebook: str | Path, output: str | Path, parameters: Mapping[str, A
     return output
 
 
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+EMBED_JS = Path(__file__).parent / "viz" / "static" / "embed.js"
+_MODEL_ID = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")   # also inside IPY_MODEL_...
+
+
+def stable_widget_ids(text: str, state: Mapping[str, Any]) -> str:
+    """Replace the kernel's random widget model ids in `text` (notebook JSON) by w0001,
+    w0002...: the displayed widgets in cell order, each followed by the models it refers to
+    (depth first, attributes in name order), then any others by kind and content."""
+    nb = json.loads(text)
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def refs(value: Any) -> list[str]:
+        if isinstance(value, str):
+            return _MODEL_ID.findall(value) if value.startswith("IPY_MODEL_") else []
+        if isinstance(value, (list, tuple)):
+            return [r for v in value for r in refs(v)]
+        if isinstance(value, dict):
+            return [r for k in sorted(value) for r in refs(value[k])]
+        return []
+
+    def visit(mid: str) -> None:
+        if mid in seen or mid not in state:
+            return
+        seen.add(mid)
+        order.append(mid)
+        for ref in refs(state[mid].get("state", {})):
+            visit(ref)
+
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            visit(out.get("data", {}).get(WIDGET_VIEW, {}).get("model_id", ""))
+    blank = lambda m: _MODEL_ID.sub("", json.dumps(state[m], sort_keys=True))
+    for mid in sorted(set(state) - seen, key=lambda m: (state[m].get("model_name", ""), blank(m))):
+        visit(mid)
+    names = {mid: f"w{i + 1:04d}" for i, mid in enumerate(order)}
+    return _MODEL_ID.sub(lambda m: names.get(m.group(0), m.group(0)), text)
+
+
+def _widget_outputs(nb, state: Mapping[str, Any]) -> int:
+    """Turn widget views into static HTML; anywidget views get a host the runtime renders in.
+    Returns how many views the runtime will render."""
+    live = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            view = data.pop(WIDGET_VIEW, None)
+            if view is None:
+                continue
+            model = state.get(view.get("model_id"), {})
+            face = data.get("text/html") or f"<pre>{html_lib.escape(data.get('text/plain', ''))}</pre>"
+            if model.get("model_module") == "anywidget":
+                live += 1
+                face = (f"<div class='ntoslab-anywidget' data-model-id='{view['model_id']}'>"
+                        f"{face}</div>")
+            data["text/html"] = face
+    return live
+
+
 def to_html(executed: str | Path, html: str | Path) -> Path:
+    """Render an executed notebook to self-contained HTML (see the module docstring)."""
     import nbformat
     from nbconvert import HTMLExporter
 
+    executed = Path(executed)
     nb = nbformat.read(str(executed), as_version=4)
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    if state:   # deterministic ids, in the executed notebook too
+        text = stable_widget_ids(executed.read_text(encoding="utf-8"), state)
+        executed.write_text(text, encoding="utf-8")
+        nb = nbformat.reads(text, as_version=4)
+        state = nb.metadata["widgets"][WIDGET_STATE]["state"]
+    live = _widget_outputs(nb, state)
+    nb.metadata.pop("widgets", None)   # nbconvert would fetch the html-manager from a CDN
     body, _ = HTMLExporter().from_notebook_node(nb)
+    if live:
+        blob = json.dumps({"version_major": 2, "version_minor": 0, "state": dict(state)},
+                          sort_keys=True).replace("</", "<\\/")
+        embed = (f'<script type="{WIDGET_STATE}">{blob}</script>\n'
+                 f'<script type="module">{EMBED_JS.read_text()}</script>\n')
+        body = body.replace("</body>", embed + "</body>", 1)
     html = Path(html)
     html.parent.mkdir(parents=True, exist_ok=True)
     html.write_text(body, encoding="utf-8")

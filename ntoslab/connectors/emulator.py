@@ -49,6 +49,7 @@ class Verdict:
     decided_by: str | None = None
     instructions: int = 0
     runs: list[ProgramRun] = field(default_factory=list)
+    event: ProcessEvent | None = field(default=None, repr=False, compare=False)
 
     @property
     def faults(self) -> list[ProgramRun]:
@@ -224,20 +225,21 @@ class EmulatedHook:
         packed = pack_event(event)   # a bad event is refused before anything runs
         index = self._events
         self._events += 1
-        verdict = Verdict(index, event.operation, event.process_id)
+        verdict = Verdict(index, event.operation, event.process_id, event=event)
         chain = self._native_chain()
         if chain is not None:
             self._inject_native(chain, event, packed, verdict)
         else:
             self._inject_each(event, packed, verdict)
-        self.history.append((verdict, event))
+        self.history.append(verdict)
         for callback in self.subscribers:
             callback(verdict)
         return verdict
 
     def _native_chain(self) -> Chain | None:
         """The attached programs as one native chain, while every one has native code."""
-        key = (self._links_version, self.budget)
+        key = (self._links_version, self.budget,
+               tuple(id(link.loaded.sandbox.engine) for link in self.links))
         if self._chain_key != key:
             if self._chain is not None:
                 self._chain.release()
@@ -308,8 +310,8 @@ class EmulatedHook:
         import pandas as pd
         parts, rows = [], []
         for item in self.history:
-            if isinstance(item, tuple):
-                verdict, event = item
+            if isinstance(item, Verdict):
+                verdict, event = item, item.event
                 row = verdict.as_row()
                 row.update(time=event.time, image_path=event.image_path,
                            command_line=event.command_line, process_key=event.process_key,

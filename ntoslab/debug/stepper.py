@@ -47,7 +47,8 @@ class Stepper:
         self._st = _RunState(self.engine, machine, prepared)
         for i, a in enumerate(list(args)[:5]):
             self._st.regs[i + 1] = a & M64
-        self._ops = prepared.ops
+        machine.native_run().program_id = machine.programs.id_of(code)
+        self._ops = prepared.ops()
         self.pc = 0
         self.count = 0
         self.result: RunResult | None = None
@@ -76,7 +77,7 @@ class Stepper:
     @property
     def frames(self) -> list[Frame]:
         """The suspended callers, outermost first."""
-        return [Frame(f.code, f.return_pc) for f in self._st.frames]
+        return [Frame(f.prepared.code, f.return_pc) for f in self._st.frames]
 
     @property
     def stack(self) -> Region:
@@ -100,12 +101,13 @@ class Stepper:
                                   f"(a runaway loop?)", self.pc)
             return False
         self.count += 1
+        st.count = self.count
         try:
             self.pc = self._ops[self.pc](R, st)
         except _Exit:
             self.result = RunResult(R[0], self.count, st.tail_calls)
         except _Switch:
-            self._ops, self.pc = st.ops, st.pc
+            self._ops, self.pc = st.prepared.ops(), st.pc
         except StopProgram as stop:
             self.result = RunResult(stop.r0 & M64, self.count, st.tail_calls)
         except MemoryFault as exc:

@@ -52,11 +52,9 @@ class LiveTable(StaticFallback, W.VBox):
     # -- rows come in (any thread) -------------------------------------------------------------
     def _row_for(self, verdict) -> dict[str, Any]:
         row = verdict.as_row()
-        emu = getattr(self.hook, "shadow", self.hook)        # the live hooks' shadow emulator
-        history = getattr(emu, "history", None)
-        if history and history[-1].get("index") == verdict.index:
-            last = history[-1]
-            row.update(image=_name(last.get("image_path")), command_line=last.get("command_line"))
+        event = getattr(verdict, "event", None)
+        if event is not None:
+            row.update(image=_name(event.image_path), command_line=event.command_line)
         return row
 
     def _on_verdict(self, verdict) -> None:

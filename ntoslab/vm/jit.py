@@ -96,7 +96,7 @@ def _llvm() -> type[_Llvm]:
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         target = llvm.Target.from_default_triple()
-        _Llvm.machine = target.create_target_machine(opt=2, reloc="pic", codemodel="default")
+        _Llvm.machine = target.create_target_machine(opt=2, reloc="pic", codemodel="large")
         _Llvm.jit = llvm.create_lljit_compiler(_Llvm.machine)
         _Llvm.ready = True
     return _Llvm

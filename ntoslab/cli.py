@@ -90,7 +90,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="objects whose process programs are attached, in order")
     p.add_argument("--events", required=True, type=Path,
                    help="trace of events (JSONL, CSV or Parquet in the trace schema)")
-    p.add_argument("--engine", default="interpreter", help="eBPF engine")
+    p.add_argument("--engine", default="jit", help="eBPF engine (jit, or interpreter: the reference)")
     p.add_argument("--format", choices=("table", "json"), default="table")
 
 

@@ -49,7 +49,7 @@ def entry_programs(obj) -> list:
     return [p for p in obj.programs if p.type == "process" and p.name not in targets]
 
 
-def run(objects: list[Path], events_path: Path, engine: str = "interpreter",
+def run(objects: list[Path], events_path: Path, engine: str = "jit",
         budget: int | None = None) -> tuple[dict[str, Any], list[RowError], EmulatedHook]:
     hook = EmulatedHook(engine) if budget is None else EmulatedHook(engine, budget=budget)
     loaded = []

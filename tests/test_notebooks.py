@@ -38,7 +38,7 @@ def test_quickstart_notebook(tmp_path):
     assert "application/vnd.jupyter.widget-state+json" in page      # widget state embedded
     assert page.count("class='ntoslab-anywidget'") == 0 and page.count('class="ntoslab-anywidget"') == 2
     assert "Event injector" in page and "Maps of" in page and "<details" in page
-    assert "hook: emulator engine=interpreter" in text and "attached: ProcessMonitor → DenyPolicy" in text
+    assert "hook: emulator engine=jit" in text and "attached: ProcessMonitor → DenyPolicy" in text
     # deterministic: a second run renders the same page
     again = render(ROOT / "notebooks" / "01-quickstart.ipynb", tmp_path / "again")
     assert again.read_text() == page

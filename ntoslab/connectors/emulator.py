@@ -150,7 +150,7 @@ class EmulatedHook:
 
     kind = "emulator"
 
-    def __init__(self, engine: str = "interpreter", *, ncpus: int = 1, seed: int | None = 0,
+    def __init__(self, engine: str = "jit", *, ncpus: int = 1, seed: int | None = 0,
                  budget: int = DEFAULT_BUDGET, boot_time: int | None = None) -> None:
         self.engine = engine
         self.ncpus = ncpus
@@ -451,6 +451,9 @@ class EmulatedHook:
         return pd.concat(frames, ignore_index=True) if frames else printk_frame([])
 
     def close(self) -> None:
+        if self._chain is not None:
+            self._chain.release()
+        self._chain, self._chain_key = None, None
         self.links.clear()
         self.objects.clear()
         self._owner.clear()
@@ -545,8 +548,9 @@ VERDICT_COLUMNS = ["index", "operation", "process_id", "status", "status_hex", "
                    "creator_inferred"]
 
 
-def emulator(engine: str = "interpreter", **kw: Any) -> EmulatedHook:
-    """A new emulated process hook.
+def emulator(engine: str = "jit", **kw: Any) -> EmulatedHook:
+    """A new emulated process hook. Programs run on the JIT (native code, every access checked);
+    `engine="interpreter"` runs them on the reference interpreter (the step debugger's engine).
 
     >>> hook = emulator()
     >>> hook.links

@@ -370,7 +370,7 @@ class LinuxHook(Closing):
 
     kind = "linux-live"
 
-    def __init__(self, *, engine: str = "interpreter", ringbuf_bytes: int = DEFAULT_RINGBUF_BYTES,
+    def __init__(self, *, engine: str = "jit", ringbuf_bytes: int = DEFAULT_RINGBUF_BYTES,
                  host: str | None = None, object_path: str | os.PathLike | None = None,
                  libbpf: Libbpf | None = None, poll_ms: int = 50, ncpus: int = 1) -> None:
         if ringbuf_bytes & (ringbuf_bytes - 1) or ringbuf_bytes < 4096:

@@ -657,7 +657,9 @@ class Jit(Engine):
 
 
 # -- one run: the Python side ------------------------------------------------------------------------
-_RUNS: dict[int, "_Run"] = {}
+# run context address -> the _Run entered on it; weak, so a run (or a chain holding its runs
+# entered) that is dropped without leaving frees its machine and code
+_RUNS: "weakref.WeakValueDictionary[int, _Run]" = weakref.WeakValueDictionary()
 
 
 def _python_helper(run_ptr, helper_id: int) -> int:

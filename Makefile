@@ -33,6 +33,8 @@ test-full: build
 
 bench: build
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/replay.py
+	$(PY) benchmarks/lifetime.py
 
 lab: build
 	$(VENV)/bin/jupyter lab notebooks/

@@ -163,7 +163,7 @@ class EmulatedHook:
         self._events = 0
         self._last_time = 0
         self.subscribers: list = []
-        self.history: list = []          # (Verdict, event) and batches of them (_HistoryChunk)
+        self.history = History()
         self._recorders: list = []
         self._chain: Chain | None = None
         self._chain_key: tuple | None = None
@@ -309,7 +309,7 @@ class EmulatedHook:
         `enforced` is False: an emulated deny stops nothing real)."""
         import pandas as pd
         parts, rows = [], []
-        for item in self.history:
+        for item in self.history.parts:
             if isinstance(item, Verdict):
                 verdict, event = item, item.event
                 row = verdict.as_row()
@@ -421,7 +421,7 @@ class EmulatedHook:
             "programs_run": result.programs_run.astype(np.int64),
             "faults": _faults_column(n, result.faults),
         }
-        self.history.append(_HistoryChunk(events, packed))
+        self.history.add_chunk(_HistoryChunk(events, packed))
         if not packed.errors:
             return pd.DataFrame(dict(events, error=np.full(n, None, dtype=object),
                                      row=packed.rows.astype(np.int64),
@@ -517,12 +517,70 @@ def _faults_column(n: int, faults: dict):
     return _text_column(texts, codes)
 
 
+class History(Sequence):
+    """Every verdict of a hook, in order: `len()` counts events, `history[i]` is a Verdict.
+
+    Events injected one by one keep their Verdict (with its per-program runs and the event);
+    a batch replay keeps its columns, and its Verdicts are made on access with the hook's
+    decision (index, operation, pid, status, deciding program, instructions) but no per-program
+    runs or event: the replay's frame and `hook.verdicts()` have every column of those."""
+
+    def __init__(self) -> None:
+        self.parts: list = []            # Verdict, or _HistoryChunk for a batch
+        self._ends: list[int] = []       # events up to and including each part
+        self._n = 0
+
+    def append(self, verdict: Verdict) -> None:
+        self.parts.append(verdict)
+        self._n += 1
+        self._ends.append(self._n)
+
+    def add_chunk(self, chunk: "_HistoryChunk") -> None:
+        if chunk.n:
+            self.parts.append(chunk)
+            self._n += chunk.n
+            self._ends.append(self._n)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._n))]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(f"history has {self._n} events, no event {i}")
+        import bisect
+        p = bisect.bisect_right(self._ends, i)
+        part = self.parts[p]
+        return part if isinstance(part, Verdict) else \
+            part.verdict(i - (self._ends[p] - part.n))
+
+    def clear(self) -> None:
+        self.parts.clear()
+        self._ends.clear()
+        self._n = 0
+
+    def __repr__(self) -> str:
+        return f"<History {self._n} events>"
+
+
 class _HistoryChunk:
     """Verdict rows of a batch, turned into a DataFrame only when `verdicts()` asks."""
 
     def __init__(self, events: dict, packed) -> None:
         self.events = events
         self.packed = packed
+        self.n = len(events["index"])
+
+    def verdict(self, k: int) -> Verdict:
+        e = self.events
+        decided = e["decided_by"][k]
+        return Verdict(int(e["index"][k]), str(e["operation"][k]), int(e["process_id"][k]),
+                       int(e["status"][k]), bool(e["denied"][k]),
+                       None if decided is None or decided != decided else str(decided),
+                       int(e["instructions"][k]))
 
     def frame(self):
         import pandas as pd

@@ -169,8 +169,11 @@ SIGNATURES = {
     "ntl_perf_output_cpu": (i64, [vp, u32, u64, vp, u64]),
     "ntl_run_init": (None, [C.POINTER(Run), C.POINTER(Space), C.POINTER(Env)]),
     "ntl_run_program": (C.c_int32, [C.POINTER(Run), vp, u64, u64]),
+    "ntl_repeat_run": (C.c_int32, [C.POINTER(Run), vp, u64, u64, C.POINTER(vp), u64, u64,
+                                   C.POINTER(u64), C.POINTER(u64)]),
     "ntl_call_python": (u64, [C.POINTER(Run), u64, u64, u64, u64, u64, u64]),
     "ntl_sizeof": (u64, [C.c_int]),
+    "ntl_process_sizeof": (u64, [C.c_int]),
     "ntl_env_new": (C.POINTER(Env), [u32]),
     "ntl_env_free": (None, [C.POINTER(Env)]),
     "ntl_env_seed": (None, [C.POINTER(Env), C.POINTER(u32), u32]),
@@ -185,9 +188,34 @@ SIGNATURES = {
 }
 
 
+ABI_VERSION = 1       # NTL_ABI_VERSION in ntl.h
+# (ntl_sizeof or ntl_process_sizeof, its argument) -> the mirror whose size must agree
+MIRRORS = {("ntl_sizeof", 0): Window, ("ntl_sizeof", 1): Space, ("ntl_sizeof", 2): Env,
+           ("ntl_sizeof", 3): Run, ("ntl_sizeof", 4): Slab, ("ntl_sizeof", 5): Ring,
+           ("ntl_process_sizeof", 0): Event, ("ntl_process_sizeof", 1): Link,
+           ("ntl_process_sizeof", 2): Recorder, ("ntl_process_sizeof", 3): Batch}
+
+
+def mismatches(dll: C.CDLL) -> list[str]:
+    """Where this module's mirrors disagree with the compiled runtime (empty when they agree)."""
+    out = []
+    if dll.ntl_sizeof(6) != ABI_VERSION:
+        out.append(f"ABI version {dll.ntl_sizeof(6)} in the library, {ABI_VERSION} here")
+    for (fn, which), mirror in MIRRORS.items():
+        native = getattr(dll, fn)(which)
+        if native != C.sizeof(mirror):
+            out.append(f"{mirror.__name__}: {native} bytes in C, {C.sizeof(mirror)} in abi.py")
+    return out
+
+
 def declare(dll: C.CDLL) -> C.CDLL:
+    """Give `dll`'s functions their signatures; refuse a library whose structures differ."""
     for name, (restype, argtypes) in SIGNATURES.items():
         fn = getattr(dll, name)
         fn.restype = restype
         fn.argtypes = argtypes
+    wrong = mismatches(dll)
+    if wrong:
+        raise RuntimeError("ntoslab native runtime: abi.py does not mirror the compiled "
+                           "structures (" + "; ".join(wrong) + ")")
     return dll

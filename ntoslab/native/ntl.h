@@ -326,6 +326,13 @@ typedef struct ntl_run {
 NTL_API void ntl_run_init(ntl_run *run, ntl_space *s, ntl_env *env);
 /* Run `fn` (and the tail calls it makes) with r1 = ctx; returns NTL_S_*; r0 in run->regs[0]. */
 NTL_API int32_t ntl_run_program(ntl_run *run, ntl_program_fn fn, uint64_t ctx, uint64_t budget);
+/* BPF_PROG_TEST_RUN's repeat: run `repeat` times (stopping at the first run that does not exit
+   normally), ending the maps' epoch after each run as the sandbox does; *elapsed_ns gets the
+   wall time of the loop, *done the runs completed. */
+NTL_API void ntl_end_epochs(ntl_map **maps, uint64_t n);
+NTL_API int32_t ntl_repeat_run(ntl_run *run, ntl_program_fn fn, uint64_t ctx, uint64_t budget,
+                               ntl_map **maps, uint64_t nmaps, uint64_t repeat,
+                               uint64_t *elapsed_ns, uint64_t *done);
 void ntl_fault_memory(ntl_run *run, uint64_t helper_id, uint64_t addr, uint64_t size, int write);
 void ntl_fault_helper(ntl_run *run, uint64_t helper_id, uint64_t code, uint64_t arg,
                       uint64_t arg2);

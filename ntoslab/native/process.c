@@ -357,3 +357,14 @@ NTL_API int ntl_batch_run(ntl_batch *b, ntl_link *links, uint32_t nlinks, ntl_re
     b->next_link = 0;
     return 0;
 }
+
+/* sizes of this file's shared structures (ntl_sizeof covers ntl.h's), for abi.py's check */
+NTL_API uint64_t ntl_process_sizeof(int which) {
+    switch (which) {
+    case 0: return sizeof(ntl_event);
+    case 1: return sizeof(ntl_link);
+    case 2: return sizeof(ntl_recorder);
+    case 3: return sizeof(ntl_batch);
+    default: return 0;
+    }
+}

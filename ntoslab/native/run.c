@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 NTL_API void ntl_run_init(ntl_run *run, ntl_space *s, ntl_env *env) {
     memset(run, 0, sizeof *run);
@@ -45,6 +46,27 @@ NTL_API int32_t ntl_run_program(ntl_run *run, ntl_program_fn fn, uint64_t ctx, u
         run->tail_prog_id = 0;
         run->tail_calls++;
     }
+}
+
+NTL_API int32_t ntl_repeat_run(ntl_run *run, ntl_program_fn fn, uint64_t ctx, uint64_t budget,
+                               ntl_map **maps, uint64_t nmaps, uint64_t repeat,
+                               uint64_t *elapsed_ns, uint64_t *done) {
+    struct timespec a, b;
+    int32_t status = NTL_S_EXIT;
+    uint64_t i = 0;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (; i < repeat; i++) {
+        status = ntl_run_program(run, fn, ctx, budget);
+        if (nmaps)
+            ntl_end_epochs(maps, nmaps);
+        if (status != NTL_S_EXIT)
+            break;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    *elapsed_ns = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000ull + (uint64_t)b.tv_nsec -
+                  (uint64_t)a.tv_nsec;
+    *done = i;
+    return status;
 }
 
 void ntl_fault_memory(ntl_run *run, uint64_t helper_id, uint64_t addr, uint64_t size, int write) {

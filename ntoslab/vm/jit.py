@@ -754,18 +754,34 @@ class _Run:
     def native_budget(self) -> int:
         return max(-1, min(self.budget, 1 << 62)) & M64
 
+    def _load_args(self, args: Sequence[int]) -> None:
+        values = [0] * 11
+        for i, a in enumerate(args[:5]):
+            values[i + 1] = a & M64
+        st = self.state
+        st.regs[0:11] = values
+        st.program_id = self.machine.programs.id_of(self.prepared.code)
+
     def go(self, args: Sequence[int]) -> RunResult:
         st = self.state
-        regs = st.regs
-        for i in range(11):
-            regs[i] = 0
-        for i, a in enumerate(args[:5]):
-            regs[i + 1] = a & M64
-        st.program_id = self.machine.programs.id_of(self.prepared.code)
+        self._load_args(args)
         with self:
             status = lib().ntl_run_program(ctypes.byref(st), self.prepared.native.address,
-                                           regs[1], self.native_budget)
+                                           st.regs[1], self.native_budget)
             return self.outcome(status)
+
+    def repeat(self, args: Sequence[int], count: int, maps: Any = None,
+               nmaps: int = 0) -> tuple[RunResult, int, int]:
+        """BPF_PROG_TEST_RUN's repeat, natively: (the last run's result, loop ns, runs done).
+        Stops at the first run that does not exit normally (its fault is raised as by `go`)."""
+        st = self.state
+        self._load_args(args)
+        elapsed, done = ctypes.c_uint64(), ctypes.c_uint64()
+        with self:
+            status = lib().ntl_repeat_run(ctypes.byref(st), self.prepared.native.address,
+                                          st.regs[1], self.native_budget, maps, nmaps, count,
+                                          ctypes.byref(elapsed), ctypes.byref(done))
+            return self.outcome(status), elapsed.value, done.value
 
     def outcome(self, status: int) -> RunResult:
         """What native code returning `status` means: the result, or the VmFault raised."""

@@ -540,3 +540,42 @@ def test_compiled_process_programs_in_the_emulator(compile_bpf, source, program)
         assert [r[1] for r in rows] == [False, True, True, False, False, True]
     else:
         assert len(interp[1]["process_ringbuf"]) == len(_events())
+
+
+@st.composite
+def _branchy_loops(draw):
+    """r0 = 0; a body of additions and forward jumps; r0 < limit loops back; exit. Budget
+    checks sit only at loop heads, so every budget must still stop at the interpreter's pc."""
+    body = []
+    size = draw(st.integers(1, 12))
+    for i in range(size):
+        if draw(st.booleans()) and i < size - 1:
+            body.append(I(0x35, 0, 0, draw(st.integers(0, size - 2 - i)), draw(st.integers(0, 9))))
+        else:
+            body.append(I(0x07, 0, 0, 0, draw(st.integers(1, 3))))
+    limit = draw(st.integers(1, 40))
+    prog = [I(0xB7, 0, 0, 0, 0)] + body + [I(0xA5, 0, 0, -(len(body) + 1), limit),
+                                           I(0x95)]
+    return code_of(prog), draw(st.integers(1, 300))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_branchy_loops())
+def test_budget_stops_loops_with_forward_branches_where_the_interpreter_does(case):
+    code, budget = case
+    same(code, budget)
+
+
+def test_branchy_programs_compile_in_linear_time():
+    """10,000 (jeq; add) pairs once made LLVM quadratic (a budget exit per block): now one
+    check covers the whole forward region, and the result is the interpreter's."""
+    prog = [I(0xB7, 0, 0, 0, 0)]
+    for _ in range(10_000):
+        prog += [I(0x15, 0, 0, 0, 0), I(0x07, 0, 0, 0, 1)]
+    prog.append(I(0x95))
+    code = code_of(prog)
+    r = Jit().run(code, Machine(), [0], 10**6)
+    assert (r.r0, r.instructions) == (10_000, 20_002)
+    assert Jit().run(code, Machine(), [0], 10**6).r0 == 10_000
+    with pytest.raises(VmFault, match="budget of 15000"):
+        Jit().run(code, Machine(), [0], 15_000)

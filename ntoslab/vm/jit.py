@@ -51,7 +51,7 @@ from .semantics import (ROWS, TERMINATORS, Checked, ProgramError, block_starts, 
 
 I1, I8, I16, I32, I64 = (ir.IntType(b) for b in (1, 8, 16, 32, 64))
 INT = {1: I8, 2: I16, 4: I32, 8: I64}
-MAX_JIT_INSNS = 200_000       # larger programs run on the interpreter (with a warning)
+MAX_JIT_INSNS = 100_000       # larger programs run on the interpreter (with a warning): ~5 s, 0.8 GB
 RELEASE_AFTER = 64            # release unused compiled code once this many are waiting
 
 
@@ -174,6 +174,59 @@ def _compile(chk: Checked, native_ids: frozenset, name: str) -> _Native:
         native = _Native(key, tracker, address, text)
         _NATIVE[key] = native
         return native
+
+
+def _checkpoints(chk: Checked, starts: list[int]) -> dict[int, int]:
+    """Where the JIT checks the instruction budget, and how far each check reaches.
+
+    A check sits at pc 0, at every backward jump's target, at every subprogram entry and at
+    every return point: every cycle passes one. From a check, the code up to the next is a DAG
+    in pc order; the check compares count + the longest path through it (in instructions) with
+    the budget and hands the run to the interpreter at that block if it could overrun, so the
+    interpreter stops it exactly where it would have. Checking per block instead makes compile
+    time quadratic in branchy programs (a bail edge per block)."""
+    n = chk.n
+    lead = set(starts)
+    checks = {0}
+    blocks: dict[int, tuple[int, list[int]]] = {}      # start -> (length, forward successors)
+    for start in starts:
+        if start >= n:
+            blocks[start] = (1, [])      # "ran past the end" counts as one, as in _block
+            continue
+        pc, length = start, 0
+        while True:
+            length += 1
+            kind = ROWS[chk.insns[pc].opcode].kind
+            if kind in TERMINATORS:
+                break
+            pc = chk.next_pc(pc)
+            if pc in lead:
+                break
+        insn = chk.insns[pc] if kind in TERMINATORS else None
+        succ: list[int] = []
+        if kind not in TERMINATORS:
+            succ = [pc]
+        elif kind == "exit":
+            pass
+        elif kind == "call" and insn.src == op.CALL_LOCAL:
+            checks.add(chk.target(pc))
+            checks.add(pc + 1)
+        elif kind == "call":
+            succ = [pc + 1]
+        elif kind in ("ja", "ja32"):
+            succ = [chk.target(pc)]
+        else:
+            succ = [chk.target(pc), pc + 1]
+        for s in succ:
+            if s <= start:
+                checks.add(s)
+        blocks[start] = (length, succ)
+    longest: dict[int, int] = {}
+    for start in sorted(blocks, reverse=True):          # successors first: they are later
+        length, succ = blocks[start]
+        longest[start] = length + max((0 if s in checks else longest.get(s, 0)
+                                       for s in succ), default=0)
+    return {start: longest[start] for start in starts if start in checks}
 
 
 # -- the LLVM emitter ----------------------------------------------------------------------------------
@@ -417,6 +470,7 @@ class _Translator:
         chk = self.chk
         fn = self.fn
         b = self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self._bail_block = None
         self.R = [b.alloca(I64, name=f"r{i}") for i in range(11)]
         self.count = b.alloca(I64, name="count")
         self.depth = b.alloca(I64, name="depth")
@@ -435,6 +489,7 @@ class _Translator:
         self._load_table()
 
         self.starts = block_starts(chk)
+        self.checkpoints = _checkpoints(chk, self.starts)
         self.block = {pc: fn.append_basic_block(f"pc{pc}") for pc in self.starts}
         self.returns = sorted({pc + 1 for pc, insn in enumerate(chk.insns)
                                if pc not in chk.second and insn.opcode == op.OP_CALL and
@@ -446,7 +501,30 @@ class _Translator:
         return str(self.module)
 
     def _bail(self, pc: int, count) -> None:
-        """Hand the run to the interpreter at block `pc` (it would overrun the budget)."""
+        """Hand the run to the interpreter at block `pc` (it would overrun the budget): one
+        shared exit for the whole function, so the code stays linear in the program's size."""
+        b = self.b
+        if self._bail_block is None:
+            here = b.block
+            self._bail_pc = self._entry_alloca("bail_pc")
+            self._bail_count = self._entry_alloca("bail_count")
+            self._bail_block = self.fn.append_basic_block("over_budget")
+            b.position_at_end(self._bail_block)
+            self._bail_now(b.load(self._bail_pc), b.load(self._bail_count))
+            b.position_at_end(here)
+        b.store(_k(pc), self._bail_pc)
+        b.store(count, self._bail_count)
+        b.branch(self._bail_block)
+
+    def _entry_alloca(self, name: str):
+        b = self.b
+        here = b.block
+        b.position_at_start(self.fn.entry_basic_block)
+        slot = b.alloca(I64, name=name)
+        b.position_at_end(here)
+        return slot
+
+    def _bail_now(self, pc, count) -> None:
         for r in range(11):
             self.rstore(W_REGS + r, self.b.load(self.R[r]))
         self.rstore(W_COUNT, count)
@@ -476,12 +554,14 @@ class _Translator:
         length = max(len(pcs), 1)
         cnt = b.load(self.count)
         new = b.add(cnt, _k(length))
-        over = self.fn.append_basic_block(f"pc{start}_over_budget")
-        body = self.fn.append_basic_block(f"pc{start}_run")
-        b.cbranch(b.icmp_signed(">", new, self.budget), over, body)
-        b.position_at_end(over)
-        self._bail(start, cnt)
-        b.position_at_end(body)
+        reach = self.checkpoints.get(start)
+        if reach is not None:    # the budget is checked here for everything up to the next one
+            over = self.fn.append_basic_block(f"pc{start}_over_budget")
+            body = self.fn.append_basic_block(f"pc{start}_run")
+            b.cbranch(b.icmp_signed(">", b.add(cnt, _k(reach)), self.budget), over, body)
+            b.position_at_end(over)
+            self._bail(start, cnt)
+            b.position_at_end(body)
         b.store(new, self.count)
         if start == chk.n:                       # ran past the last instruction
             self._stop(abi.S_FELL_OFF, chk.n - 1, new)

@@ -431,6 +431,17 @@ class _Translator:
             host = b.add(b.load(self.fhost), _k(STACK_FRAME_SIZE + off))
             return b.inttoptr(host, INT[size].as_pointer())
         addr = address.value
+        # the current stack frame, whatever register points into it (text[i] on the stack)
+        rel = b.sub(addr, b.sub(b.load(self.R[10]), _k(STACK_FRAME_SIZE)))
+        in_frame = b.icmp_unsigned("<=", rel, _k(STACK_FRAME_SIZE - size))
+        frame_bb = self.fn.append_basic_block(f"pc{pc}_frame")
+        table_bb = self.fn.append_basic_block(f"pc{pc}_table")
+        join = self.fn.append_basic_block(f"pc{pc}_host")
+        b.cbranch(in_frame, frame_bb, table_bb)
+        b.position_at_end(frame_bb)
+        frame_host = b.add(b.load(self.fhost), rel)
+        b.branch(join)
+        b.position_at_end(table_bb)
         table = b.load(self.table)
         w = b.sub(b.lshr(addr, _k(32)), _k(abi.FIRST_WINDOW))
         w = b.select(b.icmp_unsigned("<", w, b.load(self.ntable)), w, _k(0))
@@ -457,13 +468,19 @@ class _Translator:
             good = b.and_(good, b.icmp_unsigned("!=", b.and_(flags, _k(abi.W_WRITABLE)), _k(0)))
         bad = self.fn.append_basic_block(f"pc{pc}_fault")
         ok = self.fn.append_basic_block(f"pc{pc}_access")
-        b.cbranch(good, ok, bad, )
+        b.cbranch(good, ok, bad).set_weights([1 << 20, 1])     # faults are cold
         b.position_at_end(bad)
         b.call(self.fault_fn, [self.run, _k(pc), addr, _k(size), _k(int(write)), fcount])
         b.ret(_k(abi.S_MEMORY, I32))
         b.position_at_end(ok)
         host = b.add(b.add(field(E_HOST, I64), b.mul(slot, field(E_PITCH, I64))), inner)
-        return b.inttoptr(host, INT[size].as_pointer())
+        table_end = b.block
+        b.branch(join)
+        b.position_at_end(join)
+        phi = b.phi(I64)
+        phi.add_incoming(frame_host, frame_bb)
+        phi.add_incoming(host, table_end)
+        return b.inttoptr(phi, INT[size].as_pointer())
 
     # -- the program -----------------------------------------------------------------------------
     def translate(self) -> str:
@@ -558,7 +575,8 @@ class _Translator:
         if reach is not None:    # the budget is checked here for everything up to the next one
             over = self.fn.append_basic_block(f"pc{start}_over_budget")
             body = self.fn.append_basic_block(f"pc{start}_run")
-            b.cbranch(b.icmp_signed(">", b.add(cnt, _k(reach)), self.budget), over, body)
+            b.cbranch(b.icmp_signed(">", b.add(cnt, _k(reach)), self.budget), over,
+                      body).set_weights([1, 1 << 20])
             b.position_at_end(over)
             self._bail(start, cnt)
             b.position_at_end(body)

@@ -35,6 +35,7 @@ bench: build
 	$(PY) benchmarks/engine.py
 	$(PY) benchmarks/replay.py
 	$(PY) benchmarks/lifetime.py
+	$(PY) benchmarks/capture.py --per-spawner 500 --spawners 1,2,4
 
 lab: build
 	$(VENV)/bin/jupyter lab notebooks/

@@ -396,7 +396,7 @@ class EmulatedHook:
         self._last_time, self.boot_time = clock
         if not parts:
             return pd.DataFrame(columns=VERDICT_COLUMNS)
-        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        return _concat(parts)
 
     def _native_rows(self, chunk, start: int, packed, result, names: list[str]):
         """The verdict rows of one chunk (and its history), built column-wise with the dtypes
@@ -422,10 +422,10 @@ class EmulatedHook:
             "faults": _faults_column(n, result.faults),
         }
         self.history.add_chunk(_HistoryChunk(events, packed))
-        if not packed.errors:
-            return pd.DataFrame(dict(events, error=np.full(n, None, dtype=object),
-                                     row=packed.rows.astype(np.int64),
-                                     creator_inferred=packed.creator_inferred))
+        if not packed.errors:      # columns, joined with the other chunks' by _concat
+            return dict(events, error=np.full(n, None, dtype=object),
+                        row=packed.rows.astype(np.int64),
+                        creator_inferred=packed.creator_inferred)
         # rows that are not events: the frame pandas infers from records, as _replay_events gives
         out: list = [None] * len(chunk)
         plain = {c: (v.to_numpy(dtype=object) if hasattr(v, "to_numpy") else v)
@@ -485,6 +485,27 @@ def _error_row(operation: Any, message: str, row: int) -> dict[str, Any]:
             "status_hex": None, "denied": None, "decided_by": None, "instructions": 0,
             "programs_run": 0, "faults": None, "error": message, "row": row,
             "creator_inferred": None}
+
+
+def _concat(parts: list) -> "pd.DataFrame":
+    """One frame from the chunks' verdict rows (column dicts, or frames for chunks with error
+    rows): joined column by column when every chunk has the same dtypes, else by pd.concat
+    (which decides the dtypes as for one frame of all the records)."""
+    import numpy as np
+    import pandas as pd
+
+    def dtypes(part):
+        return [str(getattr(v, "dtype", None)) for v in part.values()]
+    if all(isinstance(p, dict) for p in parts) and \
+            all(dtypes(p) == dtypes(parts[0]) and p.keys() == parts[0].keys() for p in parts):
+        columns = {}
+        for name, first in parts[0].items():
+            values = [p[name] for p in parts]
+            columns[name] = np.concatenate(values) if isinstance(first, np.ndarray) else \
+                type(first)._concat_same_type(values)
+        return pd.DataFrame(columns)
+    frames = [pd.DataFrame(p) if isinstance(p, dict) else p for p in parts]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def _text_column(labels: list[str], codes):
@@ -585,8 +606,10 @@ class _HistoryChunk:
     def frame(self):
         import pandas as pd
         p = self.packed
-        text = {name: pd.array(p.text[name], dtype=_STR) for name in ("image_path",
-                                                                      "command_line")}
+        import pyarrow.compute as pc
+        # a delete has no image or command line: "" as its ProcessEvent says
+        text = {name: pd.array(pc.fill_null(p.text[name], ""), dtype=_STR)
+                for name in ("image_path", "command_line")}
         key = p.text["process_key"]
         text["process_key"] = pd.array(key, dtype=_STR) if key.null_count < len(key) else \
             [None] * len(key)

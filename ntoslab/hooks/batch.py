@@ -140,9 +140,13 @@ def _utf16(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     n = len(arr)
     if n == 0:
         return np.zeros(0, np.uint8), np.zeros(1, np.int64)
-    arr = pc.fill_null(arr, "")
     bufs = arr.buffers()
     offs = np.frombuffer(bufs[1], np.int64)[arr.offset:arr.offset + n + 1]
+    if arr.null_count and np.diff(offs)[~_valid(arr)].any():
+        # nulls whose slots hold bytes (Arrow allows it): copy them out as empty strings
+        arr = pc.fill_null(arr, "")
+        bufs = arr.buffers()
+        offs = np.frombuffer(bufs[1], np.int64)[arr.offset:arr.offset + n + 1]
     base = offs[0]
     offs = offs - base
     data = np.frombuffer(bufs[2], np.uint8)[base:base + offs[-1]] if bufs[2] is not None \
@@ -173,13 +177,22 @@ def _utf16(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return out, out_offs
 
 
+def _valid(arr: pa.Array) -> np.ndarray:
+    """The validity of each value, as a bool array."""
+    return pc.is_valid(arr).to_numpy(zero_copy_only=False)
+
+
 def _dictionary(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """(codes per value, -1 for null; the distinct values)."""
     d = pc.dictionary_encode(arr)
     if isinstance(d, pa.ChunkedArray):
         d = d.combine_chunks()
-    indices = pc.fill_null(d.indices, -1) if d.indices.null_count else d.indices
-    return indices.to_numpy().astype(np.int64), d.dictionary
+    idx = d.indices
+    if not idx.null_count:
+        return idx.to_numpy().astype(np.int64), d.dictionary
+    raw = np.frombuffer(idx.buffers()[1], idx.type.to_pandas_dtype())[idx.offset:idx.offset +
+                                                                      len(idx)]
+    return np.where(_valid(idx), raw, -1).astype(np.int64), d.dictionary
 
 
 class _Strings:
@@ -369,8 +382,6 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1) -> Packed:
         take = pa.array(sel, pa.int64())
         text = {name: texts[name].take(take)
                 for name in ("image_path", "command_line", "process_key")}
-    for name in ("image_path", "command_line"):
-        text[name] = pc.fill_null(text[name], "")
     careful: dict[str, dict[int, Any]] = {"image_path": {}, "command_line": {}, "process_key": {}}
     # the rows that went the careful way: exactly what inject() packs
     for i, rec in records.items():

@@ -496,6 +496,14 @@ def _concat(parts: list) -> "pd.DataFrame":
 
     def dtypes(part):
         return [str(getattr(v, "dtype", None)) for v in part.values()]
+    # a text column that is all missing in one chunk (object) and text in another: pandas
+    # infers its string dtype for the records of both together
+    if all(isinstance(p, dict) for p in parts):
+        for name in parts[0]:
+            if any(str(getattr(p[name], "dtype", "")) == str(_STR) for p in parts):
+                for p in parts:
+                    if str(getattr(p[name], "dtype", "")) != str(_STR):
+                        p[name] = pd.array(p[name], dtype=_STR)
     if all(isinstance(p, dict) for p in parts) and \
             all(dtypes(p) == dtypes(parts[0]) and p.keys() == parts[0].keys() for p in parts):
         columns = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -60,7 +61,8 @@ class Verdict:
                 "status": self.status, "status_hex": f"0x{self.status & 0xFFFFFFFF:08X}",
                 "denied": self.denied, "decided_by": self.decided_by,
                 "instructions": self.instructions, "programs_run": len(self.runs),
-                "faults": "; ".join(r.fault for r in self.faults) or None}
+                "faults": "; ".join(r.fault for r in self.faults) or None,
+                "faulted": bool(self.faults)}
 
     def _repr_html_(self) -> str:
         color = "#b00" if self.denied else "#070"
@@ -168,6 +170,9 @@ class EmulatedHook:
         self._chain: Chain | None = None
         self._chain_key: tuple | None = None
         self._links_version = 0
+        self._replaying = False
+        self._fault_warned: set[str] = set()
+        self._drops_seen: dict[tuple[int, str], int] = {}
 
     # -- objects and programs -----------------------------------------------------------------
     def load(self, path: str | os.PathLike | ElfObject, *, engine: str | None = None) -> LoadedObject:
@@ -234,7 +239,39 @@ class EmulatedHook:
         self.history.append(verdict)
         for callback in self.subscribers:
             callback(verdict)
+        if not self._replaying:
+            self._notice([r.fault for r in verdict.faults])
         return verdict
+
+    # -- what must not go unnoticed ---------------------------------------------------------------
+    def _notice(self, faults: Iterable[str]) -> None:
+        """Warn, once per program, that it faulted (an allowed-looking event that was not a
+        decision), and whenever a ring buffer dropped records since the last look."""
+        for message in faults:
+            program = message.split(":", 1)[0]
+            if program not in self._fault_warned:
+                self._fault_warned.add(program)
+                warnings.warn(ProgramFaulted(
+                    f"{message}\n(the event was allowed: Windows keeps status 0 when a program "
+                    f"fails; the verdict row says faulted=True; later faults of {program} are "
+                    f"only in the rows)"), stacklevel=3)
+        for obj in self.objects:
+            for name in obj.obj.maps:
+                m = obj.sandbox.maps.get(obj.obj.map(name).name)
+                dropped = getattr(m, "dropped", None)
+                if not hasattr(m, "records") or not isinstance(dropped, int):
+                    continue
+                key = (id(obj), name)
+                new = dropped - self._drops_seen.get(key, 0)
+                if new > 0:
+                    self._drops_seen[key] = dropped
+                    kept = len(m.records())
+                    warnings.warn(RecordsDropped(
+                        f"ring buffer {name} ({Path(obj.path).name}): {new:,} record(s) "
+                        f"dropped (full: nothing reads it; {kept:,} waiting, {dropped:,} dropped "
+                        f"in all). Keep every record with "
+                        f"`ring = obj.ringbuf({name!r}).record()` before injecting, subscribe "
+                        f"a reader, or give the map a larger max_entries."), stacklevel=3)
 
     def _native_chain(self) -> Chain | None:
         """The attached programs as one native chain, while every one has native code."""
@@ -344,10 +381,24 @@ class EmulatedHook:
         """
         import pandas as pd
 
+        if isinstance(events, pd.DataFrame):
+            _check_columns(events)
         links = [(link.program, link.loaded.sandbox) for link in self.links]
-        if isinstance(events, pd.DataFrame) and not self.subscribers and Chain.possible(links):
-            return self._replay_native(events, links, progress)
-        return self._replay_events(events, progress)
+        self._replaying = True
+        try:
+            if isinstance(events, pd.DataFrame) and not self.subscribers and \
+                    Chain.possible(links):
+                out = self._replay_native(events, links, progress)
+            else:
+                out = self._replay_events(events, progress)
+        finally:
+            self._replaying = False
+        if len(out) and "faults" in out.columns:
+            faults = out["faults"].dropna()
+            self._notice(faults.drop_duplicates().tolist()[:100])
+        else:
+            self._notice([])
+        return out
 
     def _replay_events(self, events, progress: bool | None) -> "pd.DataFrame":
         import pandas as pd
@@ -420,6 +471,7 @@ class EmulatedHook:
             "instructions": result.instructions.astype(np.int64),
             "programs_run": result.programs_run.astype(np.int64),
             "faults": _faults_column(n, result.faults),
+            "faulted": _faulted(n, result.faults),
         }
         self.history.add_chunk(_HistoryChunk(events, packed))
         if not packed.errors:      # columns, joined with the other chunks' by _concat
@@ -480,10 +532,38 @@ def _missing(value: Any) -> bool:
     return value is None or type(value).__name__ in ("NAType", "NaTType") or value != value
 
 
+class ProgramFaulted(UserWarning):
+    """A program faulted on an event (shown once per program; every row says faulted)."""
+
+
+class RecordsDropped(UserWarning):
+    """A ring buffer dropped records because nothing read it."""
+
+
+REQUIRED_COLUMNS = ("operation", "process_id")
+# columns whose absence makes every event carry an empty value a policy would read
+EXPECTED_COLUMNS = ("image_path", "command_line", "parent_process_id", "time")
+
+
+def _check_columns(frame: "pd.DataFrame") -> None:
+    """A missing required column is one error; missing expected ones are one warning."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"replay: the trace has no {', '.join(missing)} column"
+                         f"{'s' if len(missing) > 1 else ''} (required; it has: "
+                         f"{', '.join(map(str, frame.columns[:20]))})")
+    absent = [c for c in EXPECTED_COLUMNS if c not in frame.columns]
+    if absent and len(frame):
+        warnings.warn(f"replay: the trace has no {', '.join(absent)} column"
+                      f"{'s' if len(absent) > 1 else ''}: every event replays with "
+                      f"{'it' if len(absent) == 1 else 'them'} empty (0 or \"\"), which the "
+                      f"programs will see", UserWarning, stacklevel=3)
+
+
 def _error_row(operation: Any, message: str, row: int) -> dict[str, Any]:
     return {"index": None, "operation": operation, "process_id": None, "status": None,
             "status_hex": None, "denied": None, "decided_by": None, "instructions": 0,
-            "programs_run": 0, "faults": None, "error": message, "row": row,
+            "programs_run": 0, "faults": None, "faulted": None, "error": message, "row": row,
             "creator_inferred": None}
 
 
@@ -534,6 +614,13 @@ def _hex_column(status):
     import numpy as np
     values, inverse = np.unique(status, return_inverse=True)
     return _text_column([f"0x{v & 0xFFFF_FFFF:08X}" for v in values.tolist()], inverse)
+
+
+def _faulted(n: int, faults: dict):
+    import numpy as np
+    out = np.zeros(n, dtype=bool)
+    out[list(faults)] = True
+    return out
 
 
 def _faults_column(n: int, faults: dict):
@@ -633,8 +720,8 @@ def _str_dtype():
 _STR = _str_dtype()
 BATCH_CHUNK = 1 << 16
 VERDICT_COLUMNS = ["index", "operation", "process_id", "status", "status_hex", "denied",
-                   "decided_by", "instructions", "programs_run", "faults", "error", "row",
-                   "creator_inferred"]
+                   "decided_by", "instructions", "programs_run", "faults", "faulted", "error",
+                   "row", "creator_inferred"]
 
 
 def emulator(engine: str = "jit", **kw: Any) -> EmulatedHook:

@@ -109,3 +109,46 @@ def test_a_missing_expected_column_is_one_warning(session):
             out = hook.replay(session.drop(columns=["command_line"]), progress=False)
         assert len([w for w in caught if "no command_line" in str(w.message)]) == 1
         assert len(out) == len(session)
+
+
+def test_maps_and_rings_show_strings_and_sids(session):
+    with ntoslab.emulator() as hook:
+        monitor = hook.load(MONITOR)
+        hook.attach(monitor.program("ProcessMonitor"))
+        ring = monitor.ringbuf("process_ringbuf").record()
+        first = session.head(50)
+        hook.replay(first, progress=False)
+        commands = monitor.map("command_map").to_frame()
+        raw = monitor.map("command_map").to_frame(raw=True)
+        records = ring.to_frame("process_info_t")
+        html_face = monitor.ringbuf("process_ringbuf")._repr_html_()
+        recorded_face = ring._repr_html_()
+    creates = first[first.operation == "create"]
+    expected = dict(zip(creates.process_id, creates.command_line))
+    got = dict(zip(commands["key"], commands["value"]))
+    assert got == {pid: expected[pid] for pid in got} and len(got) > 10
+    # the data is whole, only the display is short; raw keeps the 65,520-byte values
+    assert set(map(len, raw["value"])) == {65520}
+    assert str(commands["value"].dtype) == "string"
+    sids = records.loc[records.operation == 0, "token_sid"]
+    assert sids.tolist() == creates["token_sid"].tolist()
+    assert set(records.loc[records.operation == 1, "token_sid"]) == {""}
+    assert "0 record(s), 0 dropped" in html_face          # the recorder drained it
+    assert "50 record(s)" in recorded_face and "<table" in recorded_face
+    assert "S-1-5-" in recorded_face
+
+
+def test_text_decoding_keeps_bytes_that_are_not_text():
+    from ntoslab.connectors.frames import decode_text_columns
+    frame = pd.DataFrame({
+        "wide": ["cmd.exe /c".encode("utf-16-le") + b"\0" * 10, b"\0" * 20],
+        "narrow": [b"abcdefgh\0\0", b"xy\0\0\0\0\0\0\0\0"],
+        "blob": [bytes(range(1, 11)), bytes(10)],
+        "owner_sid": [bytes([1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0]) + bytes(4), bytes(16)],
+        "n": [1, 2]})
+    out = decode_text_columns(frame.copy())
+    assert out["wide"].tolist() == ["cmd.exe /c", ""]
+    assert out["narrow"].tolist() == ["abcdefgh", "xy"]          # not read as UTF-16
+    assert out["blob"].tolist() == frame["blob"].tolist()        # stays bytes
+    assert out["owner_sid"].tolist() == ["S-1-5-18", ""]
+    assert out["n"].tolist() == [1, 2]

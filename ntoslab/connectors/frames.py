@@ -143,3 +143,84 @@ def buffer_of(records: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         np.cumsum(lengths[:-1], out=offsets[1:])
     data = np.frombuffer(b"".join(records), np.uint8) if records else np.zeros(0, np.uint8)
     return data, offsets, lengths
+
+
+# -- byte columns that hold text ------------------------------------------------------------------
+def _printable(text: str) -> bool:
+    return all(c.isprintable() or c in "\t\r\n" for c in text)
+
+
+def _utf16(value: bytes) -> str | None:
+    """UTF-16LE up to the first (aligned) NUL unit, or None when it does not read as text."""
+    end = 0
+    while True:
+        end = value.find(b"\x00\x00", end)
+        if end < 0:
+            end = len(value) - len(value) % 2
+            break
+        if end % 2 == 0:
+            break
+        end += 1
+    body = value[:end]
+    if not body:
+        return ""
+    # ASCII text read as UTF-16 pairs two letters in one unit: require zero high bytes for
+    # most Latin-range units, as Windows paths and command lines have
+    if sum(1 for b in body[1::2] if b == 0) * 2 < len(body) // 2:
+        return None
+    try:
+        text = body.decode("utf-16-le")
+    except UnicodeDecodeError:
+        return None
+    return text if _printable(text) else None
+
+
+def _ascii(value: bytes) -> str | None:
+    body = value.split(b"\x00", 1)[0]
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if _printable(text) else None
+
+
+def _sid(value: bytes) -> str | None:
+    from ..hooks.process import sid_from_bytes
+    if len(value) < 8 or value[0] != 1 or value[1] > 15 or len(value) < 8 + 4 * value[1]:
+        return None
+    if any(value[8 + 4 * value[1]:]):          # a SID buffer is zero past the SID
+        return None
+    return sid_from_bytes(value[:8 + 4 * value[1]])
+
+
+def decode_text_columns(frame: "pd.DataFrame") -> "pd.DataFrame":
+    """Byte-array columns that hold text become strings: SIDs ("S-1-5-18", in columns whose
+    name says sid), UTF-16LE (Windows strings) or UTF-8/ASCII, each trimmed at its terminator.
+    A column is decoded only when every non-empty value reads as that kind of text; otherwise
+    it stays bytes. The data is not truncated (only pandas' display is)."""
+    for name in list(frame.columns):
+        col = frame[name]
+        if col.dtype != object:
+            continue
+        values = col.tolist()
+        if not values or not all(isinstance(v, (bytes, bytearray)) or v is None
+                                 for v in values):
+            continue
+        present = [bytes(v) for v in values if v is not None]
+        if not present or not any(any(v) for v in present):
+            continue
+        decoders = [_utf16, _ascii]
+        if "sid" in str(name).lower():
+            decoders.insert(0, _sid)
+        for decode in decoders:
+            decoded = [None if v is None else (decode(bytes(v)) if any(v) else "")
+                       for v in values]
+            if all(d is not None for d, v in zip(decoded, values) if v is not None):
+                frame[name] = pd_strings(decoded)
+                break
+    return frame
+
+
+def pd_strings(values: list) -> Any:
+    import pandas as pd
+    return pd.array(values, dtype="string")

@@ -89,11 +89,15 @@ class MapView:
         return sum(1 for _ in self.map.items())
 
     def to_frame(self, key_layout: tuple[str, Sequence[str]] | None = None,
-                 value_layout: tuple[str, Sequence[str]] | None = None) -> "pd.DataFrame":
+                 value_layout: tuple[str, Sequence[str]] | None = None, *,
+                 raw: bool = False) -> "pd.DataFrame":
         """One row per entry: `key`/`value` decoded by the map's BTF types when the object has
         them, or by `key_layout`/`value_layout` = (struct format, field names); raw bytes
-        otherwise. Structs become one column per field."""
+        otherwise. Structs become one column per field. Byte arrays that hold text (UTF-16LE or
+        ASCII strings, SIDs) become strings unless `raw`."""
         import pandas as pd
+
+        from .frames import decode_text_columns
         rows = []
         for k, v in self.map.items():
             row: dict[str, Any] = {"key": k, "value": v}
@@ -109,7 +113,8 @@ class MapView:
             elif not isinstance(dv, bytes):
                 row["value"] = dv
             rows.append(row)
-        return pd.DataFrame(rows, columns=None if rows else ["key", "value"])
+        frame = pd.DataFrame(rows, columns=None if rows else ["key", "value"])
+        return frame if raw else decode_text_columns(frame)
 
     def __repr__(self) -> str:
         return f"<MapView {self.name} {self.spec.type_name} entries={len(self)}>"
@@ -179,19 +184,21 @@ class RingRecorder:
         return [bytes(data[o:o + n]) for o, n in zip(offsets, lengths)]
 
     def to_frame(self, type: str | int | None = None,
-                 layout: tuple[str, Sequence[str]] | None = None) -> "pd.DataFrame":
+                 layout: tuple[str, Sequence[str]] | None = None, *,
+                 raw: bool = False) -> "pd.DataFrame":
         """Records as rows (`record`, `event`, `size`, then the fields of BTF `type` or of
-        `layout` = (struct format, names), or `data`)."""
+        `layout` = (struct format, names), or `data`); text byte arrays decoded unless `raw`."""
         import numpy as np
 
-        from .frames import records_frame
+        from .frames import decode_text_columns, records_frame
         data, offsets, lengths, events = self.buffers()
         cols = {"record": np.arange(len(offsets), dtype=np.int64), "event": events}
         if layout is not None:
             return _layout_frame(layout, [bytes(data[o:o + n]) for o, n in zip(offsets, lengths)],
                                  cols, f"ring buffer {self.name}")
-        return records_frame(self.btf, type, data, offsets, lengths, cols,
-                             f"ring buffer {self.name}")
+        frame = records_frame(self.btf, type, data, offsets, lengths, cols,
+                              f"ring buffer {self.name}")
+        return frame if raw or type is None else decode_text_columns(frame)
 
     def clear(self) -> None:
         """Forget what has been recorded."""
@@ -200,6 +207,15 @@ class RingRecorder:
 
     def __repr__(self) -> str:
         return f"<RingRecorder {self.name} records={len(self)}>"
+
+    def _repr_html_(self) -> str:
+        if not len(self):
+            return _ring_html(f"ring buffer {self.name} (recorded)", 0, None, None)
+        _, _, lengths, _ = self.buffers()
+        kind = _record_type(self.btf, lengths)
+        return _ring_html(f"ring buffer {self.name} (recorded)"
+                          + (f", as {kind}" if kind else ""), len(self), None,
+                          self.to_frame(kind))
 
 
 def _free_recorder(L, native, keep) -> None:
@@ -251,22 +267,54 @@ class RingBufView:
         return getattr(self.map, "dropped", 0)
 
     def to_frame(self, type: str | int | None = None,
-                 layout: tuple[str, Sequence[str]] | None = None) -> "pd.DataFrame":
+                 layout: tuple[str, Sequence[str]] | None = None, *,
+                 raw: bool = False) -> "pd.DataFrame":
         """Records as rows: decoded by BTF `type` name, or by `layout` = (struct format, names);
-        otherwise `size` and `data` (bytes)."""
+        otherwise `size` and `data` (bytes). Text byte arrays decoded unless `raw`."""
         import numpy as np
 
-        from .frames import buffer_of, records_frame
+        from .frames import buffer_of, decode_text_columns, records_frame
         records = self.records()
         cols = {"record": np.arange(len(records), dtype=np.int64)}
         if layout is not None:
             return _layout_frame(layout, records, cols, f"ring buffer {self.name}")
         data, offsets, lengths = buffer_of(records)
-        return records_frame(self.btf, type, data, offsets, lengths, cols,
-                             f"ring buffer {self.name}")
+        frame = records_frame(self.btf, type, data, offsets, lengths, cols,
+                              f"ring buffer {self.name}")
+        return frame if raw or type is None else decode_text_columns(frame)
 
     def __repr__(self) -> str:
         return f"<RingBufView {self.name} records={len(self.records())} dropped={self.dropped}>"
+
+    def _repr_html_(self) -> str:
+        records = self.records()
+        kind = _record_type(self.btf, [len(r) for r in records]) if records else None
+        return _ring_html(f"ring buffer {self.name}" + (f", as {kind}" if kind else ""),
+                          len(records), self.dropped, self.to_frame(kind) if records else None)
+
+
+def _record_type(btf, lengths) -> str | None:
+    """For display only: the one named struct of the object's BTF whose size every record
+    has (process_monitor's process_info_t), or None."""
+    sizes = {int(n) for n in lengths}
+    if btf is None or len(sizes) != 1:
+        return None
+    size = sizes.pop()
+    names = set()
+    for tid, t in enumerate(btf.types):
+        if getattr(t, "kind", None) == "STRUCT" and getattr(t, "name", "") and \
+                btf.sizeof(tid) == size:
+            names.add(t.name)
+    return names.pop() if len(names) == 1 else None
+
+
+def _ring_html(title: str, count: int, dropped: int | None, frame) -> str:
+    """A ring buffer's face in a notebook: counts (drops in red) and its first records."""
+    drops = "" if dropped is None else (
+        f", <b style='color:#b00'>{dropped:,} dropped</b> (nothing read it: use "
+        f"<code>.record()</code> before injecting)" if dropped else ", 0 dropped")
+    body = frame.head(20)._repr_html_() if frame is not None else "<i>no records</i>"
+    return f"<div><b>{html.escape(title)}</b>: {count:,} record(s){drops}{body}</div>"
 
 
 class PerfView:

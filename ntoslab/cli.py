@@ -112,7 +112,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 
 
 def _report(ns: argparse.Namespace) -> int:
-    from .report import ReportError, render
+    from .report import ReportError, render, report_name, resolve_parameters
     params = {}
     for name, value in ns.params:
         try:
@@ -120,7 +120,9 @@ def _report(ns: argparse.Namespace) -> int:
         except ValueError:
             params[name] = value
     try:
-        print(render(ns.notebook, ns.out, params))
+        params = resolve_parameters(params)
+        print(render(ns.notebook, ns.out, params, name=report_name(ns.notebook, params),
+                     progress=sys.stderr.isatty()))
     except (ReportError, FileNotFoundError) as exc:
         print(f"ntoslab report: {exc}", file=sys.stderr)
         return 1

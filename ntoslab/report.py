@@ -23,8 +23,9 @@ class ReportError(RuntimeError):
 
 
 def execute(notebook: str | Path, output: str | Path, parameters: Mapping[str, Any] | None = None,
-            timeout: int = 600) -> Path:
-    """Run `notebook` top to bottom (cwd = its folder) into `output` (.ipynb)."""
+            timeout: int = 600, progress: bool = False) -> Path:
+    """Run `notebook` top to bottom (cwd = its folder) into `output` (.ipynb); `progress`
+    shows a bar advancing per cell."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -32,7 +33,8 @@ def execute(notebook: str | Path, output: str | Path, parameters: Mapping[str, A
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(str(notebook), str(output), parameters=dict(parameters or {}),
-                            cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout,
+                            cwd=str(notebook.parent), progress_bar=progress,
+                            execution_timeout=timeout,
                             kernel_name="python3")
     except PapermillExecutionError as exc:
         raise ReportError(f"{notebook}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue}") \
@@ -130,8 +132,55 @@ def to_html(executed: str | Path, html: str | Path) -> Path:
 
 
 def render(notebook: str | Path, out_dir: str | Path = "reports",
-           parameters: Mapping[str, Any] | None = None) -> Path:
-    """Execute `notebook` and write `<out_dir>/<name>.ipynb` and `<out_dir>/<name>.html`."""
+           parameters: Mapping[str, Any] | None = None, name: str | None = None,
+           progress: bool = False) -> Path:
+    """Execute `notebook` and write `<out_dir>/<name>.ipynb` and `<out_dir>/<name>.html`
+    (`name`: the notebook's stem unless given; `report_name` makes one per parameter set)."""
     notebook, out_dir = Path(notebook), Path(out_dir)
-    executed = execute(notebook, out_dir / notebook.name, parameters)
-    return to_html(executed, out_dir / (notebook.stem + ".html"))
+    stem = name or notebook.stem
+    executed = execute(notebook, out_dir / f"{stem}.ipynb", parameters, progress=progress)
+    return to_html(executed, out_dir / f"{stem}.html")
+
+
+def report_name(notebook: str | Path, parameters: Mapping[str, Any]) -> str:
+    """`<stem>` without parameters, else `<stem>--<name>=<value>...` (values that are paths
+    by their file name; a short hash when that is long), so reports of one notebook with
+    different parameters do not overwrite each other."""
+    import hashlib
+    stem = Path(notebook).stem
+    if not parameters:
+        return stem
+    parts = []
+    for key in sorted(parameters):
+        value = str(parameters[key])
+        shown = Path(value).name if ("/" in value or "\\" in value) else value
+        parts.append(f"{key}={re.sub(r'[^A-Za-z0-9._-]+', '_', shown)}")
+    suffix = "--" + "--".join(parts)
+    digest = hashlib.sha1(json.dumps({k: str(v) for k, v in parameters.items()},
+                                     sort_keys=True).encode()).hexdigest()[:8]
+    if len(suffix) > 80:
+        suffix = suffix[:70] + "-" + digest
+    elif any(("/" in str(v) or "\\" in str(v)) for v in parameters.values()):
+        suffix += "-" + digest          # same file name in two folders: two reports
+    return stem + suffix
+
+
+def resolve_parameters(parameters: Mapping[str, Any], cwd: str | Path = ".") -> dict[str, Any]:
+    """Parameters given on a command line, with relative paths made absolute from the
+    caller's directory (the notebook runs in its own folder). A value that looks like a path
+    (it has a folder part or a file suffix) and does not exist is refused here, naming it."""
+    out: dict[str, Any] = {}
+    base = Path(cwd).resolve()
+    for key, value in parameters.items():
+        if isinstance(value, str) and value and not re.match(r"^[a-z]+://", value):
+            candidate = Path(value).expanduser()
+            looks_like_path = "/" in value or "\\" in value or \
+                bool(re.fullmatch(r"\.[A-Za-z][A-Za-z0-9]{0,7}", candidate.suffix))
+            full = candidate if candidate.is_absolute() else base / candidate
+            if full.exists():
+                value = str(full.resolve())
+            elif looks_like_path:
+                raise FileNotFoundError(f"parameter {key}: no such file or folder {value!r} "
+                                        f"(relative paths are taken from {base})")
+        out[key] = value
+    return out

@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=23"
 	$(PY) -m pip install --quiet -e '.[test]'
+	@# notebooks are stored without outputs: git strips what a run in JupyterLab leaves
+	@if [ -d .git ] || [ -f .git ]; then $(VENV)/bin/nbstripout --install >/dev/null 2>&1 || true; fi
 	@touch $(STAMP)
 
 build: setup

@@ -363,7 +363,8 @@ class EmulatedHook:
             parts.append(pd.DataFrame(rows))
         if not parts:
             return pd.DataFrame()
-        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        from .frames import with_utc_times
+        return with_utc_times(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0])
 
     def subscribe(self, callback) -> None:
         """Call `callback(verdict)` after every event (e.g. a ring-buffer reader's poll)."""

@@ -224,3 +224,14 @@ def decode_text_columns(frame: "pd.DataFrame") -> "pd.DataFrame":
 def pd_strings(values: list) -> Any:
     import pandas as pd
     return pd.array(values, dtype="string")
+
+
+def with_utc_times(frame: "pd.DataFrame", columns: tuple[str, ...] = ("time",)) -> "pd.DataFrame":
+    """Event times (nanoseconds since 1970) as UTC datetimes, NaT where unknown (0), as every
+    hook's `verdicts()` shows them."""
+    import pandas as pd
+    for name in columns:
+        if name in frame.columns and pd.api.types.is_numeric_dtype(frame[name].dtype):
+            ns = pd.to_numeric(frame[name], errors="coerce")
+            frame[name] = pd.to_datetime(ns.where(ns > 0), unit="ns", utc=True)
+    return frame

@@ -588,8 +588,9 @@ class LinuxHook(Closing):
     def verdicts(self) -> "pd.DataFrame":
         """One row per live event the shadow programs ran on (`enforced` is always False)."""
         import pandas as pd
+        from .frames import with_utc_times
         with self._lock:
-            return pd.DataFrame(list(self._verdicts))
+            return with_utc_times(pd.DataFrame(list(self._verdicts)))
 
     def printk(self) -> "pd.DataFrame":
         return self.shadow.printk()

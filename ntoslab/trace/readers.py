@@ -3,8 +3,10 @@
 Every record becomes one flat dict: the event's own fields (`EventData` for EVTX, the top-level
 keys for Mordor) plus these, named with a leading underscore so they never collide:
 
-- `_file`: the file (`archive.zip!member` inside archives), `_record`: the EVTX EventRecordID or
-  the 1-based JSON line number;
+- `_file`: the file (`archive.zip!member` inside archives), `_record`: the record's
+  `EventRecordID` (EVTX `System/EventRecordID`, Mordor `RecordNumber`; the id Event Viewer and
+  SIEMs show), `_number`: where it is in the file (the EVTX parser's record number, or the
+  1-based JSON line number);
 - `_provider` (e.g. `Microsoft-Windows-Sysmon`), `_event_id` (int or None), `_host`;
 - `_logged`: the log's own clock as text (EVTX `System/TimeCreated/@SystemTime` with 100-ns
   digits; Mordor `@timestamp`, else `TimeCreated`) and `_logged_field`, which field that was;
@@ -12,7 +14,8 @@ keys for Mordor) plus these, named with a leading underscore so they never colli
 
 EVTX files are read with the `evtx` package (Rust), which walks every chunk in the file rather
 than trusting the header's chunk count: files copied from a live log have a dirty header that
-says 1 chunk where there are 17.
+says 1 chunk where there are 17. Its JSON is decoded with orjson, and a record's `EventData`
+dict is used as the flat record itself (no copy); zip members are read whole.
 
 >>> for rec in iter_records("Security.evtx"):       # doctest: +SKIP
 ...     rec["_event_id"], rec.get("NewProcessId")
@@ -20,7 +23,6 @@ says 1 chunk where there are 17.
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,14 +35,19 @@ class SourceError(ValueError):
     """A file that cannot be read as an event log at all."""
 
 
+EVTX_THREADS = 1      # the parser's own threads: one is fastest on a shared 2-core machine
+
+
 def _evtx_records(data, name: str) -> Iterator[dict[str, Any]]:
     import evtx
+    import orjson
 
     try:
-        parser = evtx.PyEvtxParser(data)
+        parser = evtx.PyEvtxParser(data, number_of_threads=EVTX_THREADS)
         records = parser.records_json()
     except Exception as exc:  # the parser raises RuntimeError/OSError on a non-EVTX file
         raise SourceError(f"{name}: cannot read as EVTX: {exc}") from None
+    loads = orjson.loads
     while True:
         try:
             r = next(records)
@@ -50,7 +57,7 @@ def _evtx_records(data, name: str) -> Iterator[dict[str, Any]]:
             yield {"_file": name, "_record": None, "_error": f"EVTX record unreadable: {exc}"}
             continue
         try:
-            event = json.loads(r["data"])["Event"]
+            event = loads(r["data"])["Event"]
         except (ValueError, KeyError, TypeError) as exc:
             yield {"_file": name, "_record": r.get("event_record_id"),
                    "_error": f"EVTX record is not an Event ({exc})"}
@@ -58,64 +65,86 @@ def _evtx_records(data, name: str) -> Iterator[dict[str, Any]]:
         yield flatten_evtx(event, name, r.get("event_record_id"), r.get("timestamp"))
 
 
-def flatten_evtx(event: dict, name: str, record_id: int | None, timestamp: str | None = None
+def flatten_evtx(event: dict, name: str, number: int | None, timestamp: str | None = None
                  ) -> dict[str, Any]:
-    """One evtx-rs JSON `Event` as a flat record (see the module docstring)."""
+    """One evtx-rs JSON `Event` as a flat record (see the module docstring); the `EventData`
+    dict is reused, not copied."""
     system = event.get("System") or {}
     provider = ((system.get("Provider") or {}).get("#attributes") or {}).get("Name")
     eid = system.get("EventID")
     if isinstance(eid, dict):
         eid = eid.get("#text")
-    try:
-        eid = int(eid) if eid is not None else None
-    except (TypeError, ValueError):
-        eid = None
+    if not isinstance(eid, int) or isinstance(eid, bool):
+        try:
+            eid = int(eid) if eid is not None else None
+        except (TypeError, ValueError):
+            eid = None
+    # the record's time as the parser reports it (100-ns digits; the JSON SystemTime has 6)
     logged = timestamp.replace(" UTC", "") if timestamp else \
         ((system.get("TimeCreated") or {}).get("#attributes") or {}).get("SystemTime")
-    out: dict[str, Any] = {}
     data = event.get("EventData")
-    if isinstance(data, dict):
-        for k, v in data.items():
-            if not k.startswith("#"):
-                out[k] = v
-    out.update(_file=name, _record=record_id if record_id is not None else system.get("EventRecordID"),
+    out: dict[str, Any] = data if isinstance(data, dict) else {}
+    rid = system.get("EventRecordID")
+    out.update(_file=name, _record=rid if rid is not None else number, _number=number,
                _provider=provider, _event_id=eid, _host=system.get("Computer"), _logged=logged,
                _logged_field="SystemTime", _channel=system.get("Channel"))
     return out
 
 
 def _json_records(lines, name: str) -> Iterator[dict[str, Any]]:
-    for n, raw in enumerate(lines, 1):
-        line = raw.decode("utf-8-sig", errors="replace") if isinstance(raw, bytes) else raw
+    import orjson
+    loads = orjson.loads
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield {"_file": name, "_record": n, "_error": f"not valid JSON ({exc.msg})"}
+            obj = loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield {"_file": name, "_record": None, "_number": n, "_error": f"not valid JSON ({_json_reason(line, exc)})"}
             continue
         if not isinstance(obj, dict):
-            yield {"_file": name, "_record": n,
-                   "_error": f"a JSON {type(obj).__name__}, expected an object"}
+            yield {"_file": name, "_record": None, "_number": n,
+                   "_error": f"a JSON {_json_type(obj)}, expected an object"}
             continue
         yield flatten_mordor(obj, name, n)
 
 
+def _json_reason(line, exc) -> str:
+    """The standard library's wording of why a line is not JSON (stable across parsers)."""
+    import json
+    try:
+        json.loads(line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line)
+    except json.JSONDecodeError as std:
+        return std.msg
+    except Exception:
+        pass
+    return str(exc).split(":", 1)[0]
+
+
+def _json_type(obj) -> str:
+    return {list: "list", str: "str", int: "int", float: "float", bool: "bool"}.get(
+        type(obj), type(obj).__name__) if obj is not None else "NoneType"
+
+
 def flatten_mordor(obj: dict, name: str, line: int) -> dict[str, Any]:
-    """One Mordor/OTRF JSON object as a flat record. Records already in the trace schema (they
-    have `operation`) get `_trace_row` set and pass through untouched."""
-    out = dict(obj)
+    """One Mordor/OTRF JSON object as a flat record (the object itself, with the `_` keys
+    added). Records already in the trace schema (they have `operation`) get `_trace_row` set
+    and pass through untouched."""
+    out = obj
     if "operation" in obj and "EventID" not in obj:
         out.update(_file=name, _record=line, _trace_row=True)
         return out
     eid = obj.get("EventID")
-    try:
-        eid = int(eid) if eid is not None else None
-    except (TypeError, ValueError):
-        eid = None
+    if not isinstance(eid, int) or isinstance(eid, bool):
+        try:
+            eid = int(eid) if eid is not None else None
+        except (TypeError, ValueError):
+            eid = None
     field = "@timestamp" if obj.get("@timestamp") else "TimeCreated" if obj.get("TimeCreated") \
         else "EventTime" if obj.get("EventTime") else None
-    out.update(_file=name, _record=line, _provider=obj.get("SourceName") or obj.get("ProviderName"),
+    rid = obj.get("RecordNumber", obj.get("EventRecordID"))
+    out.update(_file=name, _record=rid, _number=line,
+               _provider=obj.get("SourceName") or obj.get("ProviderName"),
                _event_id=eid, _host=obj.get("Hostname") or obj.get("Computer") or obj.get("host"),
                _logged=obj.get(field) if field else None, _logged_field=field,
                _channel=obj.get("Channel"))
@@ -149,8 +178,7 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
     if kind == "evtx":
         yield from _evtx_records(str(path), str(path))
     elif kind == "json":
-        with path.open("rb") as f:
-            yield from _json_records(f, str(path))
+        yield from _json_records(_lines(path.read_bytes()), str(path))
     else:
         yield from _zip_records(path)
 
@@ -175,10 +203,16 @@ def _zip_records(path: Path) -> Iterator[dict[str, Any]]:
             if kind == "evtx":
                 yield from _evtx_records(io.BytesIO(archive.read(info)), name)
             elif kind == "json":
-                with archive.open(info) as member:
-                    yield from _json_records(member, name)
+                yield from _json_records(_lines(archive.read(info)), name)
             else:
                 yield {"_file": name, "_record": None, "_error": "a zip inside a zip (not read)"}
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """The lines of a whole JSON-lines file (a UTF-8 byte-order mark dropped)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return data.split(b"\n")
 
 
 def input_size(path: str | Path) -> int:

@@ -372,7 +372,7 @@ def _finish(frames, passthrough, rejected):
                                "p": clean["operation"].to_numpy(object)}).value_counts()
         for (o, s_, p_), k in counts.items():
             frames[o][0].imported[(s_, p_)] += int(k)
-        parts.append(as_schema(clean))
+        parts.append(clean)
     for owner, row in passthrough:
         if owner is None:        # an already validated trace file
             parts.append(row)
@@ -391,11 +391,13 @@ def _finish(frames, passthrough, rejected):
         parts.append(pclean)
     if not parts:
         return as_schema(pd.DataFrame(columns=columns))
-    out = as_schema(pd.concat(parts, ignore_index=True)) if len(parts) > 1 else parts[0]
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     for c in columns:
         if c not in out.columns:
             out[c] = pd.array([pd.NA] * len(out), dtype=DTYPES.get(c, "string"))
     out = as_schema(out)
+    if out["time"].is_monotonic_increasing:
+        return out.reset_index(drop=True)
     return out.sort_values("time", kind="stable").reset_index(drop=True)
 
 

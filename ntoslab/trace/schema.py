@@ -232,13 +232,16 @@ def as_schema(frame, strict: bool = False):
     converted; use `validate` to find the rows at fault instead (`strict=False` is lenient only
     about missing columns)."""
     import pandas as pd
-    out = frame.copy()
+    out = frame.copy(deep=False)
     for c in COLUMNS:
         if c not in out.columns:
             out[c] = pd.NA
     for c, dtype in DTYPES.items():
         if c not in out.columns:
             continue
+        have = out[c].dtype
+        if str(have) == dtype:
+            continue                    # already in schema form: no conversion, no copy
         if c == "time":
             out[c] = _to_utc(out[c])
         elif dtype == "Int64":

@@ -269,8 +269,7 @@ def _import_log_file(path: Path, source: str, report: FileReport, passthrough, r
                                         ("security", security, SECURITY_FIELDS, security_rows)):
         if not recs:
             continue
-        raw = pd.DataFrame({f: np.array([r.get(f) for r in recs] if f != "_event_id" else
-                                         [r[f] for r in recs], dtype=object) for f in fields})
+        raw = pd.DataFrame(recs, columns=fields, dtype=object)      # values as recorded
         rows, why = convert(raw)
         rows["_seq"] = np.array(order[kind], np.int64)
         bad = np.flatnonzero(~np.equal(why, None))
@@ -360,9 +359,9 @@ def _finish(frames, passthrough, rejected):
         kept_owner = owners[clean.index.to_numpy()]
         clean = clean.reset_index(drop=True)
         # link: one small dict per process row (keys.link_rows is sequential by nature)
-        link = clean[LINK_FIELDS].copy()
-        link["time"] = clean["time"].array.asi8
-        recs = link.astype(object).where(link.notna(), None).to_dict("records")
+        values = [clean["time"].array.asi8.tolist()] + \
+            [clean[c].astype(object).where(clean[c].notna(), None).tolist() for c in LINK_FIELDS[1:]]
+        recs = [dict(zip(LINK_FIELDS, v)) for v in zip(*values)]
         link_rows(recs)
         for c in ("process_key", "parent_key", "link"):
             clean[c] = pd.array([r.get(c) for r in recs], dtype="string")

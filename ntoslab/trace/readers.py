@@ -94,15 +94,19 @@ def flatten_evtx(event: dict, name: str, number: int | None, timestamp: str | No
 def _json_records(lines, name: str) -> Iterator[dict[str, Any]]:
     import orjson
     loads = orjson.loads
+    error = orjson.JSONDecodeError
     for n, line in enumerate(lines, 1):
-        if not line.strip():
+        if not line:
             continue
         try:
             obj = loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield {"_file": name, "_record": None, "_number": n, "_error": f"not valid JSON ({_json_reason(line, exc)})"}
+        except error as exc:
+            if not line.strip():
+                continue
+            yield {"_file": name, "_record": None, "_number": n,
+                   "_error": f"not valid JSON ({_json_reason(line, exc)})"}
             continue
-        if not isinstance(obj, dict):
+        if type(obj) is not dict:
             yield {"_file": name, "_record": None, "_number": n,
                    "_error": f"a JSON {_json_type(obj)}, expected an object"}
             continue
@@ -135,19 +139,26 @@ def flatten_mordor(obj: dict, name: str, line: int) -> dict[str, Any]:
         out.update(_file=name, _record=line, _trace_row=True)
         return out
     eid = obj.get("EventID")
-    if not isinstance(eid, int) or isinstance(eid, bool):
+    if type(eid) is not int:
         try:
-            eid = int(eid) if eid is not None else None
+            eid = int(eid) if eid is not None and not isinstance(eid, bool) else None
         except (TypeError, ValueError):
             eid = None
-    field = "@timestamp" if obj.get("@timestamp") else "TimeCreated" if obj.get("TimeCreated") \
-        else "EventTime" if obj.get("EventTime") else None
-    rid = obj.get("RecordNumber", obj.get("EventRecordID"))
-    out.update(_file=name, _record=rid, _number=line,
-               _provider=obj.get("SourceName") or obj.get("ProviderName"),
-               _event_id=eid, _host=obj.get("Hostname") or obj.get("Computer") or obj.get("host"),
-               _logged=obj.get(field) if field else None, _logged_field=field,
-               _channel=obj.get("Channel"))
+    get = obj.get
+    field = "@timestamp" if get("@timestamp") else "TimeCreated" if get("TimeCreated") \
+        else "EventTime" if get("EventTime") else None
+    rid = get("RecordNumber")
+    if rid is None:
+        rid = get("EventRecordID")
+    out["_file"] = name
+    out["_record"] = rid
+    out["_number"] = line
+    out["_provider"] = get("SourceName") or get("ProviderName")
+    out["_event_id"] = eid
+    out["_host"] = get("Hostname") or get("Computer") or get("host")
+    out["_logged"] = out[field] if field else None
+    out["_logged_field"] = field
+    out["_channel"] = get("Channel")
     return out
 
 

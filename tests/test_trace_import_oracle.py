@@ -101,3 +101,20 @@ def test_security_fields_are_kept():
     got = {int(r.record_id): (r.token_elevation_type, r.mandatory_label, r.subject_logon_id)
            for r in c.itertuples()}
     assert got == want
+
+
+@pytest.mark.skipif(not PANACHE.exists(), reason="../shared/datasets is not beside the checkout")
+def test_events_carry_the_kept_fields():
+    """A replayed row becomes a ProcessEvent with the log's LogonId (what the emulator's
+    bpf_get_current_logon_id answers) and the hunting fields."""
+    from ntoslab.hooks.process import ProcessEvent
+    f = import_logs([PANACHE], progress=False).frame
+    row = f[(f.operation == "create") & f.image_path.str.endswith("Temptcm.tmp")].iloc[0]
+    ev = ProcessEvent.from_row(row.to_dict())
+    assert ev.logon_id == row.logon_id > 0
+    assert ev.description == "CertUtil.exe" and ev.integrity_level == row.integrity_level
+    sec = import_logs([SEC], progress=False).frame
+    srow = sec[sec.operation == "create"].iloc[0]
+    sev = ProcessEvent.from_row(srow.to_dict())
+    assert sev.subject_logon_id == srow.subject_logon_id == sev.logon_id
+    assert sev.mandatory_label == srow.mandatory_label

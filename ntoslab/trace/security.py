@@ -171,5 +171,7 @@ def security_rows(raw):
     rows["token_elevation_type"] = text_column(raw["TokenElevationType"]).array
     rows["mandatory_label"] = text_column(raw["MandatoryLabel"]).array
     rows["subject_logon_id"] = hex_values(raw["SubjectLogonId"])
+    # the creator's session: what bpf_get_current_logon_id answers in the creation callback
+    rows["logon_id"] = rows["subject_logon_id"]
     rows["_logged_clock"] = True
     return rows, why.why

@@ -92,7 +92,7 @@ class _Nodes(Mapping):
         return iter(self._tree._keys.tolist())
 
     def __len__(self) -> int:
-        return len(self._tree._keys)
+        return len(self._tree._parent)
 
     def signature(self, key: str) -> int:
         """The shape of the subtree under `key` as an int (equal shapes, equal ints)."""
@@ -115,7 +115,8 @@ class ProcessTree:
         n = len(frame)
         from .processes import arrow_strings
         keys = arrow_strings(frame["process_key"])
-        self._keys = keys.to_numpy(zero_copy_only=False).astype(object)
+        self._akeys = keys
+        self._keys_obj = None            # Python strings, made on first lookup or walk
         self._lookup: dict[str, int] | None = None
         parent = frame["parent"].to_numpy(np.int64)
         self._parent = parent
@@ -153,7 +154,7 @@ class ProcessTree:
         self._ptr = np.zeros(n + 1, np.int64)
         np.cumsum(counts, out=self._ptr[1:])
         self._root_idx = order[parent[order] < 0]
-        self.roots: list[str] = self._keys[self._root_idx].tolist()
+        self.roots: list[str] = keys.take(self._root_idx).to_pylist()
         self.nodes = _Nodes(self)
         self._shape = None
         self._lower = None
@@ -164,9 +165,15 @@ class ProcessTree:
         return cls(processes(trace), trace)
 
     # -- index helpers -------------------------------------------------------------------
+    @property
+    def _keys(self) -> np.ndarray:
+        if self._keys_obj is None:
+            self._keys_obj = self._akeys.to_numpy(zero_copy_only=False).astype(object)
+        return self._keys_obj
+
     def _find_index(self, key) -> int:
         if self._lookup is None:
-            self._lookup = dict(zip(self._keys.tolist(), range(len(self._keys))))
+            self._lookup = dict(zip(self._keys.tolist(), range(len(self._parent))))
         try:
             return self._lookup.get(key, -1)
         except TypeError:       # an unhashable key
@@ -213,7 +220,7 @@ class ProcessTree:
         """Subtree shape ids, bottom-up by level: equal (lower-case name, children's shapes
         as a multiset) get the same id."""
         if self._shape is None:
-            n = len(self._keys)
+            n = len(self._parent)
             shape = np.arange(n, dtype=np.int64) + n     # unreachable (cycles): unique
             levels = self._levels()
             names = self.lower_names()
@@ -230,7 +237,7 @@ class ProcessTree:
         """Process positions by depth below the roots (level 0 = roots)."""
         levels = []
         frontier = self._root_idx
-        seen = np.zeros(len(self._keys), bool)
+        seen = np.zeros(len(self._parent), bool)
         while len(frontier):
             seen[frontier] = True
             levels.append(frontier)
@@ -263,14 +270,14 @@ class ProcessTree:
 
     def subtree_sizes(self) -> np.ndarray:
         """Descendant count of every process (frame order)."""
-        size = np.zeros(len(self._keys), np.int64)
+        size = np.zeros(len(self._parent), np.int64)
         for level in reversed(self._levels()[1:]):
             np.add.at(size, self._parent[level], size[level] + 1)
         return size
 
     # -- the public view -----------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._parent)
 
     def __contains__(self, key: str) -> bool:
         return self._find_index(key) >= 0
@@ -280,7 +287,7 @@ class ProcessTree:
 
     def find(self, image: str | None = None, pid: int | None = None) -> list[str]:
         """Keys of processes whose image name (case-insensitive) and/or pid match."""
-        mask = np.ones(len(self._keys), bool)
+        mask = np.ones(len(self._parent), bool)
         if image is not None:
             mask &= self.lower_names() == image.lower()
         if pid is not None:
@@ -326,7 +333,7 @@ class ProcessTree:
         i = self._index_of(key)
         keep = np.concatenate([[i], self.below(i)]).astype(np.int64)
         sub = self.frame.iloc[keep].reset_index(drop=True)
-        remap = np.full(len(self._keys), -1, np.int64)
+        remap = np.full(len(self._parent), -1, np.int64)
         remap[keep] = np.arange(len(keep))
         parent = self._parent[keep]
         sub["parent"] = np.where(parent >= 0, remap[np.maximum(parent, 0)], -1)

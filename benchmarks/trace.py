@@ -140,8 +140,6 @@ def read_columns(path: Path):
 
 
 def analyse_child(path: Path, out: Path) -> None:
-    import pandas as pd
-
     from ntoslab.analysis import ProcessTree, lifetimes, rare_pairs
     res = {}
     t = time.perf_counter()

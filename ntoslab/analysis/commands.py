@@ -9,7 +9,6 @@ import re
 from typing import TYPE_CHECKING
 
 from .processes import image_names, map_unique
-from .tree import image_name  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,7 +56,7 @@ def suspicious_reasons(command_line: str | None) -> list[tuple[str, str]]:
 NAME_COLUMNS = ("original_file_name", "description")
 
 
-def _lolbin_of(creates) -> "np.ndarray":
+def _lolbin_of(creates):
     """The LOLBin each creation is (lower-case name), or None: by image name, else by
     OriginalFileName, else by Description."""
     import numpy as np

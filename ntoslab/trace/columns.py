@@ -121,8 +121,3 @@ def normalize_guids(values):
     core = s.str.extract(_GUID.pattern, expand=False).str.lower()
     return ("{" + core + "}").astype("string")
 
-
-def int_column(values):
-    """An object array of ints/None as a nullable Int64 array."""
-    import pandas as pd
-    return pd.array(list(values), dtype="Int64")

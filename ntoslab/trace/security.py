@@ -29,16 +29,11 @@ from typing import Any
 import numpy as np
 
 from .columns import Reasons, missing, ns_to_filetime_column, parse_times, per_value
-from .schema import parse_time_ns
-from .sysmon import RecordError, hex_values, parse_pid, pid_values, text, text_column
+from .sysmon import RecordError, hex_values, pid_values, text_column
 
 PROVIDER = "Microsoft-Windows-Security-Auditing"
 EVENT_IDS = {4688: "create", 4689: "delete"}
 NULL_SID = "S-1-0-0"
-
-
-def is_security(rec: dict[str, Any]) -> bool:
-    return rec.get("_provider") == PROVIDER or rec.get("_channel") == "Security"
 
 
 def parse_status(value: Any) -> int:
@@ -52,53 +47,6 @@ def parse_status(value: Any) -> int:
     if not -(1 << 31) <= n < 1 << 32:
         raise RecordError("Status out of 32-bit range")
     return n & 0xFFFF_FFFF
-
-
-def logged_time_ns(rec: dict[str, Any]) -> int:
-    value = rec.get("_logged")
-    if not value:
-        raise RecordError("event time missing")
-    try:
-        return parse_time_ns(str(value))
-    except ValueError:
-        raise RecordError("event time unreadable") from None
-
-
-def _account(rec: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-    target = rec.get("TargetUserSid")
-    if target and target not in (NULL_SID, "-"):
-        return target, text(rec.get("TargetUserName")), text(rec.get("TargetDomainName"))
-    sid = rec.get("SubjectUserSid")
-    return (sid if sid and sid != "-" else None, text(rec.get("SubjectUserName")),
-            text(rec.get("SubjectDomainName")))
-
-
-def security_row(rec: dict[str, Any]) -> dict[str, Any]:
-    """A trace row from a Security 4688 or 4689 record (raises RecordError with the reason)."""
-    eid = rec.get("_event_id")
-    operation = EVENT_IDS.get(eid)
-    if operation is None:
-        raise RecordError(f"Security event {eid} is not a process create/exit")
-    ns = logged_time_ns(rec)
-    sid, name, domain = _account(rec)
-    row: dict[str, Any] = {"time": ns, "operation": operation, "token_sid": sid,
-                           "account_name": name, "account_domain": domain,
-                           "host": text(rec.get("_host")), "source": "security",
-                           "event_id": eid, "record_id": rec.get("_record"),
-                           "file": rec.get("_file"), "_logged_clock": True}
-    if operation == "create":
-        pid = parse_pid(rec.get("NewProcessId"), "NewProcessId", hex_default=True)
-        ppid = parse_pid(rec.get("ProcessId"), "ProcessId", hex_default=True)
-        row.update(process_id=pid, parent_process_id=ppid, creating_process_id=ppid,
-                   creating_thread_id=None, creator_inferred=True,
-                   creation_time=ns_to_filetime(ns), image_path=text(rec.get("NewProcessName")),
-                   command_line=text(rec.get("CommandLine")),
-                   parent_image=text(rec.get("ParentProcessName")))
-    else:
-        row.update(process_id=parse_pid(rec.get("ProcessId"), "ProcessId", hex_default=True),
-                   exit_time=ns_to_filetime(ns), exit_code=parse_status(rec.get("Status")),
-                   image_path=text(rec.get("ProcessName")), creator_inferred=False)
-    return row
 
 
 RAW_FIELDS = ["_event_id", "_record", "_number", "_file", "_host", "_logged", "NewProcessId",

@@ -36,11 +36,6 @@ class RecordError(ValueError):
     stable, so reports can count rows per reason)."""
 
 
-def is_sysmon(rec: dict[str, Any]) -> bool:
-    return rec.get("_provider") == PROVIDER or \
-        str(rec.get("_channel") or "").startswith("Microsoft-Windows-Sysmon")
-
-
 def parse_pid(value: Any, field: str, hex_default: bool = False) -> int:
     """A process id as an int: ints pass; strings are decimal, or hex with `0x` (Security writes
     `0x12d8`). Raises RecordError naming the field."""

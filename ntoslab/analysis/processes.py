@@ -108,30 +108,32 @@ def processes(trace: "pd.DataFrame") -> "pd.DataFrame":
     has_key = keys.is_valid().to_numpy(zero_copy_only=False)
     pos = np.flatnonzero(is_create & has_key)
     dpos = np.flatnonzero(is_delete & has_key)
+    # one hash pass over the key column (creations and exits alike), then the parents are
+    # looked up in its dictionary: no key string is copied
+    enc = pc.dictionary_encode(keys)
+    codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    dictionary = enc.dictionary
+    del enc
+    ccode, dcode = codes[pos], codes[dpos]
+    del codes
+    n = len(pos)
+    last = np.full(len(dictionary), -1, np.int64)
+    np.maximum.at(last, ccode, np.arange(n))   # a key created twice keeps its last creation
+    keep = last[ccode] == np.arange(n)
+    del last
+    if not keep.all():
+        pos, ccode = pos[keep], ccode[keep]
+    node_of = np.full(len(dictionary), -1, np.int64)
+    node_of[ccode] = np.arange(len(pos))
     ckeys = keys.take(pos)
     parents = arrow_strings(trace["parent_key"]).take(pos)
-    # one hash pass over creations, their parents and the exits: codes in order of first
-    # appearance, so the creations' distinct keys are codes 0..u-1
-    codes = pc.dictionary_encode(pa.concat_arrays([ckeys, parents, keys.take(dpos)])).indices \
-        .fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    n = len(pos)
-    ccode, pcode, dcode = codes[:n], codes[n:2 * n], codes[2 * n:]
-    u = int(ccode.max()) + 1 if n else 0
-    if u == n:
-        node_of = np.arange(n, dtype=np.int64)
-    else:                               # a key created twice: keep its last creation
-        last = np.full(u, -1, np.int64)
-        np.maximum.at(last, ccode, np.arange(n))
-        keep = last[ccode] == np.arange(n)
-        pos, ckeys, parents = pos[keep], ckeys.filter(keep), parents.filter(keep)
-        node_of = np.full(u, -1, np.int64)
-        node_of[ccode[keep]] = np.arange(len(pos))
-        pcode = pcode[keep]
-    lookup = lambda c: np.where((c >= 0) & (c < u), node_of[np.clip(c, 0, max(u - 1, 0))], -1) \
-        if u else np.full(len(c), -1, np.int64)
+    pcode = _index_in(parents, dictionary)
+    del dictionary
+    lookup = lambda c: np.where(c >= 0, node_of[np.maximum(c, 0)], -1) if len(node_of) \
+        else np.full(len(c), -1, np.int64)
     parent = lookup(pcode)
-    # exits: the last delete of each key present
     didx = lookup(dcode)
+    # exits: the last delete of each key present
     found = didx >= 0
     dpos, didx = dpos[found], didx[found]
     end_pos = np.full(len(pos), -1, np.int64)

@@ -9,7 +9,9 @@ clocks is checked by `clock.py`.
 Nothing vanishes silently: every record read is either imported, *skipped* (not a process
 create/exit, or excluded by `source`) or *rejected* (a process record that cannot become a row,
 or a line that is not JSON) — counted per file and per reason in `ImportResult.files`, and the
-rejected ones listed in `ImportResult.rejected` with file, record and reason.
+rejected ones listed in `ImportResult.rejected` with file, record (`record_id`: the log's
+EventRecordID where it has one; `record_number`: the record's place, or the JSON line) and
+reason.
 
 >>> result = import_logs(["Security.evtx"], source="security")     # doctest: +SKIP
 >>> result.frame, print(result.summary())                          # doctest: +SKIP
@@ -77,7 +79,7 @@ class FileReport:
 @dataclass
 class ImportResult:
     frame: Any                      # the trace (schema form, sorted by time)
-    rejected: Any                   # DataFrame: file, record_id, event_id, reason
+    rejected: Any                   # DataFrame: file, record_id, record_number, event_id, reason
     files: list[FileReport]
 
     @property

@@ -10,7 +10,8 @@ keys for Mordor) plus these, named with a leading underscore so they never colli
 - `_provider` (e.g. `Microsoft-Windows-Sysmon`), `_event_id` (int or None), `_host`;
 - `_logged`: the log's own clock as text (EVTX `System/TimeCreated/@SystemTime` with 100-ns
   digits; Mordor `@timestamp`, else `TimeCreated`) and `_logged_field`, which field that was;
-- `_error`: set (and nothing else but `_file`/`_record`) when a line is not a JSON object.
+- `_error`: set (and nothing else but `_file`/`_record`/`_number`) when a record or line cannot
+  be read.
 
 EVTX files are read with the `evtx` package (Rust), which walks every chunk in the file rather
 than trusting the header's chunk count: files copied from a live log have a dirty header that

@@ -352,7 +352,7 @@ def _rows(when, kind, who, start, img, cmdc, par, usr, pid, rng, host, images, c
     ppid = np.where(p >= 0, pid[np.maximum(p, 0)], 4)       # boot's smss: System (4)
     pkey = pc.if_else(pa.array(has_parent), key.take(pa.array(np.maximum(p, 0))),
                    pa.scalar(None, pa.large_string()))
-    na = lambda v, mask: pd.arrays.IntegerArray(v.astype(np.int64), ~mask)
+    na = lambda v, mask: pd.arrays.IntegerArray(v.astype(np.int64, copy=False), ~mask)
     exit_code = np.where(rng.random(rows) < 0.9, 0,
                          np.array([1, 0xC000013A, 0xFFFFFFFF], np.int64)[rng.integers(0, 3, rows)])
     thread = np.where(has_parent, rng.integers(1, 5000, rows) * 4, 0)
@@ -369,7 +369,8 @@ def _rows(when, kind, who, start, img, cmdc, par, usr, pid, rng, host, images, c
 
     ident = np.where(user, 0, 1)
     cols = {
-        "time": pd.Series(pd.to_datetime(when, unit="ns", utc=True)).astype(TIME_DTYPE),
+        "time": pd.Series(pd.DatetimeIndex(when.astype("datetime64[ns]")).tz_localize("UTC"),
+                          copy=False),
         "operation": strings(["create", "delete"], kind.astype(np.int64)),
         "process_id": na(pid[who], np.ones(rows, bool)),
         "parent_process_id": na(ppid, np.ones(rows, bool)),
@@ -388,11 +389,8 @@ def _rows(when, kind, who, start, img, cmdc, par, usr, pid, rng, host, images, c
         "process_key": _str_series(key.take(pa.array(who))),
         "parent_key": _str_series(pkey),
     }
-    frame = pd.DataFrame({c: pd.Series(cols[c]) for c in COLUMNS}, columns=COLUMNS)
-    for c in COLUMNS:
-        if isinstance(cols[c], pd.arrays.IntegerArray):
-            frame[c] = frame[c].astype("Int64")
-    return frame
+    return pd.DataFrame({c: pd.Series(cols[c], copy=False) for c in COLUMNS}, columns=COLUMNS,
+                        copy=False)
 
 
 def _str_series(arr):

@@ -98,7 +98,6 @@ def processes(trace: "pd.DataFrame") -> "pd.DataFrame":
     """The linked frame of a trace (see the module docstring); `row` is each creation's
     position in `trace`."""
     import pandas as pd
-    import pyarrow as pa
     import pyarrow.compute as pc
     check_columns(trace)
     op = trace["operation"]

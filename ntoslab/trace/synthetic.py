@@ -341,7 +341,7 @@ def _rows(when, kind, who, start, img, cmdc, par, usr, pid, rng, host, images, c
     import pyarrow.compute as pc
 
     from ..filetime import FILETIME_EPOCH_OFFSET
-    from .schema import COLUMNS, TIME_DTYPE
+    from .schema import COLUMNS
     rows = len(when)
     create = kind == 0
     ft = start // 100 + FILETIME_EPOCH_OFFSET

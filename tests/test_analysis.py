@@ -141,3 +141,39 @@ def test_pairs_on_a_real_log_match_its_raw_parent_image_fields():
     assert got.sum() == expected.sum()
     for (parent, child), n in expected.items():
         assert got[(parent, child)] == n, (parent, child)
+
+
+@pytest.mark.skipif(not ART.exists(), reason="../shared/datasets is not beside the checkout")
+def test_renamed_certutil_is_caught_by_its_description():
+    """Panache: certutil copied to Temptcm.tmp and run with -decode. Its image name says
+    nothing; Sysmon's Description (CertUtil.exe) does."""
+    from ntoslab.trace.importer import import_logs
+    frame = import_logs([ART]).frame
+    c = frame[(frame.operation == "create") & frame.image_path.str.endswith("Temptcm.tmp")]
+    assert len(c) == 1 and c.description.iloc[0] == "CertUtil.exe"   # the hand-checked row
+    key = c.process_key.iloc[0]
+    lol = lolbin_table(frame).set_index("image")
+    assert lol.loc["certutil.exe", "renamed"] >= 1
+    hits = suspicious_commands(frame)
+    mine = hits[hits.process_key == key]
+    assert list(mine.pattern) == ["certutil download or decode"] and mine.image.iloc[0] == "Temptcm.tmp"
+    # without the Description column the rename hides it, as it used to
+    blind = frame.drop(columns=["description", "original_file_name"])
+    assert key not in set(suspicious_commands(blind).process_key)
+
+
+def test_sql_over_frames_trees_and_parquet(session, tmp_path):
+    from ntoslab.analysis import sql
+    got = sql("SELECT operation, count(*) AS n FROM trace GROUP BY 1 ORDER BY 1", trace=session)
+    assert got.values.tolist() == [["create", 11], ["delete", 2]]
+    tree = ProcessTree.from_trace(session)
+    # children per parent image, by a self-join of the linked frame: cmd.exe started 7
+    kids = sql("""SELECT p.image, count(*) AS children FROM processes c
+                  JOIN processes p ON c.parent_key = p.process_key
+                  GROUP BY 1 ORDER BY 2 DESC""", processes=tree)
+    assert kids.iloc[0].tolist() == ["cmd.exe", 7]
+    path = tmp_path / "t.parquet"
+    session.to_parquet(path)
+    assert sql("SELECT count(*) AS n FROM t", t=path).n[0] == len(session)
+    with pytest.raises(ValueError, match="SQL error"):
+        sql("SELECT nope FROM trace", trace=session)

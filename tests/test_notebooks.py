@@ -75,6 +75,27 @@ def test_trace_analysis_notebook_default_trace(tmp_path):
     assert summary.split()[1] == "3000"        # data/synthetic-session.parquet
 
 
+def test_trace_analysis_notebook_on_a_million_synthetic_events(tmp_path):
+    """The trace notebook at the size analysts have: 1M events (benchmarks/trace.py times it)."""
+    from ntoslab.trace import write_trace
+    from ntoslab.trace.synthetic import generate_session
+    frame = generate_session(1_000_000, seed=5)
+    path = write_trace(frame, tmp_path / "million.parquet")
+    creates = int((frame["operation"] == "create").sum())
+    render(ROOT / "notebooks" / "02-trace-analysis.ipynb", tmp_path,
+           {"trace": str(path), "engine": "jit"})
+    nb = nbformat.read(str(tmp_path / "02-trace-analysis.ipynb"), as_version=4)
+    summary = [t for t in outputs(nb) if t.startswith("rows")][-1]
+    facts = {k.strip(): v for k, v in (line.rsplit(None, 1) for line in summary.splitlines()
+                                       if not line.startswith("dtype"))}
+    assert int(facts["rows"]) == 1_000_000 and int(facts["processes"]) == creates
+    # the three attack chains: the encoded PowerShell and the LSASS dump are found ...
+    found = cell_outputs(nb, "suspicious = suspicious_commands(frame)")
+    assert "encoded PowerShell" in found and "LSASS memory dump" in found
+    # ... and the SQL examples answered
+    assert "kinds" in cell_outputs(nb, "count(DISTINCT c.image)")
+
+
 def cell_outputs(nb, index_of):
     """Text of every output of the first code cell whose source contains `index_of`."""
     cell = next(c for c in nb.cells if c.cell_type == "code" and index_of in c.source)

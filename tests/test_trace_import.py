@@ -353,7 +353,9 @@ def test_evtx_inside_zip_and_rejected_lines(tmp_path):
                                         "a JSON list, expected an object": 1,
                                         "neither EVTX, a zip archive nor JSON lines": 1})
     assert len(result.rejected) == 5
-    assert set(result.rejected.record_id.dropna()) == {2, 3, 4, 5}
+    # where each rejected record is: its line (these Mordor lines carry no EventRecordID)
+    assert set(result.rejected.record_number.dropna()) == {2, 3, 4, 5}
+    assert result.rejected.record_id.isna().all()
     report = result.files[0]
     assert report.records == report.rows + sum(report.skipped.values()) + \
         sum(report.rejected.values())

@@ -29,3 +29,32 @@ def test_generate_session_is_valid_and_reproducible():
     c = a.operation == "create"
     assert list(relinked[c].parent_key.fillna("-")) == list(a[c].parent_key.fillna("-"))
     assert len(quickstart_scenario()) == 12
+
+
+def test_generated_chains_respect_parent_lifetimes_and_pids_are_never_shared():
+    a = generate_session(20000, seed=3)
+    assert len(a) == 20000
+    creates = a[a.operation == "create"].set_index("process_key")
+    exits = a[a.operation == "delete"].set_index("process_key")
+    assert exits.index.is_unique and exits.index.isin(creates.index).all()
+    end = exits["time"].reindex(creates.index)
+    # a child never starts after its parent exited
+    linked = creates[creates.parent_key.notna()]
+    parent_end = end.reindex(linked.parent_key.values).to_numpy()
+    started = linked["time"].to_numpy()
+    alive = pd.isna(parent_end) | (parent_end > started)
+    assert alive.all(), linked[~alive].head()
+    # no two processes hold one pid at once: per pid, each creation starts after the
+    # previous holder exited
+    life = pd.DataFrame({"pid": creates.process_id, "start": creates["time"], "end": end})
+    life = life.sort_values(["pid", "start"])
+    prev_end = life.groupby("pid")["end"].shift()
+    same_pid_later = life["pid"].duplicated()
+    assert (prev_end[same_pid_later].notna()).all()           # the previous holder exited ...
+    assert (prev_end[same_pid_later] < life["start"][same_pid_later]).all()   # ... before
+    # every attack chain is in, once, each link the child of the one before
+    for needle, parent in (("-EncodedCommand", "wscript.exe"), ("certutil.exe -urlcache", "cmd.exe"),
+                           ("comsvcs.dll MiniDump", "powershell.exe")):
+        row = creates[creates.command_line.str.contains(needle, regex=False)]
+        assert len(row) == 1
+        assert creates.loc[row.parent_key.iloc[0], "image_path"].lower().endswith(parent)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .tree import ProcessTree, image_name
+from .processes import map_unique, time_ns
+from .tree import ProcessTree, as_tree
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,24 +45,24 @@ def exit_code_name(code: Any) -> str | None:
     return EXIT_CODE_NAMES.get(value)
 
 
-def lifetimes(trace: "pd.DataFrame") -> "pd.DataFrame":
+def lifetimes(trace: "pd.DataFrame | ProcessTree") -> "pd.DataFrame":
     """One row per process instance: start, end, duration (s), exit code and its name.
 
-    Processes without an exit in the trace have no end (`still_running` True)."""
+    Processes without an exit in the trace have no end (`still_running` True). Takes a trace
+    or its `ProcessTree`."""
     import pandas as pd
-    tree = ProcessTree.from_trace(trace)
-    rows = []
-    for key, n in tree.nodes.items():
-        start, end = _ns(n.time), _ns(n.exit_time)
-        rows.append({"process_key": key, "process_id": n.pid, "image": image_name(n.image),
-                     "start": start, "end": end,
-                     "duration_s": (end - start) / 1e9 if start is not None and end is not None else None,
-                     "exit_code": n.exit_code, "exit_name": exit_code_name(n.exit_code),
-                     "still_running": end is None, "parent_key": n.parent})
-    return pd.DataFrame(rows)
+    f = as_tree(trace).frame
+    start, end = time_ns(f["start"]), time_ns(f["end"])
+    codes = f["exit_code"]
+    return pd.DataFrame({
+        "process_key": f["process_key"], "process_id": f["process_id"], "image": f["image"],
+        "start": start, "end": end, "duration_s": (end - start).astype("Float64") / 1e9,
+        "exit_code": codes,
+        "exit_name": pd.Series(map_unique(codes, exit_code_name), dtype=object),
+        "still_running": end.isna().to_numpy(bool), "parent_key": f["parent_key"]})
 
 
-def exit_code_summary(trace: "pd.DataFrame") -> "pd.DataFrame":
+def exit_code_summary(trace: "pd.DataFrame | ProcessTree") -> "pd.DataFrame":
     """Counts of each exit code per image, with names."""
     life = lifetimes(trace)
     done = life[~life["still_running"] & life["exit_code"].notna()]
@@ -70,16 +71,3 @@ def exit_code_summary(trace: "pd.DataFrame") -> "pd.DataFrame":
     out = done.groupby(["image", "exit_code"], dropna=False).size().reset_index(name="count")
     out["exit_name"] = out["exit_code"].map(exit_code_name)
     return out.sort_values(["count", "image"], ascending=[False, True]).reset_index(drop=True)
-
-
-def _ns(t: Any) -> int | None:
-    if t is None:
-        return None
-    try:
-        if hasattr(t, "value"):
-            return int(t.value)
-        if t != t:  # NaN
-            return None
-        return int(t)
-    except (TypeError, ValueError):
-        return None

@@ -1,28 +1,35 @@
-"""Parent → child image pairs, and the rare ones against a baseline."""
+"""Parent → child image pairs, and the rare ones against a baseline (column-wise, over the
+linked frame of `ProcessTree`)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .tree import ProcessTree
+import numpy as np
+
+from .tree import ProcessTree, as_tree
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def parent_child_pairs(trace: "pd.DataFrame") -> "pd.DataFrame":
-    """Counts of (parent image, child image), case-insensitive, from linked processes."""
+def parent_child_pairs(trace: "pd.DataFrame | ProcessTree") -> "pd.DataFrame":
+    """Counts of (parent image, child image), case-insensitive, from linked processes. Takes a
+    trace or its `ProcessTree` (built once, shared by every analysis)."""
     import pandas as pd
-    tree = ProcessTree.from_trace(trace)
-    rows = [(tree.nodes[n.parent].name.lower(), n.name.lower())
-            for n in tree.nodes.values() if n.parent in tree.nodes]
-    frame = pd.DataFrame(rows, columns=["parent", "child"])
+    tree = as_tree(trace)
+    parent = tree.frame["parent"].to_numpy(np.int64)
+    linked = parent >= 0
+    names = tree.lower_names()
+    frame = pd.DataFrame({"parent": names[parent[linked]], "child": names[linked]})
     if frame.empty:
         return frame.assign(count=[])
-    return frame.value_counts().rename("count").reset_index().sort_values(
-        ["count", "parent", "child"], ascending=[False, True, True]).reset_index(drop=True)
+    counts = frame.groupby(["parent", "child"], sort=False).size().rename("count").reset_index()
+    return counts.sort_values(["count", "parent", "child"], ascending=[False, True, True],
+                              kind="stable").reset_index(drop=True)
 
 
-def rare_pairs(trace: "pd.DataFrame", baseline: "pd.DataFrame | None" = None,
+def rare_pairs(trace: "pd.DataFrame | ProcessTree",
+               baseline: "pd.DataFrame | ProcessTree | None" = None,
                max_count: int = 1) -> "pd.DataFrame":
     """Pairs seen at most `max_count` times in the baseline (default: the trace itself), with how
     often they occur in the trace. A pair absent from the baseline has baseline_count 0."""

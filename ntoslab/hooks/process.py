@@ -135,6 +135,19 @@ class ProcessEvent:
     is_admin: int | None = None
     process_start_key: int = 0
     thread_create_time: int = 0
+    # kept from real logs (trace schema EXTRA_COLUMNS); not in process_md_t, carried for
+    # analysis and shown with verdicts
+    original_file_name: str | None = None
+    description: str | None = None
+    product: str | None = None
+    company: str | None = None
+    hashes: str | None = None
+    integrity_level: str | None = None
+    current_directory: str | None = None
+    user: str | None = None
+    token_elevation_type: str | None = None
+    mandatory_label: str | None = None
+    subject_logon_id: int | None = None
 
     def __post_init__(self) -> None:
         if self.operation not in ("create", "delete"):
@@ -187,6 +200,7 @@ INT_FIELDS = {"process_id", "time", "parent_process_id", "creating_process_id",
               "creating_thread_id", "creation_time", "exit_time", "exit_code", "cpu", "logon_id",
               "is_admin", "process_start_key", "thread_create_time"}
 FILETIME_FIELDS = {"creation_time", "exit_time"}
+INT_FIELDS.add("subject_logon_id")
 
 
 def _coerce(key: str, value: Any, where: str) -> Any:

@@ -14,11 +14,9 @@ offset); by default they report it and keep the times as recorded.
 """
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .schema import parse_time_ns
 
 QUARTER_HOUR_NS = 15 * 60 * 10**9
 DEFAULT_THRESHOLD_NS = 60 * 10**9
@@ -73,18 +71,30 @@ def measure_skew(records: Iterable[dict[str, Any]], file: str = "",
                  threshold_ns: int = DEFAULT_THRESHOLD_NS) -> ClockSkew | None:
     """The skew between `UtcTime` and the log clock (`_logged`) over records that have both, or
     None when no record has both clocks."""
-    diffs: list[int] = []
-    field = None
+    utc, logged, field = [], [], None
     for rec in records:
-        utc, logged = rec.get("UtcTime"), rec.get("_logged")
-        if not utc or not logged:
-            continue
-        try:
-            diffs.append(parse_time_ns(str(utc)) - parse_time_ns(str(logged)))
-        except ValueError:
-            continue
-        field = field or rec.get("_logged_field")
-    if not diffs:
+        u, lg = rec.get("UtcTime"), rec.get("_logged")
+        if u and lg:
+            utc.append(u)
+            logged.append(lg)
+            field = field or rec.get("_logged_field")
+    return measure_skew_columns(utc, logged, file, field, threshold_ns)
+
+
+def measure_skew_columns(utc, logged, file: str = "", field: str | None = None,
+                         threshold_ns: int = DEFAULT_THRESHOLD_NS) -> ClockSkew | None:
+    """`measure_skew` over two aligned columns of clock texts (each parsed once, column-wise);
+    pairs where either is unreadable are left out."""
+    import numpy as np
+
+    from .columns import parse_times
+    if not len(utc):
         return None
-    return ClockSkew(file, field, len(diffs), int(statistics.median_low(diffs)), min(diffs),
-                     max(diffs), threshold_ns)
+    a, _ = parse_times(list(utc), exact=True)
+    b, _ = parse_times(list(logged), exact=True)
+    both = ~np.equal(a, None) & ~np.equal(b, None)
+    if not both.any():
+        return None
+    diffs = np.sort(a[both] - b[both])          # Python ints: no overflow, whatever the year
+    return ClockSkew(file, field, len(diffs), int(diffs[(len(diffs) - 1) // 2]), int(diffs[0]),
+                     int(diffs[-1]), threshold_ns)

@@ -9,7 +9,9 @@ clocks is checked by `clock.py`.
 Nothing vanishes silently: every record read is either imported, *skipped* (not a process
 create/exit, or excluded by `source`) or *rejected* (a process record that cannot become a row,
 or a line that is not JSON) — counted per file and per reason in `ImportResult.files`, and the
-rejected ones listed in `ImportResult.rejected` with file, record and reason.
+rejected ones listed in `ImportResult.rejected` with file, record (`record_id`: the log's
+EventRecordID where it has one; `record_number`: the record's place, or the JSON line) and
+reason.
 
 >>> result = import_logs(["Security.evtx"], source="security")     # doctest: +SKIP
 >>> result.frame, print(result.summary())                          # doctest: +SKIP
@@ -24,12 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .clock import ClockSkew, measure_skew
+import numpy as np
+
+from ..filetime import FILETIME_EPOCH_OFFSET
+from .clock import ClockSkew, measure_skew_columns
 from .readers import SourceError, input_size, iter_records
-from .schema import COLUMNS, EXTRA_COLUMNS, TraceFormatError, as_schema, ns_to_filetime, \
-    read_trace, validate
-from .security import is_security, security_row
-from .sysmon import RecordError, is_sysmon, sysmon_row
+from .schema import COLUMNS, DTYPES, EXTRA_COLUMNS, TraceFormatError, as_schema, read_trace, \
+    validate
+from .security import PROVIDER as SECURITY_PROVIDER
+from .security import security_rows
+from .sysmon import PROVIDER as SYSMON_PROVIDER
+from .sysmon import sysmon_rows
 
 SOURCES = ("sysmon", "security", "all")
 PROGRESS_MIN_BYTES = 8 << 20        # show a progress bar from 8 MiB of event data up
@@ -72,7 +79,7 @@ class FileReport:
 @dataclass
 class ImportResult:
     frame: Any                      # the trace (schema form, sorted by time)
-    rejected: Any                   # DataFrame: file, record_id, event_id, reason
+    rejected: Any                   # DataFrame: file, record_id, record_number, event_id, reason
     files: list[FileReport]
 
     @property
@@ -113,14 +120,6 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def _record_kind(rec: dict[str, Any]) -> str | None:
-    if is_sysmon(rec):
-        return "sysmon"
-    if is_security(rec):
-        return "security"
-    return None
-
-
 def _parse_skew_option(clock_skew: Any) -> tuple[str, int]:
     """('report'|'correct'|'offset', offset ns)."""
     if clock_skew in (None, "report"):
@@ -145,9 +144,11 @@ def import_logs(paths: Iterable[str | Path], source: str = "all", clock_skew: An
     correction to the times taken from its log clock, i.e. its Security rows), or an offset in
     seconds / a timedelta added to every log-clock time. `progress`: a tqdm bar (default: when
     the inputs hold at least 8 MiB of event data).
+
+    Records are sorted into Sysmon and Security process records as they are read; each group is
+    then converted, validated and linked column-wise.
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
     if source not in SOURCES:
         raise ValueError(f"source {source!r}: use one of {', '.join(SOURCES)}")
@@ -155,11 +156,14 @@ def import_logs(paths: Iterable[str | Path], source: str = "all", clock_skew: An
     paths = expand_paths(paths)
     show = progress if progress is not None else sum(input_size(p) for p in paths) >= \
         PROGRESS_MIN_BYTES
-    rows: list[dict[str, Any]] = []
+    frames: list[tuple[FileReport, Any]] = []
     passthrough: list[Any] = []
     rejected: list[dict[str, Any]] = []
     reports: list[FileReport] = []
-    bar = tqdm(desc="import", unit="rec", disable=not show, file=sys.stderr)
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+        bar = tqdm(desc="import", unit="rec", file=sys.stderr)
     try:
         for path in paths:
             report = FileReport(str(path))
@@ -169,82 +173,141 @@ def import_logs(paths: Iterable[str | Path], source: str = "all", clock_skew: An
                 _import_trace_file(path, report, passthrough, rejected)
                 report.seconds = _time.perf_counter() - started
                 continue
-            clocks: dict[str, list[dict[str, Any]]] = {}
-            file_rows: list[dict[str, Any]] = []
-            try:
-                for rec in iter_records(path):
-                    report.records += 1
-                    bar.update()
-                    _one_record(rec, source, report, file_rows, passthrough, rejected, clocks)
-            except SourceError as exc:
-                report.rejected[f"unreadable file: {exc}"] += 1
-                rejected.append({"file": str(path), "record_id": None, "event_id": None,
-                                 "reason": f"unreadable file: {exc}"})
-            for member, recs in clocks.items():
-                skew = measure_skew(recs, member)
-                if skew is not None:
-                    report.skew.append(skew)
+            rows = _import_log_file(path, source, report, passthrough, rejected, bar)
             if mode == "correct":
                 sig = [s for s in report.skew if s.significant]
                 report.correction_ns = sig[0].correction_ns if sig else 0
             elif mode == "offset":
                 report.correction_ns = offset
-            if report.correction_ns:
-                _shift_logged(file_rows, report.correction_ns)
-            rows.extend(file_rows)
+            if report.correction_ns and rows is not None:
+                _shift_logged(rows, report.correction_ns)
+            if rows is not None:
+                frames.append((report, rows))
             report.seconds = _time.perf_counter() - started
     finally:
-        bar.close()
-    frame = _finish(rows, passthrough, rejected, reports)
-    rej = pd.DataFrame(rejected, columns=["file", "record_id", "event_id", "reason"])
+        if bar is not None:
+            bar.close()
+    frame = _finish(frames, passthrough, rejected)
+    rej = pd.DataFrame(rejected, columns=["file", "record_id", "record_number", "event_id", "reason"])
     return ImportResult(frame, rej, reports)
 
 
-def _one_record(rec, source, report, file_rows, passthrough, rejected, clocks) -> None:
-    file = rec.get("_file")
-    if "_error" in rec:
-        report.rejected[rec["_error"]] += 1
-        rejected.append({"file": file, "record_id": rec.get("_record"), "event_id": None,
-                         "reason": rec["_error"]})
-        return
-    if rec.get("_trace_row"):
-        row = {k: v for k, v in rec.items() if not k.startswith("_")}
-        row.setdefault("file", file)
-        row.setdefault("record_id", rec.get("_record"))
-        passthrough.append((report, row))
-        return
-    kind = _record_kind(rec)
-    if kind == "sysmon" and rec.get("UtcTime") and rec.get("_logged"):
-        clocks.setdefault(file, []).append({"UtcTime": rec["UtcTime"], "_logged": rec["_logged"],
-                                            "_logged_field": rec.get("_logged_field")})
-    eid = rec.get("_event_id")
-    wanted = {"sysmon": (1, 5), "security": (4688, 4689)}.get(kind, ())
-    if eid not in wanted:
-        report.skipped["not a process create/exit (other event ids and providers)"] += 1
-        return
-    if source != "all" and kind != source:
-        report.skipped[f"{kind} event excluded by source={source}"] += 1
-        return
+_NOT_PROCESS = "not a process create/exit (other event ids and providers)"
+
+
+def _import_log_file(path: Path, source: str, report: FileReport, passthrough, rejected, bar):
+    """Read one log file: sort its records, convert the process ones column-wise; returns the
+    rows (a frame, or None) and fills `report`."""
+    import pandas as pd
+
+    from .sysmon import RAW_FIELDS as SYSMON_FIELDS
+    from .security import RAW_FIELDS as SECURITY_FIELDS
+    sysmon: list[dict] = []
+    security: list[dict] = []
+    order: dict[str, list[int]] = {"sysmon": [], "security": []}    # record sequence numbers
+    clocks: dict[str, tuple[list, list, Any]] = {}
+    skipped = report.skipped
+    want_sysmon = source in ("all", "sysmon")
+    want_security = source in ("all", "security")
+    count = 0
     try:
-        row = sysmon_row(rec) if kind == "sysmon" else security_row(rec)
-    except RecordError as exc:
-        reason = f"{kind} {eid}: {exc}"
-        report.rejected[reason] += 1
-        rejected.append({"file": file, "record_id": rec.get("_record"), "event_id": eid,
-                         "reason": reason})
+        for rec in iter_records(path):
+            count += 1
+            if "_error" in rec:
+                report.rejected[rec["_error"]] += 1
+                rejected.append({"file": rec.get("_file"), "record_id": rec.get("_record"),
+                                 "record_number": rec.get("_number"), "event_id": None,
+                                 "reason": rec["_error"]})
+                continue
+            if rec.get("_trace_row"):
+                row = {k: v for k, v in rec.items() if not k.startswith("_")}
+                row.setdefault("file", rec.get("_file"))
+                row.setdefault("record_number", rec.get("_record"))
+                passthrough.append((report, row))
+                continue
+            provider = rec["_provider"]
+            eid = rec["_event_id"]
+            channel = rec.get("_channel")
+            if provider == SYSMON_PROVIDER or (isinstance(channel, str) and
+                                               channel.startswith("Microsoft-Windows-Sysmon")):
+                utc = rec.get("UtcTime")
+                if utc and rec["_logged"]:
+                    file = rec["_file"]
+                    c = clocks.get(file)
+                    if c is None:
+                        c = clocks[file] = ([], [], rec.get("_logged_field"))
+                    c[0].append(utc)
+                    c[1].append(rec["_logged"])
+                if eid != 1 and eid != 5:
+                    skipped[_NOT_PROCESS] += 1
+                elif want_sysmon:
+                    sysmon.append(rec)
+                    order["sysmon"].append(count)
+                else:
+                    skipped[f"sysmon event excluded by source={source}"] += 1
+            elif provider == SECURITY_PROVIDER or channel == "Security":
+                if eid != 4688 and eid != 4689:
+                    skipped[_NOT_PROCESS] += 1
+                elif want_security:
+                    security.append(rec)
+                    order["security"].append(count)
+                else:
+                    skipped[f"security event excluded by source={source}"] += 1
+            else:
+                skipped[_NOT_PROCESS] += 1
+    except SourceError as exc:
+        report.rejected[f"unreadable file: {exc}"] += 1
+        rejected.append({"file": str(path), "record_id": None, "record_number": None,
+                         "event_id": None, "reason": f"unreadable file: {exc}"})
+    report.records += count
+    if bar is not None:
+        bar.update(count)
+    for member, (utc, logged, field_name) in clocks.items():
+        skew = measure_skew_columns(utc, logged, member, field_name)
+        if skew is not None:
+            report.skew.append(skew)
+    out = []
+    for kind, recs, fields, convert in (("sysmon", sysmon, SYSMON_FIELDS, sysmon_rows),
+                                        ("security", security, SECURITY_FIELDS, security_rows)):
+        if not recs:
+            continue
+        raw = pd.DataFrame(recs, columns=fields, dtype=object)      # values as recorded
+        rows, why = convert(raw)
+        rows["_seq"] = np.array(order[kind], np.int64)
+        bad = np.flatnonzero(~np.equal(why, None))
+        for i in bad.tolist():
+            reason = f"{kind} {raw['_event_id'].iat[i]}: {why[i]}"
+            report.rejected[reason] += 1
+            rejected.append({"file": raw["_file"].iat[i], "record_id": raw["_record"].iat[i],
+                             "record_number": raw["_number"].iat[i],
+                             "event_id": raw["_event_id"].iat[i], "reason": reason})
+        if len(bad):
+            rows = rows.drop(index=bad).reset_index(drop=True)
+        out.append(rows)
+    if not out:
+        return None
+    if len(out) == 1:
+        return out[0].drop(columns="_seq")
+    rows = pd.concat(out, ignore_index=True)       # back in the order of the records
+    return rows.sort_values("_seq", kind="stable").drop(columns="_seq").reset_index(drop=True)
+
+
+def _shift_logged(rows, shift: int) -> None:
+    """Add `shift` ns to the times of the rows taken from the log clock (Security)."""
+    if "_logged_clock" not in rows.columns:
         return
-    row["_report"] = report
-    file_rows.append(row)
-
-
-def _shift_logged(rows: list[dict[str, Any]], shift: int) -> None:
-    for row in rows:
-        if row.pop("_logged_clock", False):
-            row["time"] += shift
-            if row.get("creation_time") is not None:
-                row["creation_time"] = ns_to_filetime(row["time"])
-            if row.get("exit_time") is not None:
-                row["exit_time"] = ns_to_filetime(row["time"])
+    mask = rows["_logged_clock"].fillna(False).to_numpy(bool)
+    if not mask.any():
+        return
+    t = rows["time"].astype("Int64")
+    t[mask] = t[mask] + shift
+    rows["time"] = t.array
+    ft = t // 100 + FILETIME_EPOCH_OFFSET
+    for c in ("creation_time", "exit_time"):
+        has = rows[c].notna().to_numpy(bool) & mask
+        col = rows[c].astype("Int64")
+        col[has] = ft[has]
+        rows[c] = col.array
 
 
 def _import_trace_file(path: Path, report: FileReport, passthrough, rejected) -> None:
@@ -252,56 +315,91 @@ def _import_trace_file(path: Path, report: FileReport, passthrough, rejected) ->
         clean, bad = read_trace(path)
     except TraceFormatError as exc:
         report.rejected[f"unreadable file: {exc}"] += 1
-        rejected.append({"file": str(path), "record_id": None, "event_id": None,
-                         "reason": f"unreadable file: {exc}"})
+        rejected.append({"file": str(path), "record_id": None, "record_number": None,
+                         "event_id": None, "reason": f"unreadable file: {exc}"})
         return
     report.records = len(clean) + len(bad)
     for r in bad.itertuples(index=False):
         report.rejected[f"trace row: {r.reason}"] += 1
-        rejected.append({"file": str(path), "record_id": int(r.row), "event_id": None,
-                         "reason": f"trace row: {r.reason}"})
-    for row in clean.to_dict("records"):
-        passthrough.append((report, row))
+        rejected.append({"file": str(path), "record_id": None, "record_number": int(r.row),
+                         "event_id": None, "reason": f"trace row: {r.reason}"})
+    if len(clean):
+        counts = clean.groupby(["source", "operation"], dropna=False).size()
+        for (s_, o_), k in counts.items():
+            report.imported[(str(s_), str(o_))] += int(k)
+        passthrough.append((None, clean))
 
 
-def _finish(rows, passthrough, rejected, reports):
+LINK_FIELDS = ["time", "operation", "process_id", "parent_process_id", "creation_time",
+               "exit_time", "image_path", "parent_image", "process_guid", "parent_process_guid",
+               "source", "host"]
+
+
+def _finish(frames, passthrough, rejected):
     import pandas as pd
 
     from .keys import link_rows
-    owners = [r.pop("_report") for r in rows]
-    for r in rows:
-        r.pop("_logged_clock", None)
     columns = COLUMNS + EXTRA_COLUMNS
-    frame = pd.DataFrame(rows, columns=columns, dtype=object)  # object: no float64 rounding
-    clean, bad = validate(frame)
-    for r in bad.itertuples(index=False):
-        owner = owners[int(r.row)]
-        reason = f"{r.source} {r.event_id}: {r.reason}"
-        owner.rejected[reason] += 1
-        rejected.append({"file": r.file, "record_id": r.record_id, "event_id": r.event_id,
-                         "reason": reason})
-    kept = set(clean.index)
-    keep = [i for i in range(len(rows)) if i in kept]
-    linked = [rows[i] for i in keep]
-    link_rows(linked)
-    for i in keep:
-        owners[i].imported[(rows[i]["source"], rows[i]["operation"])] += 1
-    out = as_schema(pd.DataFrame(linked, columns=columns, dtype=object)) if linked else \
-        as_schema(pd.DataFrame(columns=columns))
-    if passthrough:
-        extra = pd.DataFrame([row for _, row in passthrough], dtype=object)
+    parts = []
+    if frames:
+        owners = np.concatenate([np.full(len(f), i) for i, (_, f) in enumerate(frames)])
+        rows = pd.concat([f for _, f in frames], ignore_index=True) if len(frames) > 1 \
+            else frames[0][1]
+        rows = rows.drop(columns=["_logged_clock"], errors="ignore")
+        for c in columns:
+            if c not in rows.columns:
+                rows[c] = pd.array([pd.NA] * len(rows), dtype=DTYPES.get(c, "string"))
+        rows = rows[columns]
+        clean, bad = validate(rows)
+        for r in bad.itertuples(index=False):
+            owner = frames[owners[int(r.row)]][0]
+            reason = f"{r.source} {r.event_id}: {r.reason}"
+            owner.rejected[reason] += 1
+            rejected.append({"file": r.file, "record_id": r.record_id,
+                             "record_number": r.record_number, "event_id": r.event_id,
+                             "reason": reason})
+        kept_owner = owners[clean.index.to_numpy()]
+        clean = clean.reset_index(drop=True)
+        # link: one small dict per process row (keys.link_rows is sequential by nature)
+        values = [clean["time"].array.asi8.tolist()] + \
+            [clean[c].astype(object).where(clean[c].notna(), None).tolist() for c in LINK_FIELDS[1:]]
+        recs = [dict(zip(LINK_FIELDS, v)) for v in zip(*values)]
+        link_rows(recs)
+        for c in ("process_key", "parent_key", "link"):
+            clean[c] = pd.array([r.get(c) for r in recs], dtype="string")
+        for c in ("creation_time", "parent_process_id"):
+            clean[c] = pd.array([r.get(c) for r in recs], dtype="Int64")
+        counts = pd.DataFrame({"o": kept_owner, "s": clean["source"].to_numpy(object),
+                               "p": clean["operation"].to_numpy(object)}).value_counts()
+        for (o, s_, p_), k in counts.items():
+            frames[o][0].imported[(s_, p_)] += int(k)
+        parts.append(clean)
+    for owner, row in passthrough:
+        if owner is None:        # an already validated trace file
+            parts.append(row)
+    loose = [(o, r) for o, r in passthrough if o is not None]
+    if loose:
+        extra = pd.DataFrame([row for _, row in loose], dtype=object)
         pclean, pbad = validate(extra)
-        owners_p = [rep for rep, _ in passthrough]
+        owners_p = [rep for rep, _ in loose]
         for r in pbad.itertuples(index=False):
             owner = owners_p[int(r.row)]
             owner.rejected[f"trace row: {r.reason}"] += 1
-            rejected.append({"file": owner.path, "record_id": None, "event_id": None,
-                             "reason": f"trace row: {r.reason}"})
+            rejected.append({"file": owner.path, "record_id": None, "record_number": None,
+                             "event_id": None, "reason": f"trace row: {r.reason}"})
         for i in pclean.index:
             owners_p[i].imported[(str(pclean.at[i, "source"]), str(pclean.at[i, "operation"]))] += 1
-        out = as_schema(pd.concat([out, pclean], ignore_index=True)) if len(out) else pclean
-    out = out.sort_values("time", kind="stable").reset_index(drop=True)
-    return out
+        parts.append(pclean)
+    if not parts:
+        return as_schema(pd.DataFrame(columns=columns))
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    for c in columns:
+        if c not in out.columns:
+            out[c] = pd.array([pd.NA] * len(out), dtype=DTYPES.get(c, "string"))
+    out = as_schema(out)
+    if out["time"].is_monotonic_increasing:
+        return out.reset_index(drop=True)
+    return out.sort_values("time", kind="stable").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,16 +3,20 @@
 Every record becomes one flat dict: the event's own fields (`EventData` for EVTX, the top-level
 keys for Mordor) plus these, named with a leading underscore so they never collide:
 
-- `_file`: the file (`archive.zip!member` inside archives), `_record`: the EVTX EventRecordID or
-  the 1-based JSON line number;
+- `_file`: the file (`archive.zip!member` inside archives), `_record`: the record's
+  `EventRecordID` (EVTX `System/EventRecordID`, Mordor `RecordNumber`; the id Event Viewer and
+  SIEMs show), `_number`: where it is in the file (the EVTX parser's record number, or the
+  1-based JSON line number);
 - `_provider` (e.g. `Microsoft-Windows-Sysmon`), `_event_id` (int or None), `_host`;
 - `_logged`: the log's own clock as text (EVTX `System/TimeCreated/@SystemTime` with 100-ns
   digits; Mordor `@timestamp`, else `TimeCreated`) and `_logged_field`, which field that was;
-- `_error`: set (and nothing else but `_file`/`_record`) when a line is not a JSON object.
+- `_error`: set (and nothing else but `_file`/`_record`/`_number`) when a record or line cannot
+  be read.
 
 EVTX files are read with the `evtx` package (Rust), which walks every chunk in the file rather
 than trusting the header's chunk count: files copied from a live log have a dirty header that
-says 1 chunk where there are 17.
+says 1 chunk where there are 17. Its JSON is decoded with orjson, and a record's `EventData`
+dict is used as the flat record itself (no copy); zip members are read whole.
 
 >>> for rec in iter_records("Security.evtx"):       # doctest: +SKIP
 ...     rec["_event_id"], rec.get("NewProcessId")
@@ -20,7 +24,6 @@ says 1 chunk where there are 17.
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,14 +36,19 @@ class SourceError(ValueError):
     """A file that cannot be read as an event log at all."""
 
 
+EVTX_THREADS = 1      # the parser's own threads: one is fastest on a shared 2-core machine
+
+
 def _evtx_records(data, name: str) -> Iterator[dict[str, Any]]:
     import evtx
+    import orjson
 
     try:
-        parser = evtx.PyEvtxParser(data)
+        parser = evtx.PyEvtxParser(data, number_of_threads=EVTX_THREADS)
         records = parser.records_json()
     except Exception as exc:  # the parser raises RuntimeError/OSError on a non-EVTX file
         raise SourceError(f"{name}: cannot read as EVTX: {exc}") from None
+    loads = orjson.loads
     while True:
         try:
             r = next(records)
@@ -50,7 +58,7 @@ def _evtx_records(data, name: str) -> Iterator[dict[str, Any]]:
             yield {"_file": name, "_record": None, "_error": f"EVTX record unreadable: {exc}"}
             continue
         try:
-            event = json.loads(r["data"])["Event"]
+            event = loads(r["data"])["Event"]
         except (ValueError, KeyError, TypeError) as exc:
             yield {"_file": name, "_record": r.get("event_record_id"),
                    "_error": f"EVTX record is not an Event ({exc})"}
@@ -58,67 +66,100 @@ def _evtx_records(data, name: str) -> Iterator[dict[str, Any]]:
         yield flatten_evtx(event, name, r.get("event_record_id"), r.get("timestamp"))
 
 
-def flatten_evtx(event: dict, name: str, record_id: int | None, timestamp: str | None = None
+def flatten_evtx(event: dict, name: str, number: int | None, timestamp: str | None = None
                  ) -> dict[str, Any]:
-    """One evtx-rs JSON `Event` as a flat record (see the module docstring)."""
+    """One evtx-rs JSON `Event` as a flat record (see the module docstring); the `EventData`
+    dict is reused, not copied."""
     system = event.get("System") or {}
     provider = ((system.get("Provider") or {}).get("#attributes") or {}).get("Name")
     eid = system.get("EventID")
     if isinstance(eid, dict):
         eid = eid.get("#text")
-    try:
-        eid = int(eid) if eid is not None else None
-    except (TypeError, ValueError):
-        eid = None
+    if not isinstance(eid, int) or isinstance(eid, bool):
+        try:
+            eid = int(eid) if eid is not None else None
+        except (TypeError, ValueError):
+            eid = None
+    # the record's time as the parser reports it (100-ns digits; the JSON SystemTime has 6)
     logged = timestamp.replace(" UTC", "") if timestamp else \
         ((system.get("TimeCreated") or {}).get("#attributes") or {}).get("SystemTime")
-    out: dict[str, Any] = {}
     data = event.get("EventData")
-    if isinstance(data, dict):
-        for k, v in data.items():
-            if not k.startswith("#"):
-                out[k] = v
-    out.update(_file=name, _record=record_id if record_id is not None else system.get("EventRecordID"),
+    out: dict[str, Any] = data if isinstance(data, dict) else {}
+    rid = system.get("EventRecordID")
+    out.update(_file=name, _record=rid if rid is not None else number, _number=number,
                _provider=provider, _event_id=eid, _host=system.get("Computer"), _logged=logged,
                _logged_field="SystemTime", _channel=system.get("Channel"))
     return out
 
 
 def _json_records(lines, name: str) -> Iterator[dict[str, Any]]:
-    for n, raw in enumerate(lines, 1):
-        line = raw.decode("utf-8-sig", errors="replace") if isinstance(raw, bytes) else raw
-        if not line.strip():
+    import orjson
+    loads = orjson.loads
+    error = orjson.JSONDecodeError
+    for n, line in enumerate(lines, 1):
+        if not line:
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield {"_file": name, "_record": n, "_error": f"not valid JSON ({exc.msg})"}
+            obj = loads(line)
+        except error as exc:
+            if not line.strip():
+                continue
+            yield {"_file": name, "_record": None, "_number": n,
+                   "_error": f"not valid JSON ({_json_reason(line, exc)})"}
             continue
-        if not isinstance(obj, dict):
-            yield {"_file": name, "_record": n,
-                   "_error": f"a JSON {type(obj).__name__}, expected an object"}
+        if type(obj) is not dict:
+            yield {"_file": name, "_record": None, "_number": n,
+                   "_error": f"a JSON {_json_type(obj)}, expected an object"}
             continue
         yield flatten_mordor(obj, name, n)
 
 
+def _json_reason(line, exc) -> str:
+    """The standard library's wording of why a line is not JSON (stable across parsers)."""
+    import json
+    try:
+        json.loads(line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line)
+    except json.JSONDecodeError as std:
+        return std.msg
+    except Exception:
+        pass
+    return str(exc).split(":", 1)[0]
+
+
+def _json_type(obj) -> str:
+    return {list: "list", str: "str", int: "int", float: "float", bool: "bool"}.get(
+        type(obj), type(obj).__name__) if obj is not None else "NoneType"
+
+
 def flatten_mordor(obj: dict, name: str, line: int) -> dict[str, Any]:
-    """One Mordor/OTRF JSON object as a flat record. Records already in the trace schema (they
-    have `operation`) get `_trace_row` set and pass through untouched."""
-    out = dict(obj)
+    """One Mordor/OTRF JSON object as a flat record (the object itself, with the `_` keys
+    added). Records already in the trace schema (they have `operation`) get `_trace_row` set
+    and pass through untouched."""
+    out = obj
     if "operation" in obj and "EventID" not in obj:
         out.update(_file=name, _record=line, _trace_row=True)
         return out
     eid = obj.get("EventID")
-    try:
-        eid = int(eid) if eid is not None else None
-    except (TypeError, ValueError):
-        eid = None
-    field = "@timestamp" if obj.get("@timestamp") else "TimeCreated" if obj.get("TimeCreated") \
-        else "EventTime" if obj.get("EventTime") else None
-    out.update(_file=name, _record=line, _provider=obj.get("SourceName") or obj.get("ProviderName"),
-               _event_id=eid, _host=obj.get("Hostname") or obj.get("Computer") or obj.get("host"),
-               _logged=obj.get(field) if field else None, _logged_field=field,
-               _channel=obj.get("Channel"))
+    if type(eid) is not int:
+        try:
+            eid = int(eid) if eid is not None and not isinstance(eid, bool) else None
+        except (TypeError, ValueError):
+            eid = None
+    get = obj.get
+    field = "@timestamp" if get("@timestamp") else "TimeCreated" if get("TimeCreated") \
+        else "EventTime" if get("EventTime") else None
+    rid = get("RecordNumber")
+    if rid is None:
+        rid = get("EventRecordID")
+    out["_file"] = name
+    out["_record"] = rid
+    out["_number"] = line
+    out["_provider"] = get("SourceName") or get("ProviderName")
+    out["_event_id"] = eid
+    out["_host"] = get("Hostname") or get("Computer") or get("host")
+    out["_logged"] = out[field] if field else None
+    out["_logged_field"] = field
+    out["_channel"] = get("Channel")
     return out
 
 
@@ -149,8 +190,7 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
     if kind == "evtx":
         yield from _evtx_records(str(path), str(path))
     elif kind == "json":
-        with path.open("rb") as f:
-            yield from _json_records(f, str(path))
+        yield from _json_records(_lines(path.read_bytes()), str(path))
     else:
         yield from _zip_records(path)
 
@@ -175,10 +215,16 @@ def _zip_records(path: Path) -> Iterator[dict[str, Any]]:
             if kind == "evtx":
                 yield from _evtx_records(io.BytesIO(archive.read(info)), name)
             elif kind == "json":
-                with archive.open(info) as member:
-                    yield from _json_records(member, name)
+                yield from _json_records(_lines(archive.read(info)), name)
             else:
                 yield {"_file": name, "_record": None, "_error": "a zip inside a zip (not read)"}
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """The lines of a whole JSON-lines file (a UTF-8 byte-order mark dropped)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return data.split(b"\n")
 
 
 def input_size(path: str | Path) -> int:

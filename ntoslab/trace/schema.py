@@ -16,8 +16,12 @@ The DataFrame form (`as_schema`, `validate`, `read_trace`, `write_trace`):
   `exit_code` is the *unsigned* 32-bit value (0xC000013A is 3221225786), as `process_md_t` stores it;
 - text columns are pandas `string`; `creator_inferred` is `boolean`.
 
-Importers add a few columns after `COLUMNS` (`EXTRA_COLUMNS`): where a row came from and how its
-keys were linked. Readers keep any column they do not know.
+Importers add a few columns after `COLUMNS` (`EXTRA_COLUMNS`): where a row came from (`file`,
+`record_id` = the log's EventRecordID, `record_number` = its place in the file), how its keys
+were linked, and the fields a hunter needs that the hook's `process_md_t` has no room for
+(Sysmon `OriginalFileName`, `Description`, `Product`, `Company`, `Hashes`, `IntegrityLevel`,
+`CurrentDirectory`, `User`, `LogonId`; Security `TokenElevationType`, `MandatoryLabel`,
+`SubjectLogonId`), nullable and typed. Readers keep any column they do not know.
 
 >>> clean, rejected = validate(frame)           # doctest: +SKIP
 >>> rejected[["row", "reason"]]                 # doctest: +SKIP
@@ -128,14 +132,21 @@ def events_frame(events: list[ProcessEvent]):
 
 # Columns importers add after COLUMNS (all optional for readers and validate).
 EXTRA_COLUMNS = ["creator_inferred", "parent_image", "process_guid", "parent_process_guid",
-                 "link", "event_id", "record_id", "file"]
+                 "link", "event_id", "record_id", "file", "record_number",
+                 # kept from the logs for hunting (null where a source lacks them)
+                 "original_file_name", "description", "product", "company", "hashes",
+                 "integrity_level", "current_directory", "user", "logon_id",
+                 "token_elevation_type", "mandatory_label", "subject_logon_id"]
 
 TIME_DTYPE = "datetime64[ns, UTC]"
 INT_COLUMNS = ["process_id", "parent_process_id", "creating_process_id", "creating_thread_id",
-               "creation_time", "exit_time", "exit_code", "event_id", "record_id"]
+               "creation_time", "exit_time", "exit_code", "event_id", "record_id",
+               "record_number", "logon_id", "subject_logon_id"]
 STRING_COLUMNS = ["operation", "image_path", "command_line", "token_sid", "account_name",
                   "account_domain", "host", "source", "process_key", "parent_key", "parent_image",
-                  "process_guid", "parent_process_guid", "link", "file"]
+                  "process_guid", "parent_process_guid", "link", "file", "original_file_name",
+                  "description", "product", "company", "hashes", "integrity_level",
+                  "current_directory", "user", "token_elevation_type", "mandatory_label"]
 DTYPES: dict[str, str] = {"time": TIME_DTYPE, "creator_inferred": "boolean",
                           **{c: "Int64" for c in INT_COLUMNS},
                           **{c: "string" for c in STRING_COLUMNS}}
@@ -221,13 +232,16 @@ def as_schema(frame, strict: bool = False):
     converted; use `validate` to find the rows at fault instead (`strict=False` is lenient only
     about missing columns)."""
     import pandas as pd
-    out = frame.copy()
+    out = frame.copy(deep=False)
     for c in COLUMNS:
         if c not in out.columns:
             out[c] = pd.NA
     for c, dtype in DTYPES.items():
         if c not in out.columns:
             continue
+        have = out[c].dtype
+        if str(have) == dtype:
+            continue                    # already in schema form: no conversion, no copy
         if c == "time":
             out[c] = _to_utc(out[c])
         elif dtype == "Int64":
@@ -289,85 +303,116 @@ def validate(frame):
     label) and `reason` (every problem found, '; '-joined): a missing or unknown `operation`,
     a missing `process_id` or `time`, a value that is not an integer or out of the range of its
     `process_md_t` field, an unreadable time, a `token_sid` that is not a SID, a command line
-    longer than a UNICODE_STRING holds."""
-    import pandas as pd
-    reasons: dict[Any, list[str]] = {}
+    longer than a UNICODE_STRING holds.
 
-    def bad(label, why):
-        reasons.setdefault(label, []).append(why)
+    Column-wise: typed columns are checked with array operations, text and mixed columns once
+    per distinct value."""
+    import numpy as np
+    import pandas as pd
+
+    from .columns import per_value
+    n = len(frame)
+    found: list[tuple[np.ndarray, np.ndarray]] = []       # (row positions, reasons), in check order
+
+    def bad(mask, why) -> None:
+        mask = np.asarray(mask, bool)
+        if mask.any():
+            idx = np.flatnonzero(mask)
+            found.append((idx, np.full(len(idx), why, object) if isinstance(why, str)
+                          else np.asarray(why, object)[idx]))
 
     work = frame.copy()
     for c in COLUMNS:
         if c not in work.columns:
-            work[c] = pd.NA
+            work[c] = pd.array([pd.NA] * n, dtype=DTYPES.get(c, "string")) if n else pd.NA
     # operation
     op = work["operation"].astype("string").str.strip().str.lower()
-    for label, v in op.items():
-        if v is pd.NA:
-            bad(label, "operation is missing")
-        elif v not in ("create", "delete"):
-            bad(label, f"operation {v!r} is not 'create' or 'delete'")
+    op_missing = op.isna().to_numpy(bool)
+    bad(op_missing, "operation is missing")
+    unknown = ~op_missing & ~op.isin(["create", "delete"]).fillna(False).to_numpy(bool)
+    if unknown.any():
+        bad(unknown, np.array([f"operation {v!r} is not 'create' or 'delete'" if u else None
+                               for v, u in zip(op.astype(object), unknown)], object))
     work["operation"] = op
     # integers
+    pid_failed = np.zeros(n, bool)
     for c in INT_COLUMNS:
         if c not in work.columns:
             continue
         lo, hi = _INT_RANGES.get(c, (-(1 << 63), (1 << 63) - 1))
-        vals = []
-        for label, v in work[c].items():
-            try:
-                n = _int_value(v)
-            except (TypeError, ValueError, OverflowError):
-                bad(label, f"{c} {v!r} is not an integer")
-                vals.append(None)
-                continue
-            if n is not None and not lo <= n <= hi:
-                bad(label, f"{c} {n} is out of range [{lo}, {hi}]")
-                n = None
-            if c == "exit_code" and n is not None and n < 0:
-                n += U32
-            vals.append(n)
-        work[c] = pd.array(vals, dtype="Int64")
-    for label, v in work["process_id"].items():
-        if v is pd.NA and not any(r.startswith("process_id") for r in reasons.get(label, [])):
-            bad(label, "process_id is missing")
-    # time
-    times = []
-    for label, v in work["time"].items():
-        try:
-            ns = _time_value(v)
-        except (TypeError, ValueError, OverflowError) as exc:
-            bad(label, f"time {v!r} is unreadable ({exc})")
-            ns = None
+        col = work[c]
+        if pd.api.types.is_integer_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+            vals = col.astype("Int64")
+            out = ((vals < lo) | (vals > hi)).fillna(False).to_numpy(bool)
+            if out.any():
+                bad(out, np.array([f"{c} {v} is out of range [{lo}, {hi}]" if o else None
+                                   for v, o in zip(vals.astype(object), out)], object))
+                vals = vals.mask(out)
+            errs_any = out
         else:
-            if ns is None:
-                bad(label, "time is missing")
-        times.append(ns)
-    work["time"] = pd.Series(pd.to_datetime(pd.array(times, dtype="Int64"), unit="ns", utc=True),
-                             index=work.index)
-    # SIDs (checked once per distinct value) and command lines
-    sids = work["token_sid"].astype("string")
-    verdict: dict[str, str | None] = {}
-    for label, v in sids.items():
-        if v is pd.NA or v == "":
-            continue
-        if v not in verdict:
+            def one(v, c=c, lo=lo, hi=hi):
+                try:
+                    k = _int_value(v)
+                except (TypeError, ValueError, OverflowError):
+                    return None, f"{c} {v!r} is not an integer"
+                if k is not None and not lo <= k <= hi:
+                    return None, f"{c} {k} is out of range [{lo}, {hi}]"
+                return k, None
+            res, errs = per_value(col, one)
+            errs_any = ~np.equal(errs, None)
+            bad(errs_any, errs)
+            vals = pd.Series(pd.array(list(res), dtype="Int64"), index=col.index)
+        if c == "exit_code":
+            vals = vals.where(~(vals < 0).fillna(False), vals + U32)
+        if c == "process_id":
+            pid_failed = errs_any
+        work[c] = vals.array
+    bad(work["process_id"].isna().to_numpy(bool) & ~pid_failed, "process_id is missing")
+    # time
+    t = work["time"]
+    if isinstance(t.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(t.dtype) or \
+            pd.api.types.is_integer_dtype(t.dtype):
+        times = _to_utc(t)
+        bad(times.isna().to_numpy(bool), "time is missing")
+    else:
+        def one_time(v):
             try:
-                raw = sid_to_bytes(v)
-                verdict[v] = None if len(raw) <= 68 else f"token_sid {v!r} is longer than 68 bytes"
-            except EventError as exc:
-                verdict[v] = str(exc)
-        if verdict[v]:
-            bad(label, verdict[v])
+                ns = _time_value(v)
+            except (TypeError, ValueError, OverflowError) as exc:
+                return None, f"time {v!r} is unreadable ({exc})"
+            return ns, (None if ns is not None else "time is missing")
+        res, errs = per_value(t, one_time)
+        bad(~np.equal(errs, None), errs)
+        times = pd.Series(pd.to_datetime(pd.array(list(res), dtype="Int64"), unit="ns", utc=True),
+                          index=work.index)
+    work["time"] = times.array
+    # SIDs (checked once per distinct value) and command lines
+    def one_sid(v):
+        if v is None or v == "":
+            return None, None
+        try:
+            raw = sid_to_bytes(v)
+        except EventError as exc:
+            return None, str(exc)
+        return None, (None if len(raw) <= 68 else f"token_sid {v!r} is longer than 68 bytes")
+    _, errs = per_value(work["token_sid"].astype("string"), one_sid)
+    bad(~np.equal(errs, None), errs)
     lengths = work["command_line"].astype("string").str.len()
-    for label in lengths[lengths > MAX_COMMAND_LINE_CHARS].index:
-        bad(label, f"command_line is {lengths[label]} characters, more than a UNICODE_STRING "
-                   f"holds ({MAX_COMMAND_LINE_CHARS})")
-    rejected_labels = [label for label in work.index if label in reasons]
-    keep = ~work.index.isin(rejected_labels)
+    long = (lengths > MAX_COMMAND_LINE_CHARS).fillna(False).to_numpy(bool)
+    if long.any():
+        bad(long, np.array([f"command_line is {k} characters, more than a UNICODE_STRING "
+                            f"holds ({MAX_COMMAND_LINE_CHARS})" if x else None
+                            for k, x in zip(lengths.astype(object), long)], object))
+    reasons: dict[int, list[str]] = {}
+    for idx, whys in found:
+        for i, w in zip(idx.tolist(), whys.tolist()):
+            reasons.setdefault(i, []).append(w)
+    keep = np.ones(n, bool)
+    keep[list(reasons)] = False
     clean = as_schema(work[keep])
     rejected = frame.loc[~keep].copy()
-    rejected.insert(0, "reason", ["; ".join(reasons[label]) for label in rejected.index])
+    order = sorted(reasons)
+    rejected.insert(0, "reason", ["; ".join(reasons[i]) for i in order])
     rejected.insert(0, "row", list(rejected.index))
     return clean, rejected.reset_index(drop=True)
 

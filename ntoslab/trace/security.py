@@ -17,21 +17,23 @@ Field mapping (datasets README, Microsoft's event documentation):
 
 No creating process/thread is logged: creates get `creating_process_id = parent_process_id`,
 `creating_thread_id` null, `creator_inferred = True`.
+
+Kept as well (null where absent): 4688 `TokenElevationType` (`%%1936`...), `MandatoryLabel`
+(the integrity level SID) and `SubjectLogonId` (hex, as an integer). `security_rows` converts a
+whole frame of raw records at once.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from .schema import ns_to_filetime, parse_time_ns
-from .sysmon import RecordError, parse_pid, text
+import numpy as np
+
+from .columns import Reasons, missing, ns_to_filetime_column, parse_times, per_value
+from .sysmon import RecordError, hex_values, pid_values, text_column
 
 PROVIDER = "Microsoft-Windows-Security-Auditing"
 EVENT_IDS = {4688: "create", 4689: "delete"}
 NULL_SID = "S-1-0-0"
-
-
-def is_security(rec: dict[str, Any]) -> bool:
-    return rec.get("_provider") == PROVIDER or rec.get("_channel") == "Security"
 
 
 def parse_status(value: Any) -> int:
@@ -47,48 +49,77 @@ def parse_status(value: Any) -> int:
     return n & 0xFFFF_FFFF
 
 
-def logged_time_ns(rec: dict[str, Any]) -> int:
-    value = rec.get("_logged")
-    if not value:
-        raise RecordError("event time missing")
-    try:
-        return parse_time_ns(str(value))
-    except ValueError:
-        raise RecordError("event time unreadable") from None
+RAW_FIELDS = ["_event_id", "_record", "_number", "_file", "_host", "_logged", "NewProcessId",
+              "ProcessId", "NewProcessName", "CommandLine", "ParentProcessName", "ProcessName",
+              "Status", "TargetUserSid", "TargetUserName", "TargetDomainName", "SubjectUserSid",
+              "SubjectUserName", "SubjectDomainName", "TokenElevationType", "MandatoryLabel",
+              "SubjectLogonId"]
 
 
-def _account(rec: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-    target = rec.get("TargetUserSid")
-    if target and target not in (NULL_SID, "-"):
-        return target, text(rec.get("TargetUserName")), text(rec.get("TargetDomainName"))
-    sid = rec.get("SubjectUserSid")
-    return (sid if sid and sid != "-" else None, text(rec.get("SubjectUserName")),
-            text(rec.get("SubjectDomainName")))
+def security_rows(raw):
+    """Trace rows from a frame of Security 4688/4689 records (columns `RAW_FIELDS`), and the
+    reason per row that cannot become one (None: fine)."""
+    import pandas as pd
+    n = len(raw)
+    why = Reasons(n)
+    eid = raw["_event_id"].to_numpy(object)
+    create = eid == 4688
+    why.fail(~np.isin(eid, [4688, 4689]), "Security event is not a process create/exit")
+    why.fail(missing(raw["_logged"]), "event time missing")
+    ns, bad = parse_times(raw["_logged"])
+    why.fail(bad, "event time unreadable")
+    new_pid, e1 = pid_values(raw["NewProcessId"], "NewProcessId", hex_default=True)
+    pid, e2 = pid_values(raw["ProcessId"], "ProcessId", hex_default=True)
+    why.fail(create & ~np.equal(e1, None), e1)
+    why.fail(~np.equal(e2, None), e2)
 
-
-def security_row(rec: dict[str, Any]) -> dict[str, Any]:
-    """A trace row from a Security 4688 or 4689 record (raises RecordError with the reason)."""
-    eid = rec.get("_event_id")
-    operation = EVENT_IDS.get(eid)
-    if operation is None:
-        raise RecordError(f"Security event {eid} is not a process create/exit")
-    ns = logged_time_ns(rec)
-    sid, name, domain = _account(rec)
-    row: dict[str, Any] = {"time": ns, "operation": operation, "token_sid": sid,
-                           "account_name": name, "account_domain": domain,
-                           "host": text(rec.get("_host")), "source": "security",
-                           "event_id": eid, "record_id": rec.get("_record"),
-                           "file": rec.get("_file"), "_logged_clock": True}
-    if operation == "create":
-        pid = parse_pid(rec.get("NewProcessId"), "NewProcessId", hex_default=True)
-        ppid = parse_pid(rec.get("ProcessId"), "ProcessId", hex_default=True)
-        row.update(process_id=pid, parent_process_id=ppid, creating_process_id=ppid,
-                   creating_thread_id=None, creator_inferred=True,
-                   creation_time=ns_to_filetime(ns), image_path=text(rec.get("NewProcessName")),
-                   command_line=text(rec.get("CommandLine")),
-                   parent_image=text(rec.get("ParentProcessName")))
-    else:
-        row.update(process_id=parse_pid(rec.get("ProcessId"), "ProcessId", hex_default=True),
-                   exit_time=ns_to_filetime(ns), exit_code=parse_status(rec.get("Status")),
-                   image_path=text(rec.get("ProcessName")), creator_inferred=False)
-    return row
+    def status(v):
+        try:
+            return parse_status(v), None
+        except RecordError as exc:
+            return None, str(exc)
+    code, e3 = per_value(raw["Status"], status)
+    why.fail(~create & ~np.equal(e3, None), e3)
+    # the new process's account: the target when it differs from the creator, else the subject
+    target = raw["TargetUserSid"].astype(object).to_numpy()
+    use_target = np.array([bool(t) and t not in (NULL_SID, "-") if isinstance(t, str) else False
+                           for t in target], bool)
+    subj = raw["SubjectUserSid"].astype(object).to_numpy()
+    subj = np.array([s if isinstance(s, str) and s and s != "-" else None for s in subj], object)
+    sid = np.where(use_target, target, subj)
+    name = np.where(use_target, text_column(raw["TargetUserName"]).astype(object),
+                    text_column(raw["SubjectUserName"]).astype(object))
+    domain = np.where(use_target, text_column(raw["TargetDomainName"]).astype(object),
+                      text_column(raw["SubjectDomainName"]).astype(object))
+    ft = ns_to_filetime_column(ns)
+    c = create
+    ints = lambda vals, mask: pd.array([v if m else None for v, m in zip(vals, mask)], dtype="Int64")
+    rows = pd.DataFrame({
+        "time": ns.array, "operation": np.where(c, "create", "delete"),
+        "process_id": ints(np.where(c, new_pid, pid), np.ones(n, bool)),
+        "parent_process_id": ints(pid, c),
+        "token_sid": pd.array(list(sid), dtype="string"),
+        "account_name": pd.array([None if pd.isna(v) else v for v in name], dtype="string"),
+        "account_domain": pd.array([None if pd.isna(v) else v for v in domain], dtype="string"),
+        "host": text_column(raw["_host"]).array, "source": "security",
+        "event_id": raw["_event_id"].to_numpy(object), "record_id": raw["_record"].to_numpy(object),
+        "record_number": raw["_number"].to_numpy(object), "file": raw["_file"].to_numpy(object),
+    })
+    rows["creating_process_id"] = rows["parent_process_id"]
+    rows["creating_thread_id"] = pd.array([None] * n, dtype="Int64")
+    rows["creator_inferred"] = pd.array(c, dtype="boolean")
+    rows["creation_time"] = ft.where(c, pd.NA).array
+    rows["exit_time"] = ft.where(~c, pd.NA).array
+    rows["exit_code"] = ints(code, ~c)
+    image = np.where(c, text_column(raw["NewProcessName"]).astype(object),
+                     text_column(raw["ProcessName"]).astype(object))
+    rows["image_path"] = pd.array([None if pd.isna(v) else v for v in image], dtype="string")
+    rows["command_line"] = text_column(raw["CommandLine"]).where(c, None).array
+    rows["parent_image"] = text_column(raw["ParentProcessName"]).where(c, None).array
+    rows["token_elevation_type"] = text_column(raw["TokenElevationType"]).array
+    rows["mandatory_label"] = text_column(raw["MandatoryLabel"]).array
+    rows["subject_logon_id"] = hex_values(raw["SubjectLogonId"])
+    # the creator's session: what bpf_get_current_logon_id answers in the creation callback
+    rows["logon_id"] = rows["subject_logon_id"]
+    rows["_logged_clock"] = True
+    return rows, why.why

@@ -9,13 +9,20 @@ rows have `token_sid` null. `ProcessGuid`/`ParentProcessGuid` are normalised by
 braces). Sysmon records no creating process/thread (`Execution ProcessID/ThreadID` is the Sysmon
 service) and no exit code: creates get `creating_process_id = parent_process_id`,
 `creating_thread_id` null and `creator_inferred = True`; exits have `exit_code` null.
+
+Every other field a hunter needs is kept (null where the record lacks it): `OriginalFileName`,
+`Description`, `Product`, `Company`, `Hashes`, `IntegrityLevel`, `CurrentDirectory`, `User`
+(as recorded) and `LogonId` (hex, as an integer). `sysmon_rows` converts a whole frame of raw
+records at once; a record that cannot become a row gets its reason (first failure wins).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from .keys import normalize_guid
-from .schema import ns_to_filetime, parse_time_ns
+import numpy as np
+
+from .columns import Reasons, missing, normalize_guids, ns_to_filetime_column, parse_times, \
+    per_value
 
 PROVIDER = "Microsoft-Windows-Sysmon"
 EVENT_IDS = {1: "create", 5: "delete"}
@@ -27,11 +34,6 @@ WELL_KNOWN_USERS = {("NT AUTHORITY", "SYSTEM"): "S-1-5-18",
 class RecordError(ValueError):
     """A process event record that cannot become a row; the message is the reason (short and
     stable, so reports can count rows per reason)."""
-
-
-def is_sysmon(rec: dict[str, Any]) -> bool:
-    return rec.get("_provider") == PROVIDER or \
-        str(rec.get("_channel") or "").startswith("Microsoft-Windows-Sysmon")
 
 
 def parse_pid(value: Any, field: str, hex_default: bool = False) -> int:
@@ -70,35 +72,110 @@ def split_user(user: Any) -> tuple[str | None, str | None, str | None]:
     return sid, name, domain
 
 
-def sysmon_row(rec: dict[str, Any]) -> dict[str, Any]:
-    """A trace row from a Sysmon EID 1 or 5 record (raises RecordError with the reason)."""
-    eid = rec.get("_event_id")
-    operation = EVENT_IDS.get(eid)
-    if operation is None:
-        raise RecordError(f"Sysmon event {eid} is not a process create/exit")
-    utc = rec.get("UtcTime")
-    if not utc:
-        raise RecordError("UtcTime missing")
-    try:
-        ns = parse_time_ns(str(utc))
-    except ValueError:
-        raise RecordError("UtcTime unreadable") from None
-    pid = parse_pid(rec.get("ProcessId"), "ProcessId")
-    sid, name, domain = split_user(rec.get("User"))
-    row: dict[str, Any] = {
-        "time": ns, "operation": operation, "process_id": pid,
-        "image_path": text(rec.get("Image")), "token_sid": sid, "account_name": name,
-        "account_domain": domain, "host": text(rec.get("_host")), "source": "sysmon",
-        "process_guid": normalize_guid(rec.get("ProcessGuid")),
-        "event_id": eid, "record_id": rec.get("_record"), "file": rec.get("_file"),
-    }
-    if operation == "create":
-        ppid = parse_pid(rec.get("ParentProcessId"), "ParentProcessId")
-        row.update(parent_process_id=ppid, creating_process_id=ppid, creating_thread_id=None,
-                   creator_inferred=True, creation_time=ns_to_filetime(ns),
-                   command_line=text(rec.get("CommandLine")),
-                   parent_image=text(rec.get("ParentImage")),
-                   parent_process_guid=normalize_guid(rec.get("ParentProcessGuid")))
-    else:
-        row.update(exit_time=ns_to_filetime(ns), creator_inferred=False)
-    return row
+# raw field -> trace column, kept as text
+KEPT_TEXT = {"OriginalFileName": "original_file_name", "Description": "description",
+             "Product": "product", "Company": "company", "Hashes": "hashes",
+             "IntegrityLevel": "integrity_level", "CurrentDirectory": "current_directory",
+             "User": "user"}
+RAW_FIELDS = ["_event_id", "_record", "_number", "_file", "_host", "UtcTime", "ProcessId",
+              "ParentProcessId", "Image", "CommandLine", "ParentImage", "ProcessGuid",
+              "ParentProcessGuid", "LogonId", *KEPT_TEXT]
+
+
+def pid_values(values, field: str, hex_default: bool = False):
+    """(Int64 array, reasons or None per row) for a column of process ids."""
+    def one(v):
+        if v is None:
+            return None, f"{field} missing"
+        try:
+            return parse_pid(v, field, hex_default), None
+        except RecordError as exc:
+            return None, str(exc)
+    vals, errs = per_value(values, one)
+    return vals, errs
+
+
+def hex_values(values):
+    """Hex text (`0x3e7`) or ints as Int64 (unreadable or missing: NA; these are kept
+    extras, never a reason to reject)."""
+    import pandas as pd
+
+    def one(v):
+        if v is None or v == "" or v == "-":
+            return None, None
+        try:
+            k = v if isinstance(v, int) else int(str(v).strip(), 16)
+            return (k if -(1 << 63) <= k < (1 << 63) else None), None
+        except ValueError:
+            return None, None
+    vals, _ = per_value(values, one)
+    return pd.array(list(vals), dtype="Int64")
+
+
+def text_column(values):
+    """A column of raw values as text (`str` of non-strings; missing stays missing)."""
+    import pandas as pd
+    s = pd.Series(values, copy=False)
+    if isinstance(s.dtype, pd.StringDtype):
+        return s
+    vals, _ = per_value(s, lambda v: (None if v is None else v if isinstance(v, str) else str(v),
+                                      None))
+    return pd.Series(vals, dtype=object).astype("string")
+
+
+def sysmon_rows(raw):
+    """Trace rows from a frame of Sysmon EID 1/5 records (columns `RAW_FIELDS`), and the
+    reason per row that cannot become one (None: fine)."""
+    import pandas as pd
+    n = len(raw)
+    why = Reasons(n)
+    eid = raw["_event_id"].to_numpy(object)
+    create = eid == 1
+    operation = np.where(create, "create", "delete")
+    why.fail(~np.isin(eid, [1, 5]), "Sysmon event is not a process create/exit")
+    gone = missing(raw["UtcTime"])
+    why.fail(gone, "UtcTime missing")
+    ns, bad = parse_times(raw["UtcTime"])
+    why.fail(bad, "UtcTime unreadable")
+    pid, perr = pid_values(raw["ProcessId"], "ProcessId")
+    why.fail(~np.equal(perr, None), perr)
+    ppid, pperr = pid_values(raw["ParentProcessId"], "ParentProcessId")
+    why.fail(create & ~np.equal(pperr, None), pperr)
+    users = raw["User"].to_numpy(object)
+    sid, name, domain = (np.array(x, dtype=object) for x in
+                         zip(*[split_user(u) for u in _uniques_map(users)[0]])) \
+        if n else (np.empty(0, object),) * 3
+    codes = _uniques_map(users)[1]
+    sid, name, domain = sid[codes], name[codes], domain[codes]
+    ft = ns_to_filetime_column(ns)
+    cre = pd.Series(create)
+    na = lambda s: s.where(cre.to_numpy(), None) if isinstance(s, pd.Series) else s
+    rows = pd.DataFrame({
+        "time": ns.array, "operation": operation,
+        "process_id": pd.array(list(pid), dtype="Int64"),
+        "parent_process_id": pd.array([v if c else None for v, c in zip(ppid, create)], dtype="Int64"),
+        "image_path": text_column(raw["Image"]).array,
+        "token_sid": sid, "account_name": name, "account_domain": domain,
+        "host": text_column(raw["_host"]).array, "source": "sysmon",
+        "process_guid": normalize_guids(raw["ProcessGuid"]).array,
+        "event_id": raw["_event_id"].to_numpy(object), "record_id": raw["_record"].to_numpy(object),
+        "record_number": raw["_number"].to_numpy(object), "file": raw["_file"].to_numpy(object),
+    })
+    rows["creating_process_id"] = rows["parent_process_id"]
+    rows["creating_thread_id"] = pd.array([None] * n, dtype="Int64")
+    rows["creator_inferred"] = pd.array(create, dtype="boolean")
+    rows["creation_time"] = ft.where(cre.to_numpy(), pd.NA).array
+    rows["exit_time"] = ft.where(~cre.to_numpy(), pd.NA).array
+    rows["command_line"] = na(text_column(raw["CommandLine"])).array
+    rows["parent_image"] = na(text_column(raw["ParentImage"])).array
+    rows["parent_process_guid"] = na(normalize_guids(raw["ParentProcessGuid"])).array
+    for field, column in KEPT_TEXT.items():
+        rows[column] = text_column(raw[field]).array
+    rows["logon_id"] = hex_values(raw["LogonId"])
+    return rows, why.why
+
+
+def _uniques_map(values):
+    import pandas as pd
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    return list(uniques) + [None], codes

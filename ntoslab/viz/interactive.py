@@ -191,24 +191,24 @@ class TimelineView(StaticFallback, anywidget.AnyWidget):
     @classmethod
     def from_trace(cls, trace: "pd.DataFrame", verdicts: "pd.DataFrame | None" = None,
                    title: str = "Process lifetimes") -> "TimelineView":
+        import pandas as pd
         life = lifetimes(trace)
         labels = verdict_labels(trace, verdicts)
-        starts = [s for s in life["start"] if s is not None and s == s]
-        ends = [e for e in life["end"] if e is not None and e == e]
+        starts = [int(s) for s in life["start"] if not pd.isna(s)]
+        ends = [int(e) for e in life["end"] if not pd.isna(e)]
         t0 = min(starts) if starts else 0
         t1 = max(starts + ends) if starts else 1
         items = []
         for rec in life.sort_values("start", kind="stable").to_dict("records"):
-            if rec["start"] is None or rec["start"] != rec["start"]:
+            if pd.isna(rec["start"]):
                 continue
             v = labels.get(rec["process_key"], {})
-            end = rec["end"] if rec["end"] is not None and rec["end"] == rec["end"] else None
+            end = None if pd.isna(rec["end"]) else int(rec["end"])
             items.append({"id": rec["process_key"], "label": f"{rec['image']} ({rec['process_id']})",
                           "start": (rec["start"] - t0) / 1e9,
                           "end": None if end is None or v.get("denied") else (end - t0) / 1e9,
                           "denied": bool(v.get("denied")),
-                          "tip": {"duration": None if rec["duration_s"] is None or
-                                  rec["duration_s"] != rec["duration_s"] else f"{rec['duration_s']:.3f} s",
+                          "tip": {"duration": None if pd.isna(rec["duration_s"]) else f"{rec['duration_s']:.3f} s",
                                   "exit code": _exit(rec["exit_code"]),
                                   "verdict": v.get("verdict"),
                                   "still running": "yes" if end is None and not v.get("denied") else None}})

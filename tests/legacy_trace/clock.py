@@ -1,0 +1,90 @@
+"""Clock-skew check for logs that carry two clocks.
+
+Sysmon records carry `UtcTime` (the event's time, kept by Sysmon, UTC) and the log's own time
+(`@timestamp`/`TimeCreated` in Mordor, `System/TimeCreated` in EVTX). In the OTRF/Mordor datasets
+the log clock is a local clock labelled UTC: 16 hours behind `UtcTime`. Security events carry
+only the log clock, so merging them with Sysmon rows as recorded puts them 16 hours early.
+
+`measure_skew` compares the two clocks on every Sysmon record of a file (all event ids) and
+reports the median difference `UtcTime - log clock`. It is *significant* when its magnitude is
+at least `threshold_ns` (one minute; the normal gap is milliseconds of logging delay), and the
+offered correction is the median rounded to the nearest quarter hour (time zones are whole
+quarter hours). Importers only apply it when asked (`clock_skew="correct"` or an explicit
+offset); by default they report it and keep the times as recorded.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .schema import parse_time_ns
+
+QUARTER_HOUR_NS = 15 * 60 * 10**9
+DEFAULT_THRESHOLD_NS = 60 * 10**9
+
+
+@dataclass(frozen=True)
+class ClockSkew:
+    """How far the log clock is behind Sysmon's `UtcTime` in one file (positive: behind)."""
+
+    file: str
+    field: str | None          # the log-clock field compared ('@timestamp', 'TimeCreated', ...)
+    samples: int
+    median_ns: int
+    min_ns: int
+    max_ns: int
+    threshold_ns: int = DEFAULT_THRESHOLD_NS
+
+    @property
+    def significant(self) -> bool:
+        return abs(self.median_ns) >= self.threshold_ns
+
+    @property
+    def correction_ns(self) -> int:
+        """What to add to log-clock times: the median rounded to a quarter hour (0 when the
+        skew is not significant)."""
+        if not self.significant:
+            return 0
+        return round(self.median_ns / QUARTER_HOUR_NS) * QUARTER_HOUR_NS
+
+    def describe(self) -> str:
+        med = _fmt(self.median_ns)
+        if not self.significant:
+            return (f"{self.file}: clocks agree ({self.field} vs Sysmon UtcTime: median {med} "
+                    f"over {self.samples} records)")
+        return (f"{self.file}: CLOCK SKEW: {self.field} is {med} behind Sysmon UtcTime "
+                f"(median of {self.samples} records, range {_fmt(self.min_ns)} .. "
+                f"{_fmt(self.max_ns)}); times taken from {self.field} (Security events) are "
+                f"{'behind' if self.median_ns > 0 else 'ahead'}; correct them with "
+                f"clock_skew='correct' (--clock-skew correct) to add {_fmt(self.correction_ns)}")
+
+
+def _fmt(ns: int) -> str:
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    h, rem = divmod(ns, 3600 * 10**9)
+    m, rem = divmod(rem, 60 * 10**9)
+    s = rem / 1e9
+    return f"{sign}{h}h{m:02d}m{s:06.3f}s" if h else f"{sign}{m}m{s:06.3f}s" if m else f"{sign}{s:.3f}s"
+
+
+def measure_skew(records: Iterable[dict[str, Any]], file: str = "",
+                 threshold_ns: int = DEFAULT_THRESHOLD_NS) -> ClockSkew | None:
+    """The skew between `UtcTime` and the log clock (`_logged`) over records that have both, or
+    None when no record has both clocks."""
+    diffs: list[int] = []
+    field = None
+    for rec in records:
+        utc, logged = rec.get("UtcTime"), rec.get("_logged")
+        if not utc or not logged:
+            continue
+        try:
+            diffs.append(parse_time_ns(str(utc)) - parse_time_ns(str(logged)))
+        except ValueError:
+            continue
+        field = field or rec.get("_logged_field")
+    if not diffs:
+        return None
+    return ClockSkew(file, field, len(diffs), int(statistics.median_low(diffs)), min(diffs),
+                     max(diffs), threshold_ns)

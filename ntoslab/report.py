@@ -35,6 +35,9 @@ def execute(notebook: str | Path, output: str | Path, parameters: Mapping[str, A
         pm.execute_notebook(str(notebook), str(output), parameters=dict(parameters or {}),
                             cwd=str(notebook.parent), progress_bar=progress,
                             execution_timeout=timeout,
+                            # the kernel's "running over TCP without encryption" notice: the
+                            # kernel is local to this run and bound to 127.0.0.1
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"],
                             kernel_name="python3")
     except PapermillExecutionError as exc:
         raise ReportError(f"{notebook}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue}") \

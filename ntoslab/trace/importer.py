@@ -93,6 +93,36 @@ class ImportResult:
             total.update(f.rejected)
         return total
 
+    def seen_twice(self, tolerance_s: float = 2.0) -> Any:
+        """Creations recorded by both Sysmon (EID 1) and Security (4688): the same host, pid
+        and image name within `tolerance_s` (plus the files' measured clock skew). Each such
+        process is a row for each source in `frame`, so trees count it twice; one row per
+        pair here (sysmon_row, security_row, process_id, image)."""
+        import pandas as pd
+        fr = self.frame
+        cols = ["sysmon_row", "security_row", "process_id", "image"]
+        if not len(fr) or "source" not in fr.columns:
+            return pd.DataFrame(columns=cols)
+        skew = max([abs(s.median_ns) for s in self.skews if s.significant] or [0])
+        creates = fr[fr["operation"] == "create"]
+        name = creates["image_path"].fillna("").str.rsplit("\\", n=1).str[-1].str.lower()
+        base = pd.DataFrame({"row": creates.index, "host": creates["host"].fillna(""),
+                             "pid": creates["process_id"], "image": name,
+                             "t": creates["time"], "source": creates["source"]}).dropna(
+                                 subset=["pid", "t"])
+        sy = base[base["source"] == "sysmon"].sort_values("t")
+        se = base[base["source"] == "security"].sort_values("t")
+        if not len(sy) or not len(se):
+            return pd.DataFrame(columns=cols)
+        both = pd.merge_asof(sy, se, on="t", by=["host", "pid", "image"], direction="nearest",
+                             tolerance=pd.Timedelta(int(tolerance_s * 1e9) + skew, "ns"),
+                             suffixes=("", "_security"))
+        both = both.dropna(subset=["row_security"])
+        return pd.DataFrame({"sysmon_row": both["row"].astype("int64").to_numpy(),
+                             "security_row": both["row_security"].astype("int64").to_numpy(),
+                             "process_id": both["pid"].to_numpy(),
+                             "image": both["image"].to_numpy()}, columns=cols)
+
     def summary(self) -> str:
         lines = [f.describe() for f in self.files]
         fr = self.frame
@@ -100,6 +130,13 @@ class ImportResult:
             links = fr.groupby(["source", "operation", "link"], dropna=False).size()
             lines.append("links: " + ", ".join(f"{s} {o} {l}: {n}" for (s, o, l), n in
                                                links.items()))
+            twice = self.seen_twice()
+            if len(twice):
+                lines.append(f"seen twice: {len(twice)} process creation(s) are in both Sysmon "
+                             f"and Security (same host, pid and image): they are not merged, so "
+                             f"trees and counts see each twice; import with --source sysmon "
+                             f"(richer: GUIDs, hashes, parent image) or --source security to "
+                             f"keep one (`result.seen_twice()` lists them)")
         lines.append(f"total: {len(fr)} rows imported, {len(self.rejected)} records rejected")
         return "\n".join(lines)
 

@@ -33,6 +33,7 @@ test-full: build
 
 bench: build
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/maps.py
 
 lab: build
 	$(VENV)/bin/jupyter lab notebooks/

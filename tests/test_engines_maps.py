@@ -476,9 +476,10 @@ def test_value_overrun_faults_at_the_store(kind, data):
                                  st.integers(-16, -1), st.sampled_from([vs, pad8(vs)])))
     if offset + width <= vs and offset >= 0:
         offset = vs                                   # pad8(vs) == vs: still past the end
-    # make sure the key exists (arrays: an index in range) unless the test draws otherwise
+    # every key present first (distinct bytes in each), so the stored-past value has neighbours
     key = data.draw(st.integers(0, shape["max_entries"] - 1))
-    prefix = [Op("update", key, bytes(range(1, vs + 1)), BPF_ANY)]
+    prefix = [Op("update", k, bytes((k * 32 + j + 1) & 0xFF for j in range(vs)), BPF_ANY)
+              for k in range(shape["max_entries"])]
     tail = data.draw(st.lists(op_strategy(shape, shape["max_entries"] + 3), max_size=4))
     ops = prefix + ops + [Op("overrun", key, offset=offset, length=width)] + tail
     got, model, want, fault_at, built = engines_agree(shape, ops)
@@ -487,9 +488,43 @@ def test_value_overrun_faults_at_the_store(kind, data):
     else:
         kind_, pc, region, size, _, text = got.fault
         assert (kind_, pc, size) == ("memory", built.fault_pcs[fault_at], width)
+        assert region.startswith("map m") and "map m" in text, text   # names the value
         assert got.results[:fault_at] == want and got.results[fault_at:] == \
             [(0, 0)] * (len(ops) - fault_at)
     assert got.contents == model.contents()
+
+
+@pytest.mark.parametrize("kind", MAP_KINDS)
+def test_kernel_verifier_refuses_the_overruns(kind):
+    """The overrun stores above are out of bounds by Linux's rules too: its verifier refuses
+    each program (value_size 12: past the end, in the per-CPU padding, before the start)."""
+    from ntoslab.vm.kernel import KernelRejected
+    from ntoslab.vm.kernel_maps import KernelMap, load_with_maps
+    kernel = kernel_or_skip()
+    shape = dict(kind=kind, key_size=4, value_size=12, max_entries=4)
+    model = Model(**shape, flavour="linux")
+    for offset, width in [(12, 1), (8, 8), (16, 4), (-1, 1), (11, 2)]:
+        ops = [Op("overrun", 0, offset=offset, length=width)]
+        specs = map_specs(model, 1)
+        maps = [KernelMap(kernel, s.type_name, s.key_size, s.value_size, s.max_entries)
+                for s in specs.values()]
+        try:
+            with pytest.raises(KernelRejected, match="verifier") as info:
+                os.close(load_with_maps(kernel, build(ops, model, LINUX_RINGBUF_OUTPUT).code,
+                                        maps, "overrun"))
+            assert "map_value" in info.value.log or "invalid access" in info.value.log
+        finally:
+            for m in maps:
+                m.close()
+    # and the same program with an in-bounds store loads
+    ops = [Op("overrun", 0, offset=4, length=8)]
+    maps = [KernelMap(kernel, s.type_name, s.key_size, s.value_size, s.max_entries)
+            for s in map_specs(model, 1).values()]
+    try:
+        os.close(load_with_maps(kernel, build(ops, model, LINUX_RINGBUF_OUTPUT).code, maps))
+    finally:
+        for m in maps:
+            m.close()
 
 
 def test_model_and_programs_can_disagree():

@@ -436,13 +436,40 @@ def test_map_operations_agree_across_engines_and_model(kind, data):
     assert got.contents == model.contents()
 
 
+U = {k: Op("update", k, struct.pack("<Q", 100 + k), BPF_ANY) for k in range(6)}
+
+
+@pytest.mark.parametrize("kind,ops,survivors", [
+    # a lookup makes 1 most recent: inserting 3 evicts 2
+    ("lru_hash", [U[1], U[2], Op("lookup", 1), U[3]], [1, 3]),
+    ("lru_percpu_hash", [U[1], U[2], Op("lookup", 1), U[3]], [1, 3]),
+    # updating an existing key refreshes it in an LRU hash, not in an LRU per-CPU hash (EFW)
+    ("lru_hash", [U[1], U[2], U[1], U[3]], [1, 3]),
+    ("lru_percpu_hash", [U[1], U[2], U[1], U[3]], [2, 3]),
+    # a failed NOEXIST update does not refresh; a delete frees a place without evicting
+    ("lru_hash", [U[1], U[2], Op("update", 1, bytes(8), BPF_NOEXIST), U[3]], [2, 3]),
+    ("lru_hash", [U[1], U[2], Op("delete", 1), U[3], U[4]], [3, 4]),
+    ("lru_hash", [U[1], U[2], Op("delete", 2), U[3]], [1, 3]),
+])
+def test_lru_recency_rules_by_hand(kind, ops, survivors):
+    """Hand-computed survivors (least recent first) of a 2-entry LRU map, on both engines."""
+    shape = dict(kind=kind, key_size=4, value_size=8, max_entries=2)
+    got, model, _, _, _ = engines_agree(shape, ops)
+    keys = [int.from_bytes(k, "little") for k, _ in got.contents]
+    assert keys == survivors
+    assert [v[:8] for _, v in got.contents] == \
+        [struct.pack("<Q", 100 + k) for k in survivors]
+    assert got.contents == model.contents()
+
+
 @pytest.mark.parametrize("kind", sorted(LRU))
-@settings(max_examples=25, **SETTINGS)
+@settings(max_examples=40, **SETTINGS)
 @given(data=st.data())
 def test_lru_eviction_order(kind, data):
-    """Many distinct keys into a small LRU map, lookups in between refreshing recency."""
-    shape, ops = data.draw(scenario(kind, max_ops=32, max_entries=data.draw(st.integers(2, 4)),
-                                    nkeys=10, kinds=("lookup", "update", "update"),
+    """More keys than a small LRU map holds, lookups in between refreshing recency."""
+    max_entries = data.draw(st.integers(2, 4))
+    shape, ops = data.draw(scenario(kind, max_ops=32, max_entries=max_entries,
+                                    nkeys=max_entries + 2, kinds=("lookup", "update", "update"),
                                     flags=(BPF_ANY, BPF_ANY, BPF_NOEXIST)))
     got, model, want, _, _ = engines_agree(shape, ops)
     assert got.results == want
@@ -460,6 +487,20 @@ def test_ring_buffer_output_agrees(data):
     assert got.records == model.records()
     assert got.ring == bytes(model.ring)   # headers, data and untouched padding, byte for byte
     assert got.contents == model.contents()
+
+
+# nine records of 448 bytes and one of 64: the tenth fills the 4096-byte ring exactly
+EXACT_FILL = [Op("output", offset=0, length=440)] * 9 + [Op("output", offset=8, length=56)]
+
+
+def test_ring_buffer_exact_fill():
+    """EFW accepts a record that fills the ring to its last byte (producer - consumer may equal
+    the capacity); the ring is then full."""
+    shape = dict(kind="hash", key_size=4, value_size=8, max_entries=4)
+    ops = EXACT_FILL + [Op("output", offset=0, length=1)]
+    got, model, want, _, _ = engines_agree(shape, ops)
+    assert [r for r, _ in got.results] == [0] * 10 + [WINDOWS["RING_FULL"]]
+    assert got.results == want and got.ring == bytes(model.ring)
 
 
 @pytest.mark.parametrize("kind", MAP_KINDS)
@@ -622,6 +663,16 @@ def test_kernel_oracle_ring_buffer(data):
     assert records == linux.records()
     got, model, want, _, _ = engines_agree(shape, ops)
     assert got.results == want and got.records == model.records()
+
+
+def test_kernel_oracle_ring_exact_fill():
+    """Linux refuses the record that would fill the ring exactly (it needs new producer -
+    consumer <= capacity - 1): the model's one ring difference, seen in the kernel."""
+    kernel = kernel_or_skip()
+    shape = dict(kind="hash", key_size=4, value_size=8, max_entries=32, ncpus=1, cpu=0)
+    results, _, records = run_kernel(kernel, shape, EXACT_FILL)
+    assert [r for r, _ in results] == [0] * 9 + [LINUX["RING_FULL"]]
+    assert records == [ring_area()[:440]] * 9
 
 
 @pytest.mark.parametrize("kind", sorted(LRU))

@@ -424,7 +424,7 @@ def engines_agree(shape: dict, ops: list[Op]):
 # -- interpreter vs JIT vs the EFW model ---------------------------------------------------------
 
 @pytest.mark.parametrize("kind", MAP_KINDS)
-@settings(max_examples=25, **SETTINGS)
+@settings(max_examples=20, **SETTINGS)
 @given(data=st.data())
 def test_map_operations_agree_across_engines_and_model(kind, data):
     shape, ops = data.draw(scenario(kind))
@@ -463,7 +463,7 @@ def test_lru_recency_rules_by_hand(kind, ops, survivors):
 
 
 @pytest.mark.parametrize("kind", sorted(LRU))
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=30, **SETTINGS)
 @given(data=st.data())
 def test_lru_eviction_order(kind, data):
     """More keys than a small LRU map holds, lookups in between refreshing recency."""
@@ -504,7 +504,7 @@ def test_ring_buffer_exact_fill():
 
 
 @pytest.mark.parametrize("kind", MAP_KINDS)
-@settings(max_examples=15, **SETTINGS)
+@settings(max_examples=12, **SETTINGS)
 @given(data=st.data())
 def test_value_overrun_faults_at_the_store(kind, data):
     """A store through a looked-up pointer that runs past the value faults at that store in

@@ -35,9 +35,11 @@ test-full: build
 
 bench: build
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/maps.py
 	$(PY) benchmarks/replay.py
 	$(PY) benchmarks/lifetime.py
 	$(PY) benchmarks/capture.py --per-spawner 500 --spawners 1,2,4
+	$(PY) benchmarks/trace.py
 
 lab: build
 	$(VENV)/bin/jupyter lab notebooks/

@@ -390,14 +390,23 @@ class AddressSpace:
         key = address >> WINDOW_SHIFT
         m = self.map_window(key)
         if m is not None and m.nslots:
-            owner = self.map_of(m.owner)
             slot = min((address & 0xFFFF_FFFF) >> m.shift, m.nslots - 1)
-            for s in (slot - 1, slot, slot + 1):
-                if 0 <= s < m.nslots and m.live[s]:
-                    start = s * m.pitch
-                    name = owner.value_name(m.first_slot + s) if owner is not None else "map value"
-                    out.append(Region(name, m.base + (s << m.shift),
-                                      m.view[start:start + m.length], m.writable, "map value"))
+            out += self._live_values(m, (slot - 1, slot, slot + 1))
+        # an access just below a window's first value lands in the window before it
+        above = self.map_window(key + 1)
+        if above is not None and above.nslots:
+            out += self._live_values(above, (0,))
+        return out
+
+    def _live_values(self, m: _MapWindow, slots) -> list[Region]:
+        owner = self.map_of(m.owner)
+        out = []
+        for s in slots:
+            if 0 <= s < m.nslots and m.live[s]:
+                start = s * m.pitch
+                name = owner.value_name(m.first_slot + s) if owner is not None else "map value"
+                out.append(Region(name, m.base + (s << m.shift),
+                                  m.view[start:start + m.length], m.writable, "map value"))
         return out
 
     def nearest(self, address: int) -> tuple[Region | None, str]:

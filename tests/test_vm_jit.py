@@ -579,3 +579,62 @@ def test_branchy_programs_compile_in_linear_time():
     assert Jit().run(code, Machine(), [0], 10**6).r0 == 10_000
     with pytest.raises(VmFault, match="budget of 15000"):
         Jit().run(code, Machine(), [0], 15_000)
+
+
+# -- array lookups inlined by the JIT ------------------------------------------------------------
+def _array_box(engine: str, kind: str, program: list, ncpus: int = 2):
+    from ntoslab.elf.program import MAP_TYPE_IDS, ElfObject, MapSpec, Program
+    from ntoslab.runtime import Sandbox
+    prog = Program("p", "bind", "bind", program, ["m"])
+    box = Sandbox(ElfObject("<t>", [prog], {"m": MapSpec("m", MAP_TYPE_IDS[kind], 4, 8, 4)}),
+                  engine=engine, ncpus=ncpus)
+    return box, prog
+
+
+def _lookup_program(key_on_stack: bool, via_r6: bool) -> list:
+    """r0 = *lookup(m, key) (or 99 when absent); key = the u32 at ctx[0]."""
+    head = [Instruction(0x18, 6 if via_r6 else 1, 1, 0, 0, 0), I(0)]
+    key = [I(0x61, 3, 1, 0)]                                 # r3 = *(u32 *)(ctx + 0)
+    if key_on_stack:
+        key += [I(0x63, 10, 3, -4), I(0xBF, 2, 10), I(0x07, 2, 0, 0, -4)]
+    else:
+        key += [I(0xBF, 2, 1)]                               # the key in the context itself
+    prog = [I(0xBF, 9, 1)] + head + [I(0xBF, 1, 9)] + key
+    if via_r6:
+        prog += [I(0xBF, 1, 6)]
+    else:                                                    # r1 was the ctx: reload the map
+        prog += [Instruction(0x18, 1, 1, 0, 0, 0), I(0)]
+    return prog + [I(0x85, imm=1), I(0x55, 0, 0, 2, 0), I(0xB7, 0, 0, 0, 99), I(0x95),
+                   I(0x79, 0, 0, 0), I(0x95)]
+
+
+@pytest.mark.parametrize("kind", ["array", "percpu_array"])
+@pytest.mark.parametrize("key_on_stack", [True, False])
+@pytest.mark.parametrize("via_r6", [True, False])
+def test_inlined_array_lookups_match_the_helper(kind, key_on_stack, via_r6):
+    prog = _lookup_program(key_on_stack, via_r6)
+    results = {}
+    for engine in ("interpreter", "jit"):
+        box, p = _array_box(engine, kind, prog)
+        m = box.maps["m"]
+        for k in range(4):
+            m.update_user(k.to_bytes(4, "little"),
+                          b"".join((100 * k + c).to_bytes(8, "little") for c in range(2))
+                          if kind == "percpu_array" else (100 * k).to_bytes(8, "little"))
+        out = []
+        for cpu in (0, 1, 5):
+            box.env.values.cpu = cpu
+            for k in (0, 3, 4, 2**32 - 1):
+                try:
+                    out.append(box.run(p, k.to_bytes(4, "little") + bytes(12)).r0)
+                except VmFault as exc:
+                    out.append(str(exc))
+        results[engine] = out
+    assert results["jit"] == results["interpreter"]
+    r = results["jit"]
+    # hand-computed: value k*100 (+cpu for per-CPU), 99 past the end
+    if kind == "array":
+        assert r[:4] == [0, 300, 99, 99] and r[8:12] == [0, 300, 99, 99]
+    else:
+        assert r[:4] == [0, 300, 99, 99] and r[4:8] == [1, 301, 99, 99]
+        assert all(isinstance(x, str) and "cpu" in x.lower() for x in r[8:12])

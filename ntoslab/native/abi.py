@@ -173,6 +173,7 @@ SIGNATURES = {
                                    C.POINTER(u64), C.POINTER(u64)]),
     "ntl_call_python": (u64, [C.POINTER(Run), u64, u64, u64, u64, u64, u64]),
     "ntl_sizeof": (u64, [C.c_int]),
+    "ntl_array_inline": (C.c_int, [vp, u64, C.POINTER(u64)]),
     "ntl_process_sizeof": (u64, [C.c_int]),
     "ntl_env_new": (C.POINTER(Env), [u32]),
     "ntl_env_free": (None, [C.POINTER(Env)]),

@@ -611,3 +611,23 @@ NTL_API void ntl_end_epochs(ntl_map **maps, uint64_t n) {
     for (uint64_t i = 0; i < n; i++)
         ntl_map_end_epoch(maps[i]);
 }
+
+/* What a JIT needs to inline bpf_map_lookup_elem on an (per-CPU) array, or 0 when it cannot:
+   out = {address of value 0, log2 stride, max_entries, vslots per entry, address of the
+   current-CPU word (0: not per-CPU)}. The values of an array never move (one segment, all
+   live, for the map's life), so the address of value i on CPU c is
+   out[0] + ((i * out[3] + c) << out[1]) -- what ntl_map_lookup returns. */
+NTL_API int ntl_array_inline(ntl_space *s, uint64_t handle, uint64_t out[5]) {
+    ntl_map *m = ntl_map_from_handle(s, handle);
+    if (!m || !is_array(m->type) || m->key_size != 4 || m->slab.nseg != 1 ||
+        m->slab.seg[0].first != 0 || m->slab.capacity < m->max_entries)
+        return 0;
+    out[0] = ntl_slab_address(&m->slab, 0, 0);
+    out[1] = m->slab.shift;
+    out[2] = m->max_entries;
+    out[3] = m->slab.group;
+    out[4] = m->type == NTL_MAP_PERCPU_ARRAY ? (uint64_t)(uintptr_t)m->cpu : 0;
+    if (m->type == NTL_MAP_PERCPU_ARRAY && !m->cpu)
+        return 0;
+    return 1;
+}

@@ -223,6 +223,7 @@ NTL_API ntl_map *ntl_map_new(ntl_space *s, uint32_t type, uint32_t key_size, uin
                              const uint32_t *cpu, uint64_t initial_entries, uint64_t limit);
 NTL_API void ntl_map_free(ntl_map *m);
 NTL_API ntl_map *ntl_map_from_handle(ntl_space *s, uint64_t addr);
+NTL_API int ntl_array_inline(ntl_space *s, uint64_t handle, uint64_t out[5]);
 /* program side: 0 / negated ebpf_result_t; addresses are virtual (0 = NULL) */
 NTL_API uint64_t ntl_map_lookup(ntl_map *m, const uint8_t *key, int helper);
 NTL_API int64_t ntl_map_update(ntl_map *m, const uint8_t *key, const uint8_t *value,

@@ -150,8 +150,26 @@ def _passes():
     return m
 
 
-def _compile(chk: Checked, native_ids: frozenset, name: str) -> _Native:
-    key = (tuple(chk.insns), tuple(sorted(chk.lddw.items())), native_ids & chk.helpers)
+def _arrays(chk: Checked, machine: Machine) -> dict[int, tuple[int, ...]]:
+    """The (per-CPU) arrays the program's lddw instructions load, with what `ntl_array_inline`
+    says about each: their lookups are inlined (the address of value i is fixed)."""
+    out: dict[int, tuple[int, ...]] = {}
+    space = getattr(getattr(machine, "memory", None), "native", None)
+    if not space or 1 not in chk.helpers:
+        return out
+    info = (ctypes.c_uint64 * 5)()
+    for pc, value in chk.lddw.items():
+        if chk.insns[pc].src in (op.LDDW_MAP_FD, op.LDDW_MAP_IDX) and \
+                lib().ntl_array_inline(space, value, info):
+            out[value] = tuple(info)
+    return out
+
+
+def _compile(chk: Checked, native_ids: frozenset, name: str,
+             arrays: dict[int, tuple[int, ...]] | None = None) -> _Native:
+    arrays = arrays or {}
+    key = (tuple(chk.insns), tuple(sorted(chk.lddw.items())), native_ids & chk.helpers,
+           tuple(sorted(arrays.items())))
     with _Llvm.lock:
         hit = _NATIVE.get(key)
         if hit is not None:
@@ -160,7 +178,7 @@ def _compile(chk: Checked, native_ids: frozenset, name: str) -> _Native:
         L = _llvm()
         L.counter += 1
         fname = f"ebpf_prog_{L.counter}"
-        text = _Translator(chk, native_ids, fname, name).translate()
+        text = _Translator(chk, native_ids, fname, name, arrays).translate()
         mod = llvm.parse_assembly(text)
         mod.verify()
         pb = llvm.create_pass_builder(L.machine, llvm.create_pipeline_tuning_options(2))
@@ -174,6 +192,56 @@ def _compile(chk: Checked, native_ids: frozenset, name: str) -> _Native:
         native = _Native(key, tracker, address, text)
         _NATIVE[key] = native
         return native
+
+
+def _writes(insn) -> tuple[int, ...]:
+    """The registers an instruction may write (conservatively)."""
+    cls = insn.opcode & 0x07
+    if cls in (op.CLS_LD, op.CLS_LDX, op.CLS_ALU, op.CLS_ALU64):
+        return (insn.dst,)
+    if cls == op.CLS_STX and insn.opcode & 0xE0 == 0xC0:      # atomics: fetch forms, cmpxchg
+        return (insn.src, 0)
+    return ()
+
+
+def _is_map_lddw(chk: Checked, pc: int) -> bool:
+    insn = chk.insns[pc]
+    return insn.opcode == op.OP_LDDW and insn.src in (op.LDDW_MAP_FD, op.LDDW_MAP_IDX) and \
+        pc in chk.lddw
+
+
+def _track_maps(chk: Checked, pc: int, maps: dict[int, int]) -> None:
+    """Update `maps` (register -> map handle) across the instruction at `pc`."""
+    insn = chk.insns[pc]
+    if _is_map_lddw(chk, pc):
+        maps[insn.dst] = chk.lddw[pc]
+        return
+    if insn.opcode == 0xBF and insn.src in maps:              # mov64 dst, src
+        maps[insn.dst] = maps[insn.src]
+        return
+    for r in _writes(insn):
+        maps.pop(r, None)
+
+
+def _fixed_maps(chk: Checked, starts: list[int]) -> dict[int, int]:
+    """Callee-saved registers (r6-r9) that hold one map for the whole run: written once, by a
+    map lddw in the entry block, in a program without bpf-to-bpf calls."""
+    if any(i.opcode == op.OP_CALL and i.src == op.CALL_LOCAL for k, i in enumerate(chk.insns)
+           if k not in chk.second):
+        return {}
+    entry_end = next((s for s in starts if s > 0), chk.n)
+    writers: dict[int, list[int]] = {}
+    for pc, insn in enumerate(chk.insns):
+        if pc in chk.second:
+            continue
+        for r in _writes(insn):
+            writers.setdefault(r, []).append(pc)
+    out = {}
+    for r in (6, 7, 8, 9):
+        w = writers.get(r, [])
+        if len(w) == 1 and w[0] < entry_end and _is_map_lddw(chk, w[0]):
+            out[r] = chk.lddw[w[0]]
+    return out
 
 
 def _checkpoints(chk: Checked, starts: list[int]) -> dict[int, int]:
@@ -365,9 +433,11 @@ class _LlvmEmitter:
 class _Translator:
     """A validated program -> LLVM IR text."""
 
-    def __init__(self, chk: Checked, native_ids: frozenset, fname: str, name: str) -> None:
+    def __init__(self, chk: Checked, native_ids: frozenset, fname: str, name: str,
+                 arrays: dict[int, tuple[int, ...]] | None = None) -> None:
         self.chk = chk
         self.native_ids = native_ids
+        self.arrays = arrays or {}
         self.module = ir.Module(name=name)
         self.module.triple = llvm.get_process_triple()
         self.fn = ir.Function(self.module, ir.FunctionType(I32, [I64.as_pointer()]), name=fname)
@@ -507,6 +577,8 @@ class _Translator:
 
         self.starts = block_starts(chk)
         self.checkpoints = _checkpoints(chk, self.starts)
+        self.fixed_maps = _fixed_maps(chk, self.starts)
+        self.r1_map = None
         self.block = {pc: fn.append_basic_block(f"pc{pc}") for pc in self.starts}
         self.returns = sorted({pc + 1 for pc, insn in enumerate(chk.insns)
                                if pc not in chk.second and insn.opcode == op.OP_CALL and
@@ -584,11 +656,15 @@ class _Translator:
         if start == chk.n:                       # ran past the last instruction
             self._stop(abi.S_FELL_OFF, chk.n - 1, new)
             return
+        # register -> the map handle it holds, where known (from the entry block on)
+        maps = dict(self.fixed_maps) if start > 0 else {}
         for j, pc in enumerate(pcs):
             insn = chk.insns[pc]
             if ROWS[insn.opcode].kind in TERMINATORS:
+                self.r1_map = maps.get(1)
                 self._terminator(pc, new)
                 return
+            _track_maps(chk, pc, maps)
             emit(_LlvmEmitter(self, pc, b.add(cnt, _k(j + 1))), insn, chk.lddw.get(pc))
         b.branch(self.block[chk.next_pc(pcs[-1])])
 
@@ -658,6 +734,45 @@ class _Translator:
 
     def _call_helper(self, helper_id: int, pc: int, count) -> None:
         b = self.b
+        array = self.arrays.get(self.r1_map) if helper_id == 1 and \
+            helper_id in self.native_ids else None
+        if array is not None:
+            self._inline_array_lookup(array, pc, count)
+            return
+        self._helper_call(helper_id, pc, count, self.block[pc + 1])
+
+    def _inline_array_lookup(self, array: tuple[int, ...], pc: int, count) -> None:
+        """bpf_map_lookup_elem(array, key on the current stack frame) without a call: the
+        address ntl_map_lookup would return. A key elsewhere, or a CPU the per-CPU array does not
+        have, takes the helper call (with its checks and fault messages)."""
+        b = self.b
+        base, shift, max_entries, group, cpu_ptr = array
+        r2 = b.load(self.R[2])
+        rel = b.sub(r2, b.sub(b.load(self.R[10]), _k(STACK_FRAME_SIZE)))
+        fast = self.fn.append_basic_block(f"pc{pc}_array")
+        slow = self.fn.append_basic_block(f"pc{pc}_array_call")
+        done = self.block[pc + 1]
+        b.cbranch(b.icmp_unsigned("<=", rel, _k(STACK_FRAME_SIZE - 4)), fast, slow)
+        b.position_at_end(fast)
+        key = b.zext(self.tag(b.load(b.inttoptr(b.add(b.load(self.fhost), rel),
+                                                  I32.as_pointer()), align=1), "mem"), I64)
+        cpu = _k(0)
+        ok = b.icmp_unsigned("<", key, _k(max_entries))
+        if cpu_ptr:
+            cpu = b.zext(self.tag(b.load(b.inttoptr(_k(cpu_ptr), I32.as_pointer())), "meta"),
+                         I64)
+            hit = self.fn.append_basic_block(f"pc{pc}_array_cpu")
+            b.cbranch(b.icmp_unsigned("<", cpu, _k(group)), hit, slow)
+            b.position_at_end(hit)
+        vslot = b.add(b.mul(key, _k(group)), cpu)
+        address = b.add(_k(base), b.shl(vslot, _k(shift)))
+        b.store(b.select(ok, address, _k(0)), self.R[0])
+        b.branch(done)
+        b.position_at_end(slow)
+        self._helper_call(1, pc, count, done)
+
+    def _helper_call(self, helper_id: int, pc: int, count, after) -> None:
+        b = self.b
         self.rstore(W_COUNT, count)
         args = [b.load(self.R[r]) for r in range(1, 6)]
         if helper_id in self.native_ids:
@@ -679,7 +794,7 @@ class _Translator:
         b.position_at_end(back)
         b.store(r0, self.R[0])
         self._load_table()
-        b.branch(self.block[pc + 1])
+        b.branch(after)
 
 
 # -- the engine ----------------------------------------------------------------------------------
@@ -716,7 +831,8 @@ class Jit(Engine):
                           stacklevel=2)
             native = None
         else:
-            native = _compile(chk, frozenset(machine.native_helpers), code.name)
+            native = _compile(chk, frozenset(machine.native_helpers), code.name,
+                              _arrays(chk, machine))
         prepared = _Prepared(code, chk, native)
         cache[id(code)] = prepared
         self._bind_tail_calls(machine)

@@ -23,7 +23,7 @@ from ..isa.opcodes import Instruction
 from .errors import ElfLoadError
 from .maps import parse_maps
 from .program import ElfObject, Function, Program, SourceLine
-from .sections import program_type
+from .sections import SECTION_TYPES, nearest_section, program_type
 
 EM_BPF = 247
 R_BPF_NONE = 0
@@ -90,6 +90,14 @@ def load_bytes(data: bytes, name: str = "<memory>") -> ElfObject:
         raise ElfLoadError(name, f"malformed ELF object ({type(exc).__name__}: {exc})") from None
 
 
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(text) and all(c.isprintable() or c in "\t\r\n" for c in text)
+
+
 class _Loader:
     def __init__(self, data: bytes, name: str) -> None:
         self.data = data
@@ -102,7 +110,11 @@ class _Loader:
     # -- ELF -------------------------------------------------------------------------------------
     def run(self) -> ElfObject:
         if len(self.data) < 64 or self.data[:4] != b"\x7fELF":
-            raise self.error("not an ELF file (bad magic or shorter than an ELF header)")
+            hint = ""
+            if self.name.endswith((".c", ".h")) or _looks_like_text(self.data[:4096]):
+                hint = (f"; this looks like source code: compile it first with "
+                        f"`ntoslab build {self.name}` and load the .o it writes")
+            raise self.error(f"not an ELF file (bad magic or shorter than an ELF header){hint}")
         elf = ELFFile(io.BytesIO(self.data))
         if elf.elfclass != 64 or not elf.little_endian:
             raise self.error("only 64-bit little-endian eBPF objects are supported")
@@ -227,6 +239,11 @@ class _Loader:
             entry_sections = [code_sections[".text"]]
         programs = []
         for cs in entry_sections:
+            near = nearest_section(cs.name)
+            if near is not None:
+                known = ", ".join(sorted({p.split("/")[0] for p in SECTION_TYPES}))
+                raise self.error(f"no program type is known for section {cs.name!r}; did you "
+                                 f"mean SEC(\"{near}\")? (known: {known})", section=cs.name)
             entries = [f for f in cs.functions if f.bind == "STB_GLOBAL"] or cs.functions
             if not entries:
                 # a section without function symbols is one program

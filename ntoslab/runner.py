@@ -236,6 +236,10 @@ def main(objects: list[Path], events: Path, engine: str, fmt: str, out: TextIO |
             KeyError) as exc:
         print(f"ntoslab run: {exc}", file=err)
         return 2
+    except MemoryError:
+        print("ntoslab run: the host ran out of memory loading or preparing the programs "
+              "(a program too large for the engine?)", file=err)
+        return 2
     for e in errors:
         print(f"ntoslab run: rejected {e}", file=err)
     s = report["summary"]

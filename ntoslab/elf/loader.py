@@ -216,10 +216,11 @@ class _Loader:
         _check_layout(self)
         elf = ELFFile(io.BytesIO(self.data))
         if elf.elfclass != 64 or not elf.little_endian:
-            raise self.error("only 64-bit little-endian eBPF objects are supported")
+            raise self.error("only 64-bit little-endian eBPF objects are supported",
+                             section="ELF header")
         if elf["e_machine"] not in ("EM_BPF", EM_BPF):
-            raise self.error(f"machine is {elf['e_machine']}, not EM_BPF (247): "
-                             f"compile with -target bpf")
+            raise self.error(f"e_machine at offset 18 is {elf['e_machine']}, not EM_BPF (247): "
+                             f"compile with -target bpf", section="ELF header")
         self.elf = elf
         self.where = "section headers"
         self.sections = {}

@@ -235,10 +235,25 @@ def test_edges_of_each_region(source):
         assert names_source(source, off, fault), fault
 
 
+REACH_ARGS = dict(source=st.sampled_from(sorted(SOURCES)),
+                  offset=st.integers(-MAX_VAR_OFF, MAX_VAR_OFF),
+                  size=st.sampled_from([1, 2, 4, 8]), write=st.booleans())
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(source=st.sampled_from(sorted(SOURCES)), offset=st.integers(-MAX_VAR_OFF, MAX_VAR_OFF),
-       size=st.sampled_from([1, 2, 4, 8]), write=st.booleans())
+@given(**REACH_ARGS)
 def test_no_offset_a_verifier_accepts_reaches_another_region(source, offset, size, write):
+    check_reach(source, offset, size, write)
+
+
+@pytest.mark.slow
+@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(**REACH_ARGS)
+def test_no_offset_reaches_another_region_long(source, offset, size, write):
+    check_reach(source, offset, size, write)
+
+
+def check_reach(source, offset, size, write):
     status, fault = reach(source, offset, size, write)
     if expect_inside(source, offset, size):
         writable = source in ("stack", "map value") or not write

@@ -71,6 +71,17 @@ def check_contract(rows, code, report, err) -> str:
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(rows=st.lists(ROWS, min_size=1, max_size=6))
 def test_any_rows_are_run_or_rejected(policy, tmp_path_factory, rows):
+    check_rows(policy, tmp_path_factory, rows)
+
+
+@pytest.mark.slow
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(rows=st.lists(ROWS, min_size=1, max_size=12))
+def test_any_rows_are_run_or_rejected_long(policy, tmp_path_factory, rows):
+    check_rows(policy, tmp_path_factory, rows)
+
+
+def check_rows(policy, tmp_path_factory, rows):
     tmp = tmp_path_factory.mktemp("rows")
     code, report, err = run_rows(policy, tmp, rows)
     assert check_contract(rows, code, report, err) == "contained", (rows, err[-800:])

@@ -239,6 +239,9 @@ def test_damaged_objects_only_ever_raise_elf_load_error(compile_bpf, data):
         load_bytes(bytes(raw), "fuzz.o")
     except ElfLoadError as exc:
         assert str(exc).startswith("fuzz.o")
+        # every error keeps its place: the section (or the ELF header) at fault
+        assert exc.section is not None or "not an ELF file" in str(exc), str(exc)
+        assert "malformed ELF object" not in str(exc)
 
 
 def test_source_file_suggests_ntoslab_build(tmp_path):

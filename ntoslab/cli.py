@@ -90,8 +90,21 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="objects whose process programs are attached, in order")
     p.add_argument("--events", required=True, type=Path,
                    help="trace of events (JSONL, CSV or Parquet in the trace schema)")
-    p.add_argument("--engine", default="jit", help="eBPF engine (jit, or interpreter: the reference)")
+    p.add_argument("--engine", default="jit", metavar="ENGINE",
+                   help=f"eBPF engine: {_engines_help()} (default: jit)")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--denied", action="store_true", help="show only denied events")
+    p.add_argument("--faulted", action="store_true",
+                   help="show only events where a program faulted (with --denied: either)")
+    p.add_argument("--limit", type=int, metavar="N", help="show at most N events "
+                   "(the summary still counts all)")
+
+
+def _engines_help() -> str:
+    from .vm import ENGINES
+    notes = {"jit": "LLVM-compiled native code", "interpreter": "the reference"}
+    return ", ".join(f"{name} ({notes[name]})" if name in notes else name
+                     for name in sorted(ENGINES))
 
 
 def _run(ns: argparse.Namespace) -> int:
@@ -101,7 +114,11 @@ def _run(ns: argparse.Namespace) -> int:
         print(f"ntoslab run: unknown engine {ns.engine!r}; available: {', '.join(sorted(ENGINES))}",
               file=sys.stderr)
         return 2
-    return run_main(ns.objects, ns.events, ns.engine, ns.format)
+    if ns.limit is not None and ns.limit < 0:
+        print("ntoslab run: --limit must be 0 or more", file=sys.stderr)
+        return 2
+    return run_main(ns.objects, ns.events, ns.engine, ns.format, denied=ns.denied,
+                    faulted=ns.faulted, limit=ns.limit)
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:

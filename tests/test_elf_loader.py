@@ -239,3 +239,38 @@ def test_damaged_objects_only_ever_raise_elf_load_error(compile_bpf, data):
         load_bytes(bytes(raw), "fuzz.o")
     except ElfLoadError as exc:
         assert str(exc).startswith("fuzz.o")
+        # every error keeps its place: the section (or the ELF header) at fault
+        assert exc.section is not None or "not an ELF file" in str(exc), str(exc)
+        assert "malformed ELF object" not in str(exc)
+
+
+def test_source_file_suggests_ntoslab_build(tmp_path):
+    src = tmp_path / "policy.c"
+    src.write_text('#include "bpf_helpers.h"\nSEC("process") int p(void *c) { return 0; }\n')
+    with pytest.raises(ElfLoadError, match=r"not an ELF file .*compile it first with "
+                                           r"`ntoslab build .*policy\.c`"):
+        load(src)
+    with pytest.raises(ElfLoadError) as exc:   # binary junk gets no such hint
+        load_bytes(bytes(range(256)), "junk.o")
+    assert "ntoslab build" not in str(exc.value)
+
+
+@pytest.mark.parametrize("section, meant", [("proces", "process"), ("procss/deny", "process/deny"),
+                                            ("bnd", "bind"), ("cgroup/conect4",
+                                                              "cgroup/connect4")])
+def test_misspelt_section_is_refused_at_load_with_the_nearest_name(compile_bpf, section, meant):
+    src = PRELUDE + f'SEC("{section}") int p(void *c) {{ return 0; }}\n'
+    with pytest.raises(ElfLoadError, match=rf"section {section}: no program type is known for "
+                                           rf"section '{section}'; did you mean "
+                                           rf'SEC\("{meant}"\)\?'):
+        load(compile_bpf(src, "typo", include=False))
+
+
+def test_sections_of_other_platforms_still_load(compile_bpf):
+    """Linux section names (loaded for the libbpf connector) are not typos of ours."""
+    from ntoslab.elf import nearest_section
+    for name in ("tp_btf/sched_process_exec", "raw_tp", "tc", "kprobe/x", ".text"):
+        assert nearest_section(name) is None
+    obj = load(compile_bpf(PRELUDE + 'SEC("raw_tp") int p(void *c) { return 0; }\n', "rawtp",
+                           include=False))
+    assert [p.section for p in obj.programs] == ["raw_tp"] and obj.programs[0].type is None

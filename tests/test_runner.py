@@ -48,13 +48,20 @@ def test_json_contract(objects, tmp_path):
     events = write_events(tmp_path, EVENTS)
     code, report, err = run_json([objects["lineage"], objects["deny_policy"]], events)
     assert code == 0 and err == ""
-    assert set(report) == {"verdicts", "ringbuf", "maps"}
+    assert set(report) == {"verdicts", "ringbuf", "dropped", "maps", "rejected", "summary"}
     assert report["verdicts"] == [
-        {"index": 0, "operation": "create", "process_id": 10, "status": 0, "denied": False},
-        {"index": 1, "operation": "create", "process_id": 11, "status": -1073741790, "denied": True},
-        {"index": 2, "operation": "create", "process_id": 12, "status": 0, "denied": False},
-        {"index": 3, "operation": "delete", "process_id": 12, "status": 0, "denied": False},
+        {"index": 0, "line": 1, "operation": "create", "process_id": 10, "status": 0,
+         "denied": False, "fault": None},
+        {"index": 1, "line": 2, "operation": "create", "process_id": 11, "status": -1073741790,
+         "denied": True, "fault": None},
+        {"index": 2, "line": 3, "operation": "create", "process_id": 12, "status": 0,
+         "denied": False, "fault": None},
+        {"index": 3, "line": 4, "operation": "delete", "process_id": 12, "status": 0,
+         "denied": False, "fault": None},
     ]
+    assert report["dropped"] == {"lineage_events": 0} and report["rejected"] == []
+    assert report["summary"] == {"events": 4, "denied": 1, "faulted": 0, "rejected": 0,
+                                 "dropped": 0, "shown": 4}
     # lineage_t: pid, ppid, root, depth (u32) + creation_time (u64), in output order
     expected = [struct.pack("<IIIIQ", 10, 1, 1, 0, 1000), struct.pack("<IIIIQ", 11, 10, 1, 1, 2000),
                 struct.pack("<IIIIQ", 12, 10, 1, 1, 3000)]
@@ -132,3 +139,155 @@ def test_unknown_format_and_missing_file(objects, tmp_path):
     err = io.StringIO()
     assert main([objects["deny_policy"]], bad, "interpreter", "json", out, err) == 2
     assert "unknown trace format" in err.getvalue()
+
+
+# -- the per-row contract (issue 11 item 5): the rules of `ntoslab import` ---------------------
+
+def test_hostile_rows_are_row_errors_naming_line_and_field(objects, tmp_path):
+    rows = [json.dumps(EVENTS[0]),
+            json.dumps({"operation": "create", "process_id": 20, "command_line": "a\ud800b"}),
+            json.dumps({"operation": "create", "process_id": -5}),
+            json.dumps({"operation": "create", "process_id": 2**70}),
+            json.dumps({"operation": "create", "process_id": 21,
+                        "command_line": "x" * 10_000_000}),
+            json.dumps({"operation": "create", "process_id": 22, "image_path": "\udfff"}),
+            json.dumps({"operation": "create", "process_id": 23, "parent_process_id": 2**32}),
+            json.dumps(EVENTS[1])]
+    events = write_events(tmp_path, rows)
+    code, report, err = run_json([objects["deny_policy"]], events)
+    assert code == 1
+    # the good rows ran, in order, and kept their line numbers
+    assert [(v["line"], v["process_id"]) for v in report["verdicts"]] == [(1, 10), (8, 11)]
+    assert report["verdicts"][1]["denied"] is True
+    assert "events.jsonl:2: field 'command_line': lone surrogate U+D800 at character 1" in err
+    assert "events.jsonl:3: field 'process_id': -5 is out of range [0, 4294967295]" in err
+    assert f"events.jsonl:4: field 'process_id': {2**70} is out of range" in err
+    assert "events.jsonl:5: field 'command_line': 10,000,000 characters, more than a " \
+           "UNICODE_STRING holds (32,767)" in err
+    assert "events.jsonl:6: field 'image_path': lone surrogate U+DFFF at character 0" in err
+    assert f"events.jsonl:7: field 'parent_process_id': {2**32} is out of range" in err
+    assert [r["line"] for r in report["rejected"]] == [2, 3, 4, 5, 6, 7]
+    assert report["summary"]["rejected"] == 6 and "6 row(s) rejected, 2 injected" in err
+
+
+def test_run_rules_agree_with_import_validation(objects, tmp_path):
+    """The same rows are refused by `ntoslab import`'s validation (trace.schema.validate)."""
+    import pandas as pd
+    from ntoslab.trace.schema import validate
+    rows = [{"operation": "create", "process_id": -5, "time": 1},
+            {"operation": "create", "process_id": 2**40, "time": 1},
+            {"operation": "create", "process_id": 7, "time": 1, "command_line": "x" * 40_000},
+            {"operation": "create", "process_id": 8, "time": 1}]
+    _, rejected = validate(pd.DataFrame(rows, dtype=object))
+    assert list(rejected["row"]) == [0, 1, 2]
+    code, report, _ = run_json([objects["deny_policy"]], write_events(tmp_path, rows))
+    assert code == 1 and [r["line"] for r in report["rejected"]] == [1, 2, 3]
+    assert [v["process_id"] for v in report["verdicts"]] == [8]
+
+
+FAULTING = r"""
+#include "bpf_helpers.h"
+#include "ebpf_ntos_hooks.h"
+SEC("process") int ReadPast(process_md_t* ctx)
+{
+    if (ctx->operation != PROCESS_OPERATION_CREATE)
+        return 0;
+    volatile uint8_t* end = (uint8_t*)ctx->command_start + 4096;   // past the command line
+    return *end == 0x55;
+}
+"""
+
+RING = r"""
+#include "bpf_helpers.h"
+#include "ebpf_ntos_hooks.h"
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } ring SEC(".maps");
+SEC("process") int Emit(process_md_t* ctx)
+{
+    uint8_t rec[SIZE];
+    __builtin_memset(rec, 1, sizeof(rec));
+#pragma unroll
+    for (int i = 0; i < COUNT; i++)
+        bpf_ringbuf_output(&ring, rec, sizeof(rec), 0);
+    return 0;
+}
+"""
+
+
+def test_faulting_program_is_marked_and_exit_status_is_1(compile_bpf, tmp_path):
+    obj = compile_bpf(FAULTING, "faulting")
+    events = write_events(tmp_path, [{"operation": "create", "process_id": 5,
+                                      "command_line": "abc"},
+                                     {"operation": "delete", "process_id": 5}])
+    for engine in ("interpreter", "jit"):
+        out, err = io.StringIO(), io.StringIO()
+        assert main([obj], events, engine, "json", out, err) == 1
+        report = json.loads(out.getvalue())
+        first, second = report["verdicts"]
+        assert first["fault"].startswith("ReadPast: pc ") and "command line" in first["fault"]
+        assert first["denied"] is False and second["fault"] is None
+        assert report["summary"]["faulted"] == 1
+        assert "1 event(s) with a faulting program" in err.getvalue()
+        out = io.StringIO()
+        assert main([obj], events, engine, "table", out, io.StringIO()) == 1
+        text = out.getvalue()
+        assert "1 faulted" in text and "allowed  FAULT" in text
+        assert "event 0 (line 1): ReadPast: pc " in text
+
+
+def test_ring_records_are_kept_and_drops_shown(compile_bpf, tmp_path):
+    # 100 events of 64-byte records (72 bytes with the header) exceed a 4096-byte ring many
+    # times over: the run's reader keeps every one
+    events = write_events(tmp_path, [{"operation": "create", "process_id": i}
+                                     for i in range(1, 101)])
+    code, report, err = run_json([compile_bpf("#define SIZE 64\n#define COUNT 1\n" + RING,
+                                              "ring64")], events)
+    assert code == 0, err
+    assert len(report["ringbuf"]["ring"]) == 100 and report["dropped"] == {"ring": 0}
+    # ten 480-byte records in one event (488 bytes each with the 8-byte header): 8 fit the
+    # 4096-byte ring before the reader runs, 2 are dropped; every drop is counted and shown
+    obj = compile_bpf("#define SIZE 480\n#define COUNT 10\n" + RING, "ring480")
+    code, report, err = run_json([obj], events)
+    assert code == 1
+    assert len(report["ringbuf"]["ring"]) == 800 and report["dropped"] == {"ring": 200}
+    assert report["summary"]["dropped"] == 200
+    assert "ring buffer ring dropped 200 record(s)" in err
+    out = io.StringIO()
+    main([obj], events, "interpreter", "table", out, io.StringIO())
+    assert "ring buffer ring: 800 record(s), 200 dropped" in out.getvalue()
+
+
+def test_filters_denied_and_limit(objects, tmp_path):
+    events = write_events(tmp_path, EVENTS * 3)
+    out = io.StringIO()
+    assert main([objects["deny_policy"]], events, "interpreter", "json", out, io.StringIO(),
+                denied=True) == 0
+    report = json.loads(out.getvalue())
+    assert [v["index"] for v in report["verdicts"]] == [1, 5, 9]
+    assert report["summary"]["events"] == 12 and report["summary"]["shown"] == 3
+    out = io.StringIO()
+    main([objects["deny_policy"]], events, "interpreter", "json", out, io.StringIO(), limit=2)
+    assert [v["index"] for v in json.loads(out.getvalue())["verdicts"]] == [0, 1]
+    out = io.StringIO()
+    main([objects["deny_policy"]], events, "interpreter", "table", out, io.StringIO(),
+         denied=True, limit=1)
+    text = out.getvalue()
+    assert "12 events, 3 denied, 0 faulted (1 shown)" in text
+    assert text.count("DENIED") == 1
+
+
+def test_cli_engine_help_filters_and_source_file(objects, tmp_path, capsys):
+    from ntoslab.cli import main as cli
+    with pytest.raises(SystemExit):
+        cli(["run", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "eBPF engine: interpreter (the reference), jit (LLVM" in help_text
+    assert "(default: jit)" in help_text
+    assert "--denied" in help_text and "--limit N" in help_text
+    events = write_events(tmp_path, EVENTS)
+    assert cli(["run", str(objects["deny_policy"]), "--events", str(events), "--denied",
+                "--format", "json"]) == 0
+    assert [v["process_id"] for v in json.loads(capsys.readouterr().out)["verdicts"]] == [11]
+    source = EXAMPLES / "deny_policy.c"
+    assert cli(["run", str(source), "--events", str(events)]) == 2
+    err = capsys.readouterr().err
+    assert "not an ELF file" in err and f"ntoslab build {source}" in err

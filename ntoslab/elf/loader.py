@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from ..isa.opcodes import Instruction
 from .errors import ElfLoadError
 from .maps import parse_maps
 from .program import ElfObject, Function, Program, SourceLine
-from .sections import program_type
+from .sections import SECTION_TYPES, nearest_section, program_type
 
 EM_BPF = 247
 R_BPF_NONE = 0
@@ -34,6 +35,7 @@ R_BPF_64_NODYLD32 = 4
 R_BPF_64_32 = 10
 SHF_EXECINSTR = 0x4
 GLOBAL_DATA_PREFIXES = (".data", ".rodata", ".bss")
+MAX_NOBITS = 1 << 28  # .bss and the like are allocated at load: 256 MiB at most
 
 
 @dataclass
@@ -77,17 +79,119 @@ def load(path: str | os.PathLike) -> ElfObject:
 
 def load_bytes(data: bytes, name: str = "<memory>") -> ElfObject:
     """Load an eBPF object from bytes."""
+    ld = _Loader(data, name)
     try:
-        return _Loader(data, name).run()
+        return ld.run()
     except ElfLoadError:
         raise
-    except (ELFError, ValueError, KeyError, IndexError, AssertionError, TypeError,
-            UnicodeDecodeError, OverflowError, Exception) as exc:
-        # pyelftools raises many things on damaged files: report them as one clear error
+    except RecursionError:
+        raise ElfLoadError(name, "structures nest too deeply", section=ld.where) from None
+    except Exception as exc:
+        # the layout checks in _check_layout catch what pyelftools would trip on; anything left
+        # is still reported at the part of the file being read when it happened
         from .btf import BtfError
         if isinstance(exc, BtfError):
-            raise ElfLoadError(name, str(exc), section=".BTF") from None
-        raise ElfLoadError(name, f"malformed ELF object ({type(exc).__name__}: {exc})") from None
+            raise ElfLoadError(name, str(exc), section=ld.where or ".BTF") from None
+        raise ElfLoadError(name, f"cannot be read ({type(exc).__name__}: {exc})",
+                           section=ld.where or "ELF header") from None
+
+
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+_SHDR = struct.Struct("<IIQQQQIIQQ")
+SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_NOBITS, SHT_REL = 2, 3, 4, 8, 9
+SHF_COMPRESSED = 0x800
+_SHT_NAMES = {SHT_SYMTAB: "SHT_SYMTAB", SHT_STRTAB: "SHT_STRTAB", SHT_RELA: "SHT_RELA",
+              SHT_REL: "SHT_REL"}
+
+
+def _check_layout(ld: "_Loader") -> None:
+    """Check the ELF header, section headers, symbol table and relocation tables fit the file
+    and each other, before pyelftools reads them; each error names the section and offset."""
+    data = ld.data
+    size = len(data)
+    (ident, _type, _machine, _version, _entry, _phoff, shoff, _flags, _ehsize, _phentsize,
+     _phnum, shentsize, shnum, shstrndx) = _EHDR.unpack_from(data, 0)
+    if ident[4] != 2 or ident[5] != 1:
+        raise ld.error("only 64-bit little-endian eBPF objects are supported "
+                       f"(EI_CLASS {ident[4]}, EI_DATA {ident[5]} at offset 4)",
+                       section="ELF header")
+    if shnum == 0:
+        raise ld.error(f"e_shnum is 0 at offset 60: the object has no section headers "
+                       f"(e_shoff {shoff})", section="ELF header")
+    if shentsize != _SHDR.size:
+        raise ld.error(f"e_shentsize at offset 58 is {shentsize}, not {_SHDR.size}",
+                       section="ELF header")
+    if shoff + shnum * shentsize > size:
+        raise ld.error(f"the {shnum} section headers at e_shoff {shoff} ([{shoff}, "
+                       f"{shoff + shnum * shentsize})) run past the end of the file ({size} "
+                       f"bytes)", section="ELF header")
+    if shstrndx >= shnum:
+        raise ld.error(f"e_shstrndx at offset 62 is {shstrndx}, but there are {shnum} "
+                       f"sections", section="ELF header")
+    headers = [_SHDR.unpack_from(data, shoff + i * shentsize) for i in range(shnum)]
+
+    def where(i: int) -> str:
+        return f"#{i} (header at offset {shoff + i * shentsize})"
+
+    def extent(i: int, label: str) -> tuple[int, int]:
+        _n, typ, flags, _a, off, sz, *_ = headers[i]
+        if typ != SHT_NOBITS and off + sz > size:
+            raise ld.error(f"data [{off}, {off + sz}) runs past the end of the file ({size} "
+                           f"bytes)", section=label)
+        if flags & SHF_COMPRESSED:
+            raise ld.error("compressed sections (SHF_COMPRESSED) are not supported",
+                           section=label)
+        return off, sz
+
+    s_name, s_type, *_ = headers[shstrndx]
+    if s_type != SHT_STRTAB:
+        raise ld.error(f"the section-name table (e_shstrndx {shstrndx}) has type {s_type}, not "
+                       f"SHT_STRTAB (3)", section=where(shstrndx))
+    str_off, str_size = extent(shstrndx, f"{where(shstrndx)} (.shstrtab)")
+    names = data[str_off:str_off + str_size]
+    labels = []
+    for i, h in enumerate(headers):
+        if i and (h[0] >= len(names) or names.find(b"\0", h[0]) < 0):
+            raise ld.error(f"name offset {h[0]} is outside .shstrtab ({len(names)} bytes) or "
+                           f"not NUL-terminated", section=where(i))
+        name = names[h[0]:names.find(b"\0", h[0])].decode("utf-8", "replace") if i else ""
+        labels.append(f"{name} {where(i)}" if name else where(i))
+    for i, h in enumerate(headers):
+        if i == 0:
+            continue
+        _n, typ, _f, _a, off, sz, link, info, _al, entsize = h
+        extent(i, labels[i])
+        if typ in (SHT_SYMTAB, SHT_REL, SHT_RELA):
+            want = {SHT_SYMTAB: 24, SHT_REL: 16, SHT_RELA: 24}[typ]
+            if entsize != want or sz % want:
+                raise ld.error(f"{_SHT_NAMES[typ]} with sh_entsize {entsize} and sh_size {sz} "
+                               f"(entries are {want} bytes)", section=labels[i])
+            need = SHT_STRTAB if typ == SHT_SYMTAB else SHT_SYMTAB
+            if link >= shnum or headers[link][1] != need:
+                raise ld.error(f"sh_link {link} is not a {_SHT_NAMES[need]} section",
+                               section=labels[i])
+            if typ != SHT_SYMTAB and info >= shnum:
+                raise ld.error(f"sh_info {info} (the section relocated) is not a section "
+                               f"(there are {shnum})", section=labels[i])
+        if typ == SHT_SYMTAB:
+            t_off, t_size = extent(link, labels[link])
+            for k in range(sz // 24):
+                st_name = int.from_bytes(data[off + 24 * k:off + 24 * k + 4], "little")
+                if st_name and st_name >= t_size:
+                    raise ld.error(f"symbol #{k} (at offset {off + 24 * k}) has name offset "
+                                   f"{st_name}, outside its string table ({t_size} bytes)",
+                                   section=labels[i])
+            if t_size and data[t_off + t_size - 1] != 0:
+                raise ld.error("the symbol string table does not end with a NUL",
+                               section=labels[link])
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(text) and all(c.isprintable() or c in "\t\r\n" for c in text)
 
 
 class _Loader:
@@ -95,6 +199,7 @@ class _Loader:
         self.data = data
         self.name = name
         self.notes: list[str] = []
+        self.where: str | None = None   # the part of the file being read (for error messages)
 
     def error(self, message: str, **where) -> ElfLoadError:
         return ElfLoadError(self.name, message, **where)
@@ -102,14 +207,22 @@ class _Loader:
     # -- ELF -------------------------------------------------------------------------------------
     def run(self) -> ElfObject:
         if len(self.data) < 64 or self.data[:4] != b"\x7fELF":
-            raise self.error("not an ELF file (bad magic or shorter than an ELF header)")
+            hint = ""
+            if self.name.endswith((".c", ".h")) or _looks_like_text(self.data[:4096]):
+                hint = (f"; this looks like source code: compile it first with "
+                        f"`ntoslab build {self.name}` and load the .o it writes")
+            raise self.error(f"not an ELF file (bad magic or shorter than an ELF header){hint}")
+        self.where = "ELF header"
+        _check_layout(self)
         elf = ELFFile(io.BytesIO(self.data))
         if elf.elfclass != 64 or not elf.little_endian:
-            raise self.error("only 64-bit little-endian eBPF objects are supported")
+            raise self.error("only 64-bit little-endian eBPF objects are supported",
+                             section="ELF header")
         if elf["e_machine"] not in ("EM_BPF", EM_BPF):
-            raise self.error(f"machine is {elf['e_machine']}, not EM_BPF (247): "
-                             f"compile with -target bpf")
+            raise self.error(f"e_machine at offset 18 is {elf['e_machine']}, not EM_BPF (247): "
+                             f"compile with -target bpf", section="ELF header")
         self.elf = elf
+        self.where = "section headers"
         self.sections = {}
         for i, sec in enumerate(elf.iter_sections()):
             self.sections[i] = sec
@@ -127,7 +240,12 @@ class _Loader:
                          self.notes)
 
     def section_data(self, sec) -> bytes:
+        self.where = sec.name
         if sec["sh_type"] == "SHT_NOBITS":
+            if sec["sh_size"] > MAX_NOBITS:
+                raise self.error(f"SHT_NOBITS section of {sec['sh_size']:,} bytes (sh_size), more "
+                                 f"than the {MAX_NOBITS:,} bytes a global data map may hold",
+                                 section=sec.name)
             return bytes(sec["sh_size"])
         end = sec["sh_offset"] + sec["sh_size"]
         if end > len(self.data):
@@ -136,9 +254,11 @@ class _Loader:
         return sec.data()
 
     def _symbols(self) -> list[Symbol]:
+        self.where = ".symtab"
         symtab = self.elf.get_section_by_name(".symtab")
         if symtab is None:
-            raise self.error("no .symtab section (was the object stripped?)")
+            raise self.error("no .symtab section (was the object stripped, or a section name "
+                             "damaged?)", section="section headers")
         out = []
         for i, s in enumerate(symtab.iter_symbols()):
             shndx = s["st_shndx"]
@@ -174,6 +294,7 @@ class _Loader:
                 continue
             if self.sections.get(sec["sh_info"]) is not target:
                 continue
+            self.where = sec.name
             for i, r in enumerate(sec.iter_relocations()):
                 sym_i = r["r_info_sym"]
                 if sym_i >= len(self.symbols):
@@ -227,6 +348,11 @@ class _Loader:
             entry_sections = [code_sections[".text"]]
         programs = []
         for cs in entry_sections:
+            near = nearest_section(cs.name)
+            if near is not None:
+                known = ", ".join(sorted({p.split("/")[0] for p in SECTION_TYPES}))
+                raise self.error(f"no program type is known for section {cs.name!r}; did you "
+                                 f"mean SEC(\"{near}\")? (known: {known})", section=cs.name)
             entries = [f for f in cs.functions if f.bind == "STB_GLOBAL"] or cs.functions
             if not entries:
                 # a section without function symbols is one program
@@ -239,6 +365,7 @@ class _Loader:
     def _link(self, entry: Symbol, cs: CodeSection, code_sections: dict[str, CodeSection],
               maps) -> Program:
         """Lay out `entry` then every function it (transitively) calls; apply relocations."""
+        self.where = cs.name
         placed: dict[tuple[str, int], int] = {}  # (section, function start) -> linked start
         layout: list[tuple[CodeSection, Symbol, int, int, int]] = []
         pending = [(cs, entry)]

@@ -66,6 +66,7 @@ def parse_maps(ld: "_Loader") -> MapTable:
 # -- BTF-defined maps ------------------------------------------------------------------------------
 def _btf_maps(ld: "_Loader", table: MapTable) -> None:
     btf = ld.btf
+    ld.where = ".maps"
     if btf is None:
         raise ld.error("the object defines BTF maps in .maps but has no .BTF section "
                        "(compile with -g)", section=".maps")
@@ -174,6 +175,7 @@ def _btf_map_def(ld: "_Loader", name: str, struct_id: int) -> tuple[MapSpec, int
 def _legacy_maps(ld: "_Loader", section: str, table: MapTable) -> None:
     sec = ld.by_name[section]
     data = ld.section_data(sec)
+    ld.where = section
     syms = sorted((s for s in ld.symbols if s.section == section and s.type != "STT_SECTION"
                    and s.name), key=lambda s: s.value)
     if not syms:

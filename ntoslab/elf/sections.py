@@ -27,3 +27,18 @@ def program_type(section: str) -> str | None:
         if section.startswith(prefix) and (best is None or len(prefix) > len(best[0])):
             best = (prefix, info)
     return best[1][0] if best else None
+
+
+def nearest_section(section: str) -> str | None:
+    """The known section prefix a section of unknown type was probably meant to be (a typo such
+    as "proces" for "process"), or None when no known prefix is close."""
+    from difflib import get_close_matches
+    if program_type(section) is not None:
+        return None
+    head = section.split("/", 1)[0]
+    candidates = [p for p in SECTION_TYPES if "/" not in p]
+    for text, pool in ((section, list(SECTION_TYPES)), (head, candidates)):
+        match = get_close_matches(text, pool, n=1, cutoff=0.75)
+        if match:
+            return match[0] + section[len(head):] if pool is candidates else match[0]
+    return None

@@ -543,7 +543,8 @@ class RecordsDropped(UserWarning):
 
 REQUIRED_COLUMNS = ("operation", "process_id")
 # columns whose absence makes every event carry an empty value a policy would read
-EXPECTED_COLUMNS = ("image_path", "command_line", "parent_process_id", "time")
+EXPECTED_COLUMNS = ("image_path", "command_line", "parent_process_id")   # (no time: a clock
+# that advances 1 ms per event stands in, as for injected events)
 
 
 def _check_columns(frame: "pd.DataFrame") -> None:

@@ -306,18 +306,46 @@ def _namespace(machine: Machine) -> dict:
     return ns
 
 
+COMPILE_LINES = 20_000    # Python compiles the generated module this many lines at a time
+MAX_BLOCK = 256           # straight-line runs are cut into blocks of at most this many insns
+
+
 def _assemble(functions: list[tuple[str, list[tuple[int, str]]]], filename: str,
               ns: dict) -> tuple[str, dict[int, int]]:
+    """Compile the functions into `ns`, a few thousand lines at a time (so a program of a
+    million instructions compiles in bounded memory); line numbers stay those of the whole
+    source, which `linepc` maps to pcs."""
     lines: list[str] = []
     linepc: dict[int, int] = {}
+    start = 0
     for header, body in functions:
+        if len(lines) - start >= COMPILE_LINES:
+            exec(compile("\n" * start + "\n".join(lines[start:]) + "\n", filename, "exec"), ns)
+            start = len(lines)
         lines.append(header)
         for pc, text in body:
             lines.append(text)
             linepc[len(lines)] = pc
-    source = "\n".join(lines) + "\n"
-    exec(compile(source, filename, "exec"), ns)
-    return source, linepc
+    exec(compile("\n" * start + "\n".join(lines[start:]) + "\n", filename, "exec"), ns)
+    return "\n".join(lines) + "\n", linepc
+
+
+def _leaders(chk: Checked) -> list[int]:
+    """The semantic block starts, plus a cut every MAX_BLOCK instructions of a long run."""
+    leaders = block_starts(chk)
+    out: list[int] = []
+    for start, end in zip(leaders, leaders[1:] + [None]):
+        out.append(start)
+        if end is None:
+            continue
+        pc, k = start, 0
+        while pc < end:
+            k += 1
+            if k > MAX_BLOCK and pc not in chk.second:
+                out.append(pc)
+                k = 1
+            pc += 1
+    return sorted(set(out))
 
 
 def _block_source(chk: Checked, start: int, lead: set[int]) -> tuple[list, int]:
@@ -345,7 +373,7 @@ def _block_source(chk: Checked, start: int, lead: set[int]) -> tuple[list, int]:
 
 def _translate(code: Code, machine: Machine, chk: Checked) -> _Prepared:
     n = chk.n
-    leaders = block_starts(chk)
+    leaders = _leaders(chk)
     lead = set(leaders)
     functions = []
     lengths: dict[int, int] = {}

@@ -48,28 +48,23 @@ def synthetic_frame(n: int, seed: int = 1):
     names = np.array([p.rsplit("\\", 1)[-1] for p in IMAGES], dtype=object)
     command = pd.Series(names[image]) + " " + pd.Series(np.array(pool, dtype=object)[tail])
     # in order: creations, each followed (once `lag` children live) by the oldest one's exit
-    op = np.empty(n, dtype=object)
-    pids = np.empty(n, dtype=np.int64)
-    ppids = np.zeros(n, dtype=np.int64)
-    img = np.full(n, None, dtype=object)
-    cmd = np.full(n, None, dtype=object)
-    seq_pid, seq_op, seq_src = [], [], []
+    seq_pid, seq_create = [], []
     k = d = 0
     while len(seq_pid) < n:
         if k < creates and (k - d < lag or d >= k):
-            seq_pid.append(k); seq_op.append(0); k += 1
+            seq_pid.append(k); seq_create.append(True); k += 1
         else:
-            seq_pid.append(d); seq_op.append(1); d += 1
-    idx = np.array(seq_pid[:n]); is_create = np.array(seq_op[:n]) == 0
-    op[:] = np.where(is_create, "create", "delete")
-    pids[:] = pid[idx]
-    ppids[is_create] = parent[idx[is_create]]
-    img[is_create] = np.array(IMAGES, dtype=object)[image[idx[is_create]]]
-    cmd[is_create] = command.to_numpy()[idx[is_create]]
+            seq_pid.append(d); seq_create.append(False); d += 1
+    idx, is_create = np.array(seq_pid), np.array(seq_create)
+    op = np.where(is_create, "create", "delete").astype(object)
+    pids = pid[idx]
+    ppids = np.where(is_create, parent[idx], 0)
+    img = np.where(is_create, np.array(IMAGES, dtype=object)[image[idx]], None)
+    cmd = np.where(is_create, command.to_numpy()[idx], None)
     t = pd.Timestamp("2026-11-25T10:00:00Z") + pd.to_timedelta(
         np.cumsum(rng.integers(100_000, 5_000_000, n)), unit="ns")
     return pd.DataFrame({"time": t, "operation": op, "process_id": pids,
-                         "parent_process_id": np.where(is_create, ppids, 0),
+                         "parent_process_id": ppids,
                          "image_path": img, "command_line": cmd,
                          "token_sid": np.where(is_create, "S-1-5-18", None),
                          "exit_code": np.where(is_create, 0, 259)})

@@ -7,7 +7,6 @@ records and printk output, on the synthetic session and on the real logs in ../s
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -3,7 +3,6 @@ anything runs, and reports with different parameters do not overwrite each other
 from __future__ import annotations
 
 import nbformat
-import pytest
 
 from ntoslab.cli import main
 from ntoslab.report import report_name, resolve_parameters

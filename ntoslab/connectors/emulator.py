@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import bisect
 import html
 import os
 import warnings
@@ -172,7 +173,7 @@ class EmulatedHook:
         self._links_version = 0
         self._replaying = False
         self._fault_warned: set[str] = set()
-        self._drops_seen: dict[tuple[int, str], int] = {}
+        self._rings: list[list] = []   # [name, loaded object, ring map, drops already told]
 
     # -- objects and programs -----------------------------------------------------------------
     def load(self, path: str | os.PathLike | ElfObject, *, engine: str | None = None) -> LoadedObject:
@@ -188,6 +189,10 @@ class EmulatedHook:
         for p in obj.programs:
             self._owner[id(p)] = loaded
         self.objects.append(loaded)
+        for name in obj.maps:          # ring buffers, watched for drops by _notice
+            m = loaded.sandbox.maps.get(obj.map(name).name)
+            if hasattr(m, "records") and isinstance(getattr(m, "dropped", None), int):
+                self._rings.append([name, loaded, m, 0])
         return loaded
 
     def attach(self, program: Program | LoadedObject, name: str | None = None) -> Link:
@@ -255,23 +260,17 @@ class EmulatedHook:
                     f"{message}\n(the event was allowed: Windows keeps status 0 when a program "
                     f"fails; the verdict row says faulted=True; later faults of {program} are "
                     f"only in the rows)"), stacklevel=3)
-        for obj in self.objects:
-            for name in obj.obj.maps:
-                m = obj.sandbox.maps.get(obj.obj.map(name).name)
-                dropped = getattr(m, "dropped", None)
-                if not hasattr(m, "records") or not isinstance(dropped, int):
-                    continue
-                key = (id(obj), name)
-                new = dropped - self._drops_seen.get(key, 0)
-                if new > 0:
-                    self._drops_seen[key] = dropped
-                    kept = len(m.records())
-                    warnings.warn(RecordsDropped(
-                        f"ring buffer {name} ({Path(obj.path).name}): {new:,} record(s) "
-                        f"dropped (full: nothing reads it; {kept:,} waiting, {dropped:,} dropped "
-                        f"in all). Keep every record with "
-                        f"`ring = obj.ringbuf({name!r}).record()` before injecting, subscribe "
-                        f"a reader, or give the map a larger max_entries."), stacklevel=3)
+        for ring in self._rings:
+            name, obj, m, seen = ring
+            dropped = m.dropped
+            if dropped > seen:
+                ring[3] = dropped
+                warnings.warn(RecordsDropped(
+                    f"ring buffer {name} ({Path(obj.path).name}): {dropped - seen:,} record(s) "
+                    f"dropped (full: nothing reads it; {len(m.records()):,} waiting, "
+                    f"{dropped:,} dropped in all). Keep every record with "
+                    f"`ring = obj.ringbuf({name!r}).record()` before injecting, subscribe "
+                    f"a reader, or give the map a larger max_entries."), stacklevel=3)
 
     def _native_chain(self) -> Chain | None:
         """The attached programs as one native chain, while every one has native code."""
@@ -509,6 +508,7 @@ class EmulatedHook:
         self._chain, self._chain_key = None, None
         self.links.clear()
         self.objects.clear()
+        self._rings.clear()
         self._owner.clear()
 
     def __enter__(self) -> "EmulatedHook":
@@ -669,7 +669,6 @@ class History(Sequence):
             i += self._n
         if not 0 <= i < self._n:
             raise IndexError(f"history has {self._n} events, no event {i}")
-        import bisect
         p = bisect.bisect_right(self._ends, i)
         part = self.parts[p]
         return part if isinstance(part, Verdict) else \

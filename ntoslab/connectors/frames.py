@@ -198,6 +198,7 @@ def decode_text_columns(frame: "pd.DataFrame") -> "pd.DataFrame":
     name says sid), UTF-16LE (Windows strings) or UTF-8/ASCII, each trimmed at its terminator.
     A column is decoded only when every non-empty value reads as that kind of text; otherwise
     it stays bytes. The data is not truncated (only pandas' display is)."""
+    import pandas as pd
     for name in list(frame.columns):
         col = frame[name]
         if col.dtype != object:
@@ -216,14 +217,9 @@ def decode_text_columns(frame: "pd.DataFrame") -> "pd.DataFrame":
             decoded = [None if v is None else (decode(bytes(v)) if any(v) else "")
                        for v in values]
             if all(d is not None for d, v in zip(decoded, values) if v is not None):
-                frame[name] = pd_strings(decoded)
+                frame[name] = pd.array(decoded, dtype="string")
                 break
     return frame
-
-
-def pd_strings(values: list) -> Any:
-    import pandas as pd
-    return pd.array(values, dtype="string")
 
 
 def with_utc_times(frame: "pd.DataFrame", columns: tuple[str, ...] = ("time",)) -> "pd.DataFrame":

@@ -106,9 +106,7 @@ class Sandbox:
     def run_at(self, program: Program, ctx_address: int, budget: int = DEFAULT_BUDGET) -> RunResult:
         """Run with r1 = `ctx_address` (already mapped); ends the maps' epoch afterwards, so
         values deleted during the run stay readable until it returns, as on Windows."""
-        run = self.machine.native_run()
-        run.ctx_addr = ctx_address
-        run.program_id = self.env.programs.id_of(program)
+        self._point_run(program, ctx_address)
         try:
             return self.engine.run(program, self.machine, [ctx_address], budget)
         finally:
@@ -126,9 +124,7 @@ class Sandbox:
         prog = self.program(program)
         region = self.memory.add("context", bytearray(ctx), writable=ctx_writable, kind="context")
         try:
-            run = self.machine.native_run()
-            run.ctx_addr = region.base
-            run.program_id = self.env.programs.id_of(prog)
+            self._point_run(prog, region.base)
             native = getattr(self.engine, "native_run", None)
             job = native(prog, self.machine, budget) if native else None
             if job is not None:
@@ -141,6 +137,12 @@ class Sandbox:
             return result, (time.perf_counter_ns() - start) / max(repeat, 1)
         finally:
             self.memory.remove(region)
+
+    def _point_run(self, program: Program, ctx_address: int) -> None:
+        """Tell the native run context which program runs on which context."""
+        run = self.machine.native_run()
+        run.ctx_addr = ctx_address
+        run.program_id = self.env.programs.id_of(program)
 
     def helper_name(self, helper_id: int) -> str:
         return HELPER_NAMES.get(helper_id, f"helper {helper_id}")

@@ -46,8 +46,8 @@ from .engine import (DEFAULT_BUDGET, Code, Engine, HelperError, Machine, RunResu
                      TailCall, VmFault, fault_site, invoke_helper, memory_fault, register_engine)
 from .interpreter import Interpreter
 from .memory import MemoryFault
-from .semantics import (ROWS, TERMINATORS, Checked, ProgramError, block_starts, check,
-                        condition, emit)
+from .semantics import (ROWS, TERMINATORS, Checked, ProgramError, block_pcs, block_starts,
+                        check, condition, emit)
 
 I1, I8, I16, I32, I64 = (ir.IntType(b) for b in (1, 8, 16, 32, 64))
 INT = {1: I8, 2: I16, 4: I32, 8: I64}
@@ -261,19 +261,13 @@ def _checkpoints(chk: Checked, starts: list[int]) -> dict[int, int]:
         if start >= n:
             blocks[start] = (1, [])      # "ran past the end" counts as one, as in _block
             continue
-        pc, length = start, 0
-        while True:
-            length += 1
-            kind = ROWS[chk.insns[pc].opcode].kind
-            if kind in TERMINATORS:
-                break
-            pc = chk.next_pc(pc)
-            if pc in lead:
-                break
-        insn = chk.insns[pc] if kind in TERMINATORS else None
+        pcs = block_pcs(chk, start, lead)
+        length, pc = len(pcs), pcs[-1]
+        insn = chk.insns[pc]
+        kind = ROWS[insn.opcode].kind
         succ: list[int] = []
         if kind not in TERMINATORS:
-            succ = [pc]
+            succ = [chk.next_pc(pc)]
         elif kind == "exit":
             pass
         elif kind == "call" and insn.src == op.CALL_LOCAL:
@@ -630,16 +624,7 @@ class _Translator:
         b = self.b
         chk = self.chk
         b.position_at_end(self.block[start])
-        pcs = []
-        if start < chk.n:
-            pc = start
-            while True:
-                pcs.append(pc)
-                if ROWS[chk.insns[pc].opcode].kind in TERMINATORS:
-                    break
-                pc = chk.next_pc(pc)
-                if pc in lead:
-                    break
+        pcs = block_pcs(chk, start, lead)
         length = max(len(pcs), 1)
         cnt = b.load(self.count)
         new = b.add(cnt, _k(length))
@@ -733,7 +718,6 @@ class _Translator:
         b.branch(self.block[target])
 
     def _call_helper(self, helper_id: int, pc: int, count) -> None:
-        b = self.b
         array = self.arrays.get(self.r1_map) if helper_id == 1 and \
             helper_id in self.native_ids else None
         if array is not None:

@@ -345,6 +345,21 @@ def condition(E: Emitter, insn: Instruction) -> Any:
     return E.cmp(CONDITIONS[row.op], d, s)
 
 
+def block_pcs(chk: Checked, start: int, lead: set[int]) -> list[int]:
+    """The pcs of the block at `start` (up to its terminator or the next leader in `lead`);
+    empty for the pseudo-block n ("ran past the end")."""
+    pcs: list[int] = []
+    pc = start
+    while pc < chk.n:
+        pcs.append(pc)
+        if ROWS[chk.insns[pc].opcode].kind in TERMINATORS:
+            break
+        pc = chk.next_pc(pc)
+        if pc in lead:
+            break
+    return pcs
+
+
 def block_starts(chk: Checked) -> list[int]:
     """Where basic blocks start: pc 0, jump and call targets, the pc after each terminator, and
     n (the pseudo-instruction "ran past the end")."""

@@ -173,7 +173,8 @@ class EmulatedHook:
         self._links_version = 0
         self._replaying = False
         self._fault_warned: set[str] = set()
-        self._rings: list[list] = []   # [name, loaded object, ring map, drops already told]
+        # [name, loaded object, ring map, drops seen, told during the current run of drops]
+        self._rings: list[list] = []
 
     # -- objects and programs -----------------------------------------------------------------
     def load(self, path: str | os.PathLike | ElfObject, *, engine: str | None = None) -> LoadedObject:
@@ -192,7 +193,7 @@ class EmulatedHook:
         for name in obj.maps:          # ring buffers, watched for drops by _notice
             m = loaded.sandbox.maps.get(obj.map(name).name)
             if hasattr(m, "records") and isinstance(getattr(m, "dropped", None), int):
-                self._rings.append([name, loaded, m, 0])
+                self._rings.append([name, loaded, m, 0, False])
         return loaded
 
     def attach(self, program: Program | LoadedObject, name: str | None = None) -> Link:
@@ -249,9 +250,11 @@ class EmulatedHook:
         return verdict
 
     # -- what must not go unnoticed ---------------------------------------------------------------
-    def _notice(self, faults: Iterable[str]) -> None:
+    def _notice(self, faults: Iterable[str], replay: bool = False) -> None:
         """Warn, once per program, that it faulted (an allowed-looking event that was not a
-        decision), and whenever a ring buffer dropped records since the last look."""
+        decision), and when a ring buffer drops records: at the end of a replay, with its count;
+        for injected events, when drops start (a ring that stays full drops on every event, and
+        says so once until an event goes through without a drop)."""
         for message in faults:
             program = message.split(":", 1)[0]
             if program not in self._fault_warned:
@@ -261,10 +264,10 @@ class EmulatedHook:
                     f"fails; the verdict row says faulted=True; later faults of {program} are "
                     f"only in the rows)"), stacklevel=3)
         for ring in self._rings:
-            name, obj, m, seen = ring
+            name, obj, m, seen, told = ring
             dropped = m.dropped
-            if dropped > seen:
-                ring[3] = dropped
+            ring[3], ring[4] = dropped, dropped > seen and not replay
+            if dropped > seen and (replay or not told):
                 warnings.warn(RecordsDropped(
                     f"ring buffer {name} ({Path(obj.path).name}): {dropped - seen:,} record(s) "
                     f"dropped (full: nothing reads it; {len(m.records()):,} waiting, "
@@ -395,9 +398,9 @@ class EmulatedHook:
             self._replaying = False
         if len(out) and "faults" in out.columns:
             faults = out["faults"].dropna()
-            self._notice(faults.drop_duplicates().tolist()[:100])
+            self._notice(faults.drop_duplicates().tolist()[:100], replay=True)
         else:
-            self._notice([])
+            self._notice([], replay=True)
         return out
 
     def _replay_events(self, events, progress: bool | None) -> "pd.DataFrame":

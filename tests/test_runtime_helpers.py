@@ -171,3 +171,57 @@ def test_perf_event_output(results):
     assert frame["data"][0] == struct.pack("<I", 0xABCD)
     # BPF_F_CTXLEN 6: the first 6 bytes of the command line ("abc" in UTF-16) are appended
     assert frame["data"][1] == struct.pack("<I", 0xABCD) + "abc".encode("utf-16-le")
+
+
+# eBPF for Windows libs/execution_context/ebpf_core.c `_ebpf_core_trace_printk`: fmt_size must be
+# 2..511 (else -1) and is checked first; without a trace session for the printk keyword it
+# returns 0 before validating anything; libs/runtime/ebpf_platform.c `ebpf_platform_printk`
+# formats with RtlStringCchVPrintfA into 554 bytes (with the NUL): longer output is -1. Windows
+# is LLP64: `long` is 32 bits, so %ld/%lx print the low half of the 64-bit argument.
+PRINTK_RULES = r"""
+#include "bpf_helpers.h"
+#include "ebpf_ntos_hooks.h"
+
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __type(key, uint32_t); __type(value, int64_t); __uint(max_entries, 16); } out SEC(".maps");
+static __always_inline void put(uint32_t k, int64_t v) { bpf_map_update_elem(&out, &k, &v, BPF_ANY); }
+#define X10 "xxxxxxxxxx"
+#define X100 X10 X10 X10 X10 X10 X10 X10 X10 X10 X10
+static const char fits[] = "%lld%lld%lld" X100 X100 X100 X100 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+static const char over[] = "%lld%lld%lld" X100 X100 X100 X100 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
+SEC("process") int Rules(process_md_t* ctx)
+{
+    int64_t big = (1LL << 32) + 5, min = -9223372036854775807LL - 1;
+    put(0, bpf_printk("ld=%ld lx=%lx lld=%lld", big, big, big));
+    put(1, bpf_trace_printk5(fits, sizeof(fits), min, min, min));
+    put(2, bpf_trace_printk5(over, sizeof(over), min, min, min));
+    char one[1] = {0};
+    put(3, bpf_trace_printk2(one, 1));
+    char bare[3] = {'a', 'b', 'c'};          /* no NUL: EFW's terminator lands on 'c' */
+    put(4, bpf_trace_printk2(bare, 3));
+    put(5, bpf_printk("bad %s", 1));
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("session", [True, False])
+def test_printk_follows_efw(compile_bpf, session):
+    path = compile_bpf(PRINTK_RULES, "printk_rules")
+    hook = ntoslab.emulator(trace_session=session)
+    obj = hook.load(path)
+    hook.attach(obj.program("Rules"))
+    hook.inject(ntoslab.ProcessEvent.create(5, 1, "x", "x"))
+    out = {int.from_bytes(k, "little"): int.from_bytes(v, "little", signed=True)
+           for k, v in obj.map("out").items()}
+    texts = list(obj.printk()["text"]) if len(obj.printk()) else []
+    assert out[3] == -1                      # fmt_size < 2 fails before the session check
+    if not session:
+        assert [out[i] for i in (0, 1, 2, 4, 5)] == [0] * 5 and texts == []
+        return
+    # 3 × 20 characters of INT64_MIN and 493 / 494 x: 553 fits in 554 with the NUL, 554 not
+    assert out[1] == 60 + 493 and out[2] == -1
+    assert texts[0] == "ld=5 lx=5 lld=4294967301" and out[0] == len(texts[0])
+    assert out[4] == 2 and texts[-1] == "ab"
+    assert out[5] == -1
+    assert len(texts) == 3                   # the refused ones record nothing

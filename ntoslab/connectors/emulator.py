@@ -97,6 +97,7 @@ class LoadedObject:
         self.hook = hook
         self.current: ProcessContext | None = None
         self.sandbox = _ProcessSandbox(obj, self, engine=engine, ncpus=hook.ncpus, seed=hook.seed)
+        self.sandbox.state.trace_session = hook.trace_session
 
     @property
     def programs(self) -> list[Program]:
@@ -154,8 +155,10 @@ class EmulatedHook:
     kind = "emulator"
 
     def __init__(self, engine: str = "jit", *, ncpus: int = 1, seed: int | None = 0,
-                 budget: int = DEFAULT_BUDGET, boot_time: int | None = None) -> None:
+                 budget: int = DEFAULT_BUDGET, boot_time: int | None = None,
+                 trace_session: bool = True) -> None:
         self.engine = engine
+        self.trace_session = trace_session
         self.ncpus = ncpus
         self.seed = seed
         self.budget = budget

@@ -303,15 +303,26 @@ HELPER(csum_diff) {
 }
 
 /* -- printk ---------------------------------------------------------------------------------- */
-/* EFW's trace_printk format rules: %d %i %u %x with an optional l or ll, and %%; as many
-   specifiers as arguments; a trailing newline is dropped. Returns the length or -1. */
+/* EFW's trace_printk (libs/execution_context/ebpf_core.c `_ebpf_core_trace_printk`, then
+   libs/runtime/ebpf_platform.c `ebpf_platform_printk`):
+   - the format's text is its first fmt_size bytes with the terminator placed as EFW places it:
+     over the next-to-last byte when that is a newline, else over the last byte (a well-formed
+     format ends "...\n\0" or "...\0"), then up to the first NUL;
+   - specifiers: %d %i %u %x, each with an optional l or ll, and %%; anything else, or a count
+     different from the arguments, gives -1;
+   - Windows is LLP64: %d and %ld (and %lx ...) print the low 32 bits of the argument, only
+     %lld/%llx print 64 bits (RtlStringCchVPrintfA reading each 8-byte argument slot);
+   - the output buffer is PLATFORM_PRINTK bytes with its NUL: a longer output gives -1.
+   Returns the output length or -1. */
+#define PLATFORM_PRINTK 554
 NTL_API int32_t ntl_format_printk(const char *fmt, uint64_t fmt_len, const uint64_t *args,
                                   uint32_t nargs, char *out, uint64_t out_cap) {
+    if (fmt_len < 2)
+        return -1;
+    uint64_t cut = fmt[fmt_len - 2] == '\n' ? fmt_len - 2 : fmt_len - 1;
     uint64_t len = 0;
-    while (len < fmt_len && fmt[len])
+    while (len < cut && fmt[len])
         len++;
-    if (len && fmt[len - 1] == '\n')
-        len--;
     uint64_t o = 0;
     uint32_t n = 0;
 #define EMIT(c)                                                                                 \
@@ -320,6 +331,29 @@ NTL_API int32_t ntl_format_printk(const char *fmt, uint64_t fmt_len, const uint6
             out[o] = (c);                                                                       \
         o++;                                                                                    \
     } while (0)
+    /* validate first, as EFW does, then format */
+    for (uint64_t i = 0; i < len; i++) {
+        if (fmt[i] != '%')
+            continue;
+        if (i + 1 >= len)
+            return -1;
+        if (fmt[i + 1] == '%') {
+            i++;
+            continue;
+        }
+        uint64_t j = i + 1;
+        if (fmt[j] == 'l')
+            j++;
+        if (j < len && j == i + 2 && fmt[j] == 'l')
+            j++;
+        if (j >= len || !strchr("diux", fmt[j]) || !fmt[j])
+            return -1;
+        n++;
+        i = j;
+    }
+    if (n != nargs)
+        return -1;
+    n = 0;
     for (uint64_t i = 0; i < len;) {
         char ch = fmt[i];
         if (ch != '%') {
@@ -327,24 +361,20 @@ NTL_API int32_t ntl_format_printk(const char *fmt, uint64_t fmt_len, const uint6
             i++;
             continue;
         }
-        if (i + 1 < len && fmt[i + 1] == '%') {
+        if (fmt[i + 1] == '%') {
             EMIT('%');
             i += 2;
             continue;
         }
         uint64_t j = i + 1;
         int longs = 0;
-        while (j < len && fmt[j] == 'l' && longs < 2) {
+        while (fmt[j] == 'l' && longs < 2) {
             longs++;
             j++;
         }
-        if (j >= len || n >= nargs)
-            return -1;
         char conv = fmt[j];
-        if (conv != 'd' && conv != 'i' && conv != 'u' && conv != 'x')
-            return -1;
         uint64_t v = args[n++];
-        int wide = longs > 0;
+        int wide = longs == 2; /* LLP64: long is 32 bits */
         if (!wide)
             v &= 0xFFFFFFFFull;
         char digits[24];
@@ -370,7 +400,7 @@ NTL_API int32_t ntl_format_printk(const char *fmt, uint64_t fmt_len, const uint6
         i = j + 1;
     }
 #undef EMIT
-    if (n != nargs)
+    if (o > PLATFORM_PRINTK - 1) /* RtlStringCchVPrintfA: STATUS_BUFFER_OVERFLOW */
         return -1;
     return (int32_t)o;
 }
@@ -411,6 +441,9 @@ static uint64_t printk(ntl_run *run, uint32_t id, uint64_t fmt, uint64_t fmt_siz
     fmt_size &= 0xFFFFFFFFull;
     if (fmt_size < 2 || fmt_size > MAX_PRINTK - 1)
         return (uint64_t)-1;
+    /* no trace session listening for the printk keyword: 0, before anything is validated */
+    if (!run->env->printk_session)
+        return 0;
     const uint8_t *f = ntl_arg(run, id, fmt, fmt_size, 0);
     if (!f)
         return FAILED;

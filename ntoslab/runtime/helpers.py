@@ -58,7 +58,10 @@ def format_printk(fmt: bytes, args: tuple[int, ...]) -> str | None:
     """Format as EFW's trace_printk does (the native formatter), or None when it would refuse.
 
     Only %d %i %u %x with an optional l or ll are allowed, plus %%; the number of specifiers must
-    equal the number of arguments; a trailing newline is dropped.
+    equal the number of arguments; a trailing newline is dropped. `fmt` is the whole format
+    buffer the program passes (fmt_size bytes, normally ending in NUL): EFW puts its terminator
+    over the last byte, or over a newline just before it. Windows is LLP64, so %ld and %lx print
+    32 bits; only %lld/%llx print 64. An output longer than 553 characters gives None (-1).
     """
     out = ctypes.create_string_buffer(4 * MAX_PRINTK_STRING_SIZE + 64 * len(args) + len(fmt))
     a = (ctypes.c_uint64 * max(len(args), 1))(*[x & 0xFFFF_FFFF_FFFF_FFFF for x in args])
@@ -110,6 +113,16 @@ class HelperState:
     @printk_enabled.setter
     def printk_enabled(self, value: bool) -> None:
         self._values.printk_enabled = int(bool(value))
+
+    @property
+    def trace_session(self) -> bool:
+        """Whether an ETW session listens for EFW's printk keyword. Without one, trace_printk
+        returns 0 and records nothing (EFW checks this before validating the format)."""
+        return bool(self._values.printk_session)
+
+    @trace_session.setter
+    def trace_session(self, value: bool) -> None:
+        self._values.printk_session = int(bool(value))
 
     @property
     def printk(self) -> list[PrintkRecord]:

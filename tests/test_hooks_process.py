@@ -13,8 +13,8 @@ from ntoslab.vm.memory import AddressSpace
 HEAD = '#include "bpf_helpers.h"\n#include "ebpf_ntos_hooks.h"\n'
 
 
-def hook_with(compile_bpf, *sources: tuple[str, str]):
-    hook = ntoslab.emulator()
+def hook_with(compile_bpf, *sources: tuple[str, str], engine: str = "jit"):
+    hook = ntoslab.emulator(engine)
     objs = []
     for name, src in sources:
         obj = hook.load(compile_bpf(HEAD + src, name))
@@ -204,17 +204,35 @@ SEC("process") int Who(process_md_t* ctx) {
 """
 
 
-def test_pid_tgid_is_the_creator_on_create_and_the_process_on_delete(compile_bpf):
-    hook, (obj,) = hook_with(compile_bpf, ("who", PIDTGID))
+@pytest.mark.parametrize("engine", ["jit", "interpreter"])
+def test_pid_tgid_is_the_creator_on_create_and_the_process_on_delete(compile_bpf, engine):
+    # ntosebpfext ntos_ebpf_ext_process.c `_ebpf_process_create_process_notify_routine_ex` runs
+    # the programs in the notify callback: on create in the creating thread (PsGetCurrentThreadId
+    # = CreatingThreadId), on exit in the process's last exiting thread, never thread 0
+    hook, (obj,) = hook_with(compile_bpf, ("who", PIDTGID), engine=engine)
     hook.inject(ProcessEvent.create(50, 40, "x", "x", creator=30, creator_thread=31, time=10**9))
     hook.inject(ProcessEvent.delete(50, time=3 * 10**9))
     ids = obj.map("ids")
     assert int.from_bytes(ids[0], "little") == (30 << 32) | 31
-    assert int.from_bytes(ids[1], "little") == 50 << 32
+    assert int.from_bytes(ids[1], "little") == (50 << 32) | 54     # no log names it: pid + 4
     # ktime follows event times: the second event is 2 s after the first
     first_boot = hook.boot_time
     assert int.from_bytes(ids[2], "little") == 3 * 10**9 - first_boot
     assert int.from_bytes(ids[3], "little", signed=True) == -1   # EFW core answers -1
+    hook.inject(ProcessEvent.delete(50, exit_thread_id=7124, time=4 * 10**9))
+    assert int.from_bytes(ids[1], "little") == (50 << 32) | 7124
+
+
+def test_pid_tgid_on_delete_in_batch_replay(compile_bpf):
+    """The same thread on the native batch path, from an `exit_thread_id` column or not."""
+    import pandas as pd
+    hook, (obj,) = hook_with(compile_bpf, ("who", PIDTGID))
+    frame = pd.DataFrame({"operation": ["delete", "delete"], "process_id": [60, 61],
+                          "exit_thread_id": pd.array([None, 9000], dtype="Int64")})
+    hook.replay(frame.iloc[:1], progress=False)
+    assert int.from_bytes(obj.map("ids")[1], "little") == (60 << 32) | 64
+    hook.replay(frame.iloc[1:], progress=False)
+    assert int.from_bytes(obj.map("ids")[1], "little") == (61 << 32) | 9000
 
 
 FAULTY = r"""

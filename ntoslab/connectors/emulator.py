@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from ..elf import ElfObject, Program, load
 from ..hooks.batch import Chain, pack
 from ..hooks.process import (PROCESS_HELPERS, ProcessContext, ProcessEvent, ProcessWindows,
-                             EventError, denies, pack_event, status_of)
+                             EventError, denies, exit_thread, pack_event, status_of)
 from ..runtime import Sandbox
 from ..vm.engine import DEFAULT_BUDGET, ProgramError, VmFault
 from .views import MapView, PerfView, RingBufView, printk_frame
@@ -311,7 +311,8 @@ class EmulatedHook:
         if event.is_create:
             pid_tgid = (event.creating_process_id << 32) | (event.creating_thread_id & 0xFFFFFFFF)
         else:
-            pid_tgid = event.process_id << 32
+            pid_tgid = (event.process_id << 32) | exit_thread(event.process_id,
+                                                               event.exit_thread_id)
         for link in list(self.links):
             box = link.loaded.sandbox
             v = box.env.values

@@ -295,6 +295,7 @@ class Decoder:
             "delete", raw.pid, time=self.clock.utc_ns(raw.time_ns),
             creation_time=self.clock.filetime(raw.start_ns),
             exit_time=self.clock.filetime(raw.time_ns), exit_code=exit_code_of(raw.exit_status),
+            exit_thread_id=raw.tid,
             image_path=known[0] if known else "", command_line=known[1] if known else "",
             host=self.host, source=SOURCE, process_key=self.key_of(raw.pid, raw.start_ns)))
         return out

@@ -23,11 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .process import (COMMAND_WINDOW_BASE, TOKEN_SID_MAX_SIZE, EventError, ProcessEvent,
-                      account_strings, pack_event, sid_to_bytes)
+                      account_strings, exit_thread, pack_event, sid_to_bytes)
 
 INT_COLUMNS = ("process_id", "parent_process_id", "creating_process_id", "creating_thread_id",
                "creation_time", "exit_time", "exit_code", "cpu", "logon_id", "is_admin",
-               "process_start_key", "thread_create_time")
+               "process_start_key", "thread_create_time", "exit_thread_id")
 TEXT_COLUMNS = ("image_path", "command_line", "token_sid", "account_name", "account_domain",
                 "process_key")
 MAX_COMMAND = 0xFFFF
@@ -71,6 +71,7 @@ class Packed:
     is_admin: np.ndarray
     cpu: np.ndarray
     creator_inferred: np.ndarray
+    exit_tid: np.ndarray
     text: dict = field(default_factory=dict)   # image_path, command_line, process_key (arrow)
     errors: dict[int, str] = field(default_factory=dict)
 
@@ -367,7 +368,9 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1) -> Packed:
                 is_create=is_create.astype(np.uint8), time=time, logon_id=ints["logon_id"][0],
                 start_key=ints["process_start_key"][0], thread_time=ints["thread_create_time"][0],
                 is_admin=is_admin, cpu=ints["cpu"][0] % max(1, ncpus),
-                creator_inferred=creator_inferred)
+                creator_inferred=creator_inferred,
+                exit_tid=np.where(ints["exit_thread_id"][1], pid + 4,
+                                  ints["exit_thread_id"][0]) & 0xFFFF_FFFF)
     cols = {k: pick(v) for k, v in cols.items()}
     if not everything or records:
         cols = {k: v.copy() for k, v in cols.items()}
@@ -405,6 +408,7 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1) -> Packed:
         cols["time"][k] = ev.time
         cols["logon_id"][k], cols["start_key"][k], cols["thread_time"][k] = \
             ev.logon_id, ev.process_start_key, ev.thread_create_time
+        cols["exit_tid"][k] = exit_thread(ev.process_id, ev.exit_thread_id)
         inferred = row.get("creator_inferred")
         if _absent(inferred):
             inferred = ev.is_create and _absent(row.get("creating_process_id"))
@@ -429,7 +433,8 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1) -> Packed:
         u(cols["img_len"]), cols["name_off"], cols["name_len"], cols["dom_off"],
         cols["dom_len"], cols["is_create"], cols["time"], u(cols["logon_id"]),
         u(cols["start_key"]), u(cols["thread_time"]), cols["is_admin"],
-        cols["cpu"].astype(np.uint32), cols["creator_inferred"].astype(bool), text, errors)
+        cols["cpu"].astype(np.uint32), cols["creator_inferred"].astype(bool),
+        u(cols["exit_tid"]), text, errors)
 
 
 def _absent(value: Any) -> bool:
@@ -471,7 +476,8 @@ class Chain:
                     ("img_off", "<u8"), ("img_len", "<u8"), ("name_off", "<i8"),
                     ("name_len", "<i8"), ("dom_off", "<i8"), ("dom_len", "<i8"),
                     ("time", "<i8"), ("logon_id", "<u8"), ("start_key", "<u8"),
-                    ("thread_time", "<u8"), ("is_admin", "<i8"), ("is_create", "u1")],
+                    ("thread_time", "<u8"), ("is_admin", "<i8"), ("exit_tid", "<u8"),
+                    ("is_create", "u1")],
                    align=True)
     STRING_ROOM = 4 * 0x10000     # command line, image, account name and domain
 
@@ -595,7 +601,7 @@ class Chain:
             "pid", "ppid", "cpid", "ctid", "ctime", "etime", "exit_code", "sid", "sid_table",
             "sid_size", "raw", "raw_table", "strings", "cmd_off", "cmd_len", "img_off",
             "img_len", "name_off", "name_len", "dom_off", "dom_len", "is_create", "time",
-            "logon_id", "start_key", "thread_time", "is_admin", "cpu")}
+            "logon_id", "start_key", "thread_time", "is_admin", "cpu", "exit_tid")}
         arrays.update(status=status, decided_by=decided, instructions=instructions,
                       programs_run=programs_run, now=now)
         b = self._batch(arrays, n, clock)
@@ -688,6 +694,7 @@ class Chain:
         one.logon_id = event.logon_id & 0xFFFF_FFFF_FFFF_FFFF
         one.start_key = event.process_start_key & 0xFFFF_FFFF_FFFF_FFFF
         one.thread_time = event.thread_create_time & 0xFFFF_FFFF_FFFF_FFFF
+        one.exit_tid = exit_thread(event.process_id, event.exit_thread_id)
         one.is_admin = -1 if event.is_admin is None else event.is_admin
         one.is_create = event.is_create
         b.event_base = index

@@ -109,7 +109,9 @@ class ProcessEvent:
 
     Times: `time` is UTC nanoseconds; `creation_time`/`exit_time` are FILETIME ticks.
     Emulator-only fields: `cpu` (which CPU the callback runs on), `logon_id`, `is_admin`,
-    `process_start_key`, `thread_create_time` (answers for helpers 20, 21, 33, 34).
+    `process_start_key`, `thread_create_time` (answers for helpers 20, 21, 33, 34), and
+    `exit_thread_id`: the thread whose exit ends the process, which runs the delete callback
+    and so is the low half of `bpf_get_current_pid_tgid` there (see `exit_thread`).
     """
 
     operation: str
@@ -148,6 +150,7 @@ class ProcessEvent:
     token_elevation_type: str | None = None
     mandatory_label: str | None = None
     subject_logon_id: int | None = None
+    exit_thread_id: int | None = None
 
     def __post_init__(self) -> None:
         if self.operation not in ("create", "delete"):
@@ -200,7 +203,7 @@ INT_FIELDS = {"process_id", "time", "parent_process_id", "creating_process_id",
               "creating_thread_id", "creation_time", "exit_time", "exit_code", "cpu", "logon_id",
               "is_admin", "process_start_key", "thread_create_time"}
 FILETIME_FIELDS = {"creation_time", "exit_time"}
-INT_FIELDS.add("subject_logon_id")
+INT_FIELDS.update(("subject_logon_id", "exit_thread_id"))
 
 
 def _coerce(key: str, value: Any, where: str) -> Any:
@@ -430,6 +433,14 @@ def build_context(event: ProcessEvent, memory: AddressSpace) -> ProcessContext:
     ctx = windows.fill(event)
     ctx.owned = True
     return ctx
+
+
+def exit_thread(process_id: int, exit_thread_id: int | None) -> int:
+    """The thread `bpf_get_current_pid_tgid` names on a delete. Windows calls the exit callback
+    on the process's last exiting thread (PsGetCurrentThreadId there is never 0), but no log
+    records that thread: without `exit_thread_id` ntoslab uses `process_id + 4`, the client ID
+    Windows often gives a process's first thread (a stand-in, not a Windows fact)."""
+    return (process_id + 4 if exit_thread_id is None else exit_thread_id) & 0xFFFF_FFFF
 
 
 def status_of(r0: int) -> int:

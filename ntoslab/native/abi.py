@@ -116,7 +116,8 @@ class Batch(C.Structure):
                 ("instructions", vp), ("programs_run", vp), ("now", vp), ("next_event", u64),
                 ("next_link", u32), ("fault_link", u32), ("fault_status", C.c_int32),
                 ("pad", u32), ("context", C.c_uint8 * 144), ("pid_tgid", u64),
-                ("link_status", vp), ("link_count", vp), ("event_base", u64)]
+                ("link_status", vp), ("link_count", vp), ("event_base", u64),
+                ("exit_tid", vp)]
 
 
 PYTHON_HELPER = C.CFUNCTYPE(u64, C.POINTER(Run), u64)

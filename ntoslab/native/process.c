@@ -150,6 +150,7 @@ typedef struct ntl_batch {
     int64_t *link_status;
     uint64_t *link_count;
     uint64_t event_base;        /* the hook's index of event 0 (what recorders attribute to) */
+    const uint64_t *exit_tid;   /* delete: the exiting thread (bpf_get_current_pid_tgid) */
 } ntl_batch;
 
 static int record(ntl_recorder *rec, uint64_t event) {
@@ -245,9 +246,10 @@ static void build_context(ntl_batch *b, uint64_t i) {
             c[68] = 1; /* PROCESS_OPERATION_DELETE */
         }
     }
-    /* what bpf_get_current_pid_tgid answers: the creator on create, the process on delete */
+    /* what bpf_get_current_pid_tgid answers: the creator on create, the process and its
+       exiting thread on delete */
     b->pid_tgid = b->is_create[i] ? (get64(c + 32) << 32) | (get64(c + 40) & 0xFFFFFFFFull)
-                                  : get64(c + 16) << 32;
+                                  : (get64(c + 16) << 32) | (b->exit_tid[i] & 0xFFFFFFFFull);
 }
 
 static void setup_event(const ntl_batch *b, uint64_t i, ntl_link *l, int64_t now) {

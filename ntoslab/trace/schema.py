@@ -136,12 +136,14 @@ EXTRA_COLUMNS = ["creator_inferred", "parent_image", "process_guid", "parent_pro
                  # kept from the logs for hunting (null where a source lacks them)
                  "original_file_name", "description", "product", "company", "hashes",
                  "integrity_level", "current_directory", "user", "logon_id",
-                 "token_elevation_type", "mandatory_label", "subject_logon_id"]
+                 "token_elevation_type", "mandatory_label", "subject_logon_id",
+                 # the thread that ran the exit callback (no Windows log records it)
+                 "exit_thread_id"]
 
 TIME_DTYPE = "datetime64[ns, UTC]"
 INT_COLUMNS = ["process_id", "parent_process_id", "creating_process_id", "creating_thread_id",
                "creation_time", "exit_time", "exit_code", "event_id", "record_id",
-               "record_number", "logon_id", "subject_logon_id"]
+               "record_number", "logon_id", "subject_logon_id", "exit_thread_id"]
 STRING_COLUMNS = ["operation", "image_path", "command_line", "token_sid", "account_name",
                   "account_domain", "host", "source", "process_key", "parent_key", "parent_image",
                   "process_guid", "parent_process_guid", "link", "file", "original_file_name",

@@ -11,7 +11,10 @@ True
 """
 from __future__ import annotations
 
-from .connectors.emulator import EmulatedHook, LoadedObject, Verdict, emulator
+from .connectors.emulator import (AccountsUnresolved, EmulatedHook, LoadedObject, ProgramFaulted,
+                                  RecordsDropped, Verdict, emulator)
+from .hooks.accounts import AccountTable
+from .hooks.notify_context import TestRunRefused
 from .connectors.live import LiveUnavailable, live
 from .elf import ElfLoadError, ElfObject, MapSpec, Program, load, load_bytes
 from .isa.assembler import AssemblyError, assemble
@@ -38,7 +41,8 @@ def load_ipython_extension(ipython) -> None:
     from .magics import load_ipython_extension as load
     load(ipython)
 
-__all__ = ["AssemblyError", "ENGINES", "ElfLoadError", "ElfObject", "EmulatedHook", "Engine",
+__all__ = ["AccountTable", "AccountsUnresolved", "ProgramFaulted", "RecordsDropped", "TestRunRefused",
+           "AssemblyError", "ENGINES", "ElfLoadError", "ElfObject", "EmulatedHook", "Engine",
            "Interpreter", "LoadedObject", "Machine", "MapSpec", "ProcessEvent", "Program",
            "ProgramError", "RawCode", "RunResult", "Sandbox", "Verdict", "VmFault", "assemble",
            "debugger", "emulator", "get_engine", "live", "LiveUnavailable", "load", "load_bytes", "read_events"]

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from ntoslab.connectors import windows as w
+from ntoslab.hooks import notify_context as nc
 from ntoslab.connectors.libbpf import LibbpfUnavailable, TestRun
 from ntoslab.hooks.process import EventError, ProcessEvent
 
@@ -35,7 +36,7 @@ def test_create_context_and_strings_byte_for_byte():
                              creator=1001, creator_thread=77, creation_time=133_000_000_000_000_123,
                              token_sid="S-1-5-18", account_name="SYSTEM",
                              account_domain="NT AUTHORITY")
-    packed = w.pack_test_run_context(ev)
+    packed = nc.pack_test_run_context(ev)
     # hand-computed: 64-byte header, process_md_t at 64 (reference §1.3 offsets + 64),
     # PEPROCESS 208, create_info 216, UNICODE_STRINGs 224/240/256/272, lookup flag 288
     want = bytearray(296)
@@ -68,7 +69,7 @@ def test_create_context_and_strings_byte_for_byte():
 
 def test_delete_context_byte_for_byte():
     ev = ProcessEvent.delete(4242, exit_code=-1, creation_time=111, exit_time=222)
-    packed = w.pack_test_run_context(ev)
+    packed = nc.pack_test_run_context(ev)
     want = bytearray(296)
     u64(want, 64 + 16, 4242)
     u64(want, 64 + 48, 111)
@@ -81,21 +82,21 @@ def test_delete_context_byte_for_byte():
 
 def test_account_lookup_and_maximum_lengths():
     ev = ProcessEvent.create(pid=1, parent=2, command_line="a", token_sid="S-1-5-18")
-    packed = w.pack_test_run_context(ev)
+    packed = nc.pack_test_run_context(ev)
     assert packed.ctx[288] == 0          # no names given: the extension resolves the SID
     assert struct.unpack_from("<HH", packed.ctx, 256) == (0, 0)
-    packed = w.pack_test_run_context(ev, account_lookup_done=True,
+    packed = nc.pack_test_run_context(ev, account_lookup_done=True,
                                      maximum_lengths={"account_name": 200, "command_line": 2})
     assert packed.ctx[288] == 1
     assert struct.unpack_from("<HH", packed.ctx, 256) == (0, 200)
     assert struct.unpack_from("<HH", packed.ctx, 224) == (2, 2)
     with pytest.raises(EventError, match="MaximumLength 1 must be between Length"):
-        w.pack_test_run_context(ev, maximum_lengths={"command_line": 1})
+        nc.pack_test_run_context(ev, maximum_lengths={"command_line": 1})
     with pytest.raises(EventError, match="UNICODE_STRING holds at most 65535"):
-        w.pack_test_run_context(ProcessEvent.create(pid=1, command_line="x" * 40000))
-    w.pack_test_run_context(ProcessEvent.create(pid=1, command_line="x" * 32767))  # 65534 B ok
+        nc.pack_test_run_context(ProcessEvent.create(pid=1, command_line="x" * 40000))
+    nc.pack_test_run_context(ProcessEvent.create(pid=1, command_line="x" * 32767))  # 65534 B ok
     with pytest.raises(EventError, match="token_sid"):
-        w.pack_test_run_context(ProcessEvent.create(pid=1, token_sid="S-1-5-" + "-".join(["1"] * 16)))
+        nc.pack_test_run_context(ProcessEvent.create(pid=1, token_sid="S-1-5-" + "-".join(["1"] * 16)))
 
 
 def test_unpack_round_trip():
@@ -103,8 +104,8 @@ def test_unpack_round_trip():
                              creator=7, creator_thread=6, creation_time=5,
                              token_sid="S-1-5-21-1-2-3-1001", account_name="bob",
                              account_domain="CORP")
-    packed = w.pack_test_run_context(ev)
-    back = w.unpack_test_run_context(packed.ctx, packed.data)
+    packed = nc.pack_test_run_context(ev)
+    back = nc.unpack_test_run_context(packed.ctx, packed.data)
     assert back["operation"] == "create" and back["process_id"] == 9
     assert (back["parent_process_id"], back["creating_process_id"],
             back["creating_thread_id"], back["creation_time"]) == (8, 7, 6, 5)
@@ -112,7 +113,7 @@ def test_unpack_round_trip():
     assert back["account_name"] == "bob" and back["account_domain"] == "CORP"
     assert back["token_sid"] == "S-1-5-21-1-2-3-1001" and back["account_lookup_done"]
     with pytest.raises(ValueError, match="295 bytes"):
-        w.unpack_test_run_context(packed.ctx[:295])
+        nc.unpack_test_run_context(packed.ctx[:295])
 
 
 def test_identifiers():
@@ -224,7 +225,7 @@ def test_inject_runs_programs_in_order_and_a_deny_stops_the_rest():
     assert v.denied and v.status == -1073741790 and v.decided_by == "Deny"
     assert [r.program for r in v.runs] == ["Allow", "Deny"] and later.calls == []
     call = allow.calls[0]
-    packed = w.pack_test_run_context(ev)
+    packed = nc.pack_test_run_context(ev)
     assert call["ctx_in"] == packed.ctx and call["data_in"] == packed.data
     assert call["ctx_out_size"] == 296 and call["data_out_size"] == len(packed.data)
     gone = hook.inject(ProcessEvent.delete(5, exit_code=3))

@@ -40,7 +40,8 @@ def _run(frame: pd.DataFrame, engine: str, mode: str):
         ring = monitor.ringbuf("process_ringbuf").record()
         if mode == "batch":
             verdicts = hook.replay(frame, progress=False)
-        else:
+        else:   # as replay does first: learn the accounts the whole trace shows
+            hook.accounts.learn_frame(frame)
             verdicts = pd.DataFrame([hook.inject(ProcessEvent.from_row(row)).as_row()
                                      for row in frame.to_dict("records")])
         maps = {f"{o}.{name}": sorted(view.items())

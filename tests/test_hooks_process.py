@@ -131,7 +131,10 @@ def test_process_helpers_copy_utf16_without_terminator(compile_bpf):
 
 
 def test_account_helpers_without_sid_return_enoent(compile_bpf):
+    # ntos_ebpf_ext_process.c `_ebpf_process_resolve_account`: token_sid_size == 0 fails, and
+    # `_ebpf_process_get_account_name`/`_domain` then return -ENOENT
     hook, (obj,) = hook_with(compile_bpf, ("helpers", HELPERS))
+    hook.accounts.default_sid = None             # creates without a SID keep none
     hook.inject(ProcessEvent.create(1, 0, "x", "x"))
     o = _out(obj)
     assert o[6] == -2 and o[8] == -2
@@ -139,9 +142,11 @@ def test_account_helpers_without_sid_return_enoent(compile_bpf):
                                     account_name="alice", account_domain="CORP"))
     o = _out(obj)
     assert o[6] == 10 and o[8] == 8
-    # an unknown SID with no account given: SecLookupAccountSid would fail
-    hook.inject(ProcessEvent.create(3, 0, "x", "x", token_sid="S-1-5-21-9-9-9-1002"))
+    # a SID no source knows: SecLookupAccountSid would fail, and the hook says so once
+    with pytest.warns(ntoslab.AccountsUnresolved, match="S-1-5-21-9-9-9-1002"):
+        hook.inject(ProcessEvent.create(3, 0, "x", "x", token_sid="S-1-5-21-9-9-9-1002"))
     assert _out(obj)[6] == -2
+    assert hook.accounts.unresolved == {"S-1-5-21-9-9-9-1002": 1}
 
 
 def test_image_path_is_empty_on_delete(compile_bpf):

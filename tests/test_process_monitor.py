@@ -28,7 +28,7 @@ def scenario():
         E.create(1300, 1000, r"\??\C:\Windows\System32\cmd.exe", LONG_CMD,
              creation_time=133_500_000_010_000_000, token_sid="S-1-5-21-1-2-3-1001",
              account_name="alice", account_domain="CONTOSO"),
-        E.create(1301, 1300, r"\??\C:\x.exe", "x.exe"),                 # no SID: no account
+        E.create(1301, 1300, r"\??\C:\x.exe", "x.exe"),       # no SID: the default, LocalSystem
         E.delete(1300, exit_code=456, creation_time=133_500_000_010_000_000,
                  exit_time=133_500_000_040_000_000),
     ]
@@ -55,7 +55,9 @@ def check_monitor(obj_path: Path):
     assert c.command_line == LONG_CMD and len(c.command_line) == len(LONG_CMD)
     assert (c.token_sid, c.account_name, c.account_domain) == \
         ("S-1-5-21-1-2-3-1001", "alice", "CONTOSO")
-    assert pd.isna(x.token_sid) and pd.isna(x.account_name) and pd.isna(x.account_domain)
+    # every Windows create carries its token's SID (ntos_ebpfext_unit.cpp "process_invoke":
+    # token_sid_size > 0); the emulator's default for an event without one is S-1-5-18
+    assert (x.token_sid, x.account_name, x.account_domain) == ("S-1-5-18", "SYSTEM", "NT AUTHORITY")
     assert (d.operation, d.exit_code, d.exit_time) == ("delete", 456, 133_500_000_040_000_000)
     # the delete is read with the strings its create left in the maps, as on Windows
     assert d.command_line == LONG_CMD

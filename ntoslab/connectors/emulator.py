@@ -9,17 +9,22 @@ from __future__ import annotations
 import bisect
 import html
 import os
+import struct
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..elf import ElfObject, Program, load
+from ..hooks.accounts import DEFAULT_SID, AccountTable
 from ..hooks.batch import Chain, pack
+from ..hooks.notify_context import TEST_CONTEXT_SIZE, close_test_context, open_test_context
 from ..hooks.process import (PROCESS_HELPERS, ProcessContext, ProcessEvent, ProcessWindows,
                              EventError, denies, exit_thread, pack_event, status_of)
 from ..runtime import Sandbox
 from ..vm.engine import DEFAULT_BUDGET, ProgramError, VmFault
+from .libbpf import TestRun
 from .views import MapView, PerfView, RingBufView, printk_frame
 
 if TYPE_CHECKING:
@@ -126,6 +131,59 @@ class LoadedObject:
     def printk(self) -> "pd.DataFrame":
         return printk_frame(self.sandbox.state.printk)
 
+    def test_run(self, program: str | Program | None = None, *, ctx_in: bytes | None,
+                 data_in: bytes | None = None, ctx_out_size: int = TEST_CONTEXT_SIZE,
+                 data_out_size: int = 1 << 20, repeat: int = 1) -> TestRun:
+        """`bpf_prog_test_run_opts` as ntosebpfext serves it for the process type: ctx_in is
+        the 296-byte process_notify_context_t, data_in its strings back to back; the result
+        carries r0, ctx_out and data_out as the extension returns them (see
+        ntoslab.hooks.notify_context for every rule). Refused input raises TestRunRefused
+        (EINVAL); a program fault raises its VmFault. Maps and ring buffers change as for an
+        event (recorded ring records carry the next event's index); no verdict is recorded (a
+        test run invokes the program, not the hook).
+
+        >>> run = obj.test_run(ctx_in=packed.ctx, data_in=packed.data)   # doctest: +SKIP
+        >>> run.status, unpack_test_run_context(run.ctx_out)["token_sid"]   # doctest: +SKIP
+        """
+        import time
+        prog = self.program(program) if isinstance(program, str) else program or \
+            next(p for p in self.programs if p.type == "process")
+        opened = open_test_context(ctx_in, data_in)
+        strings = opened.strings
+        cmd, image = strings["command_line"], strings["image_file_name"]
+        accounts = self.hook.accounts
+        if opened.lookup_done:   # the caller's strings; an empty one failed an earlier lookup
+            name, domain = strings["account_name"], strings["account_domain"]
+            account = (name, domain) if name and domain else None
+        else:
+            found = accounts.resolve(opened.token_sid)
+            account = None if found is None else \
+                (found[0].encode("utf-16-le"), found[1].encode("utf-16-le"))
+        box = self.sandbox
+        base = box.windows.command.base if cmd else 0
+        raw = struct.pack("<QQ", base, base + len(cmd)) + opened.md[16:]
+        event = opened.event()
+        packed = (raw, cmd, image, *(account or (None, None)))
+        ctx = box.windows.fill(event, packed)
+        box.windows.event.account_used = 0
+        self.current = ctx
+        start = time.perf_counter_ns()
+        try:
+            for _ in range(max(repeat, 1)):
+                result = box.run_at(prog, ctx.address, self.hook.budget)
+        finally:
+            self.current = None
+            for recorder in self.hook._recorders:   # as after an event: the next one's index
+                recorder.drain(self.hook._events)
+        elapsed = (time.perf_counter_ns() - start) // max(repeat, 1)
+        resolved = not opened.lookup_done and bool(box.windows.event.account_used)
+        if resolved and account is None and opened.token_sid:
+            accounts.unresolved[opened.token_sid] += 1
+        ctx_out, data_out = close_test_context(opened, account, resolved, ctx_out_size,
+                                               data_out_size)
+        return TestRun(retval=result.r0 & 0xFFFF_FFFF, duration_ns=elapsed, data_out=data_out,
+                       ctx_out=ctx_out)
+
     def __repr__(self) -> str:
         return f"<LoadedObject {self.path}: {[p.name for p in self.programs]}>"
 
@@ -156,9 +214,13 @@ class EmulatedHook:
 
     def __init__(self, engine: str = "jit", *, ncpus: int = 1, seed: int | None = 0,
                  budget: int = DEFAULT_BUDGET, boot_time: int | None = None,
-                 trace_session: bool = True) -> None:
+                 trace_session: bool = True,
+                 accounts: "Mapping[str, Any] | AccountTable | None" = None,
+                 default_sid: str | None = DEFAULT_SID) -> None:
         self.engine = engine
         self.trace_session = trace_session
+        self.accounts = AccountTable(accounts, default_sid=default_sid)
+        self._unresolved_told: set[str] = set()
         self.ncpus = ncpus
         self.seed = seed
         self.budget = budget
@@ -236,7 +298,9 @@ class EmulatedHook:
         """Run every attached program on one event, in attach order; return the verdict."""
         if not isinstance(event, ProcessEvent):
             event = ProcessEvent.from_row(event)
-        packed = pack_event(event)   # a bad event is refused before anything runs
+        if event.token_sid and event.account_name is not None:
+            self.accounts.learn(event.token_sid, event.account_name, event.account_domain)
+        packed = pack_event(event, accounts=self.accounts)   # a bad event is refused here
         index = self._events
         self._events += 1
         verdict = Verdict(index, event.operation, event.process_id, event=event)
@@ -250,7 +314,31 @@ class EmulatedHook:
             callback(verdict)
         if not self._replaying:
             self._notice([r.fault for r in verdict.faults])
+            if self.accounts.unresolved and len(self.accounts.unresolved) > \
+                    len(self._unresolved_told):
+                self._notice_accounts()
         return verdict
+
+    def _notice_accounts(self, before: "Counter | None" = None) -> None:
+        """Warn about SIDs no account source knows (the account helpers returned -2 for them):
+        after a replay, the ones it met; for injected events, each new one once."""
+        table = self.accounts
+        if before is not None:
+            new = table.unresolved - before
+        else:
+            new = Counter({s: n for s, n in table.unresolved.items()
+                           if s not in self._unresolved_told})
+        if not new:
+            return
+        self._unresolved_told.update(new)
+        shown = ", ".join(f"{s} ({n:,})" for s, n in new.most_common(5))
+        more = f" and {len(new) - 5} more" if len(new) > 5 else ""
+        warnings.warn(AccountsUnresolved(
+            f"{sum(new.values()):,} create(s) carry a SID no account source knows: {shown}"
+            f"{more}. The account helpers return -2 (-ENOENT) for them, as Windows does for a "
+            f"SID its LSA cannot resolve. Name them with emulator(accounts={{SID: "
+            f"'DOMAIN\\\\name'}}) or a domain SID -> 'DOMAIN'; hook.accounts lists what is "
+            f"known."), stacklevel=3)
 
     # -- what must not go unnoticed ---------------------------------------------------------------
     def _notice(self, faults: Iterable[str], replay: bool = False) -> None:
@@ -391,6 +479,9 @@ class EmulatedHook:
         if isinstance(events, pd.DataFrame):
             _check_columns(events)
         links = [(link.program, link.loaded.sandbox) for link in self.links]
+        if isinstance(events, pd.DataFrame):
+            self.accounts.learn_frame(events)
+        before = Counter(self.accounts.unresolved)
         self._replaying = True
         try:
             if isinstance(events, pd.DataFrame) and not self.subscribers and \
@@ -405,6 +496,7 @@ class EmulatedHook:
             self._notice(faults.drop_duplicates().tolist()[:100], replay=True)
         else:
             self._notice([], replay=True)
+        self._notice_accounts(before)
         return out
 
     def _replay_events(self, events, progress: bool | None) -> "pd.DataFrame":
@@ -447,7 +539,7 @@ class EmulatedHook:
         with tqdm(total=len(frame), disable=not show, desc="replay", unit="event") as bar:
             for start in range(0, len(frame), BATCH_CHUNK):
                 chunk = frame.iloc[start:start + BATCH_CHUNK]
-                packed = pack(chunk, start, self.ncpus)
+                packed = pack(chunk, start, self.ncpus, self.accounts)
                 result = chain.run(packed, clock, self._recorders, self._events)
                 parts.append(self._native_rows(chunk, start, packed, result, names))
                 bar.update(len(chunk))
@@ -546,6 +638,10 @@ class ProgramFaulted(UserWarning):
 
 class RecordsDropped(UserWarning):
     """A ring buffer dropped records because nothing read it."""
+
+
+class AccountsUnresolved(UserWarning):
+    """Creates carried SIDs no account source knows (the account helpers returned -2)."""
 
 
 REQUIRED_COLUMNS = ("operation", "process_id")
@@ -735,6 +831,13 @@ VERDICT_COLUMNS = ["index", "operation", "process_id", "status", "status_hex", "
 def emulator(engine: str = "jit", **kw: Any) -> EmulatedHook:
     """A new emulated process hook. Programs run on the JIT (native code, every access checked);
     `engine="interpreter"` runs them on the reference interpreter (the step debugger's engine).
+
+    Options: `ncpus` (per-CPU maps, `cpu` of events), `seed` (get_prandom_u32), `budget`
+    (instructions per run), `boot_time` (UTC ns; default: derived from the first event),
+    `trace_session` (False: no ETW session listens, trace_printk returns 0 and records
+    nothing), `accounts` (SID -> "DOMAIN\\name" or (name, domain), domain SID -> "DOMAIN": what
+    the account helpers resolve beyond the well-known SIDs and the trace's own accounts),
+    `default_sid` (the token SID of creates that carry none; None keeps them without one).
 
     >>> hook = emulator()
     >>> hook.links

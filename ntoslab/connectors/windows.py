@@ -35,9 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from ..hooks.process import (CONTEXT_FORMAT, CONTEXT_SIZE, PROCESS_OPERATION_CREATE,
-                             PROCESS_OPERATION_DELETE, TOKEN_SID_MAX_SIZE, EventError,
-                             ProcessEvent, denies, sid_from_bytes, sid_to_bytes, status_of)
+from ..hooks.notify_context import TEST_CONTEXT_SIZE, pack_test_run_context
+from ..hooks.process import EventError, ProcessEvent, denies, status_of
 from .emulator import ProgramRun, Verdict
 from .libbpf import (BpfLink, BpfMap, BpfObject, BpfProgram, Libbpf, LibbpfError,
                      LibbpfUnavailable, translate)
@@ -53,122 +52,6 @@ BPF_ATTACH_TYPE_PROCESS = 11
 EBPF_EXECUTION_ANY, EBPF_EXECUTION_JIT, EBPF_EXECUTION_INTERPRET, EBPF_EXECUTION_NATIVE = 0, 1, 2, 3
 EXECUTION_NAMES = {0: "any", 1: "jit", 2: "interpret", 3: "native"}
 SOURCE = "windows-live"
-
-# -- the bpf_prog_test_run_opts input of the process type (reference §1.7) --------------------
-TEST_CONTEXT_SIZE = 296
-CONTEXT_HEADER_SIZE = 64                 # uint64_t context_header[8]
-MD_OFFSET = 64                           # process_md_t (144 bytes)
-PROCESS_OFFSET = 208                     # PEPROCESS, forced NULL
-CREATE_INFO_OFFSET = 216                 # PPS_CREATE_NOTIFY_INFO, forced NULL
-STRING_OFFSETS = {"command_line": 224, "image_file_name": 240, "account_name": 256,
-                  "account_domain": 272}  # UNICODE_STRING: USHORT Length, USHORT Max, pad, PWSTR
-ACCOUNT_LOOKUP_DONE_OFFSET = 288         # BOOLEAN
-UNICODE_STRING = struct.Struct("<HH4xQ")
-assert MD_OFFSET + CONTEXT_SIZE == PROCESS_OFFSET
-assert UNICODE_STRING.size == 16 and ACCOUNT_LOOKUP_DONE_OFFSET + 8 == TEST_CONTEXT_SIZE
-
-
-@dataclass(frozen=True)
-class TestRunInput:
-    """ctx_in and data_in for one event, and the strings (UTF-16LE) they carry."""
-
-    __test__ = False     # not a pytest test class
-
-    ctx: bytes
-    data: bytes
-    strings: dict[str, bytes]
-
-
-def _utf16(text: str | None, what: str) -> bytes:
-    raw = (text or "").encode("utf-16-le")
-    if len(raw) > 0xFFFF:
-        raise EventError(f"{what} is {len(raw)} bytes in UTF-16; a UNICODE_STRING holds at "
-                         f"most 65535")
-    return raw
-
-
-def pack_test_run_context(event: ProcessEvent | dict, *, account_lookup_done: bool | None = None,
-                          maximum_lengths: dict[str, int] | None = None) -> TestRunInput:
-    """The 296-byte `process_notify_context_t` and packed strings for `event`.
-
-    Layout: 64 zero header bytes; `process_md_t` at 64 (its two pointers zero: the extension
-    points them into its copy of the command line); NULL process and create_info at 208/216;
-    four UNICODE_STRINGs at 224/240/256/272 (Length = the string's UTF-16 bytes,
-    MaximumLength = Length unless `maximum_lengths` says more, Buffer 0); account_lookup_done
-    at 288. data_in = command line + image + account name + account domain, back to back.
-
-    `account_lookup_done` defaults to True when the event names its account (so the extension
-    uses those strings, as the emulator does) and False otherwise (it resolves the SID itself).
-    A delete carries no strings; data_in is then two zero bytes, because the extension rejects
-    a NULL data_in and a zero-length one may reach it as NULL.
-    """
-    if not isinstance(event, ProcessEvent):
-        event = ProcessEvent.from_row(event)
-    if event.is_create:
-        sid = sid_to_bytes(event.token_sid) if event.token_sid else b""
-        if len(sid) > TOKEN_SID_MAX_SIZE:
-            raise EventError(f"token_sid is {len(sid)} bytes, more than {TOKEN_SID_MAX_SIZE}")
-        strings = {"command_line": _utf16(event.command_line, "command_line"),
-                   "image_file_name": _utf16(event.image_path, "image_path"),
-                   "account_name": _utf16(event.account_name, "account_name"),
-                   "account_domain": _utf16(event.account_domain, "account_domain")}
-        md = (0, 0, event.process_id, event.parent_process_id, event.creating_process_id,
-              event.creating_thread_id, event.creation_time, 0, 0, PROCESS_OPERATION_CREATE,
-              len(sid), sid)
-        if account_lookup_done is None:
-            account_lookup_done = event.account_name is not None or \
-                event.account_domain is not None
-    else:
-        strings = dict.fromkeys(STRING_OFFSETS, b"")
-        md = (0, 0, event.process_id, 0, 0, 0, event.creation_time, event.exit_time,
-              event.exit_code & 0xFFFF_FFFF, PROCESS_OPERATION_DELETE, 0, b"")
-        account_lookup_done = bool(account_lookup_done)
-    ctx = bytearray(TEST_CONTEXT_SIZE)
-    try:
-        struct.pack_into(CONTEXT_FORMAT, ctx, MD_OFFSET,
-                         *[v & 0xFFFF_FFFF_FFFF_FFFF for v in md[:8]], *md[8:])
-    except struct.error as exc:
-        raise EventError(f"event for pid {event.process_id} does not fit process_md_t: "
-                         f"{exc}") from None
-    maximum_lengths = maximum_lengths or {}
-    for name, off in STRING_OFFSETS.items():
-        length = len(strings[name])
-        maximum = maximum_lengths.get(name, length)
-        if not length <= maximum <= 0xFFFF:
-            raise EventError(f"{name}: MaximumLength {maximum} must be between Length "
-                             f"({length}) and 65535")
-        UNICODE_STRING.pack_into(ctx, off, length, maximum, 0)
-    ctx[ACCOUNT_LOOKUP_DONE_OFFSET] = 1 if account_lookup_done else 0
-    data = b"".join(strings[name] for name in STRING_OFFSETS) or b"\0\0"
-    return TestRunInput(bytes(ctx), data, strings)
-
-
-def unpack_test_run_context(ctx: bytes, data: bytes | None = None) -> dict[str, Any]:
-    """Read a (mirrored) 296-byte context back: process_md_t fields, string lengths and,
-    given data, the strings."""
-    if len(ctx) < TEST_CONTEXT_SIZE:
-        raise ValueError(f"context is {len(ctx)} bytes, the process type's is "
-                         f"{TEST_CONTEXT_SIZE}")
-    (cstart, cend, pid, ppid, cpid, ctid, ctime, etime, code, op, sid_size,
-     sid) = struct.unpack_from(CONTEXT_FORMAT, ctx, MD_OFFSET)
-    out: dict[str, Any] = {
-        "operation": "create" if op == PROCESS_OPERATION_CREATE else "delete"
-        if op == PROCESS_OPERATION_DELETE else f"op{op}",
-        "process_id": pid, "parent_process_id": ppid, "creating_process_id": cpid,
-        "creating_thread_id": ctid, "creation_time": ctime, "exit_time": etime,
-        "exit_code": code, "command_start": cstart, "command_end": cend,
-        "token_sid": sid_from_bytes(sid[:sid_size]) if 0 < sid_size <= TOKEN_SID_MAX_SIZE
-        else None,
-        "account_lookup_done": bool(ctx[ACCOUNT_LOOKUP_DONE_OFFSET])}
-    pos = 0
-    for name, off in STRING_OFFSETS.items():
-        length, maximum, _buffer = UNICODE_STRING.unpack_from(ctx, off)
-        out[f"{name}_length"], out[f"{name}_maximum"] = length, maximum
-        if data is not None:
-            out[name] = data[pos:pos + length].decode("utf-16-le", errors="replace")
-            pos += length
-    return out
-
 
 # -- versions, services, privileges ----------------------------------------------------------
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .process import (COMMAND_WINDOW_BASE, TOKEN_SID_MAX_SIZE, EventError, ProcessEvent,
-                      account_strings, exit_thread, pack_event, sid_to_bytes)
+                      exit_thread, pack_event, sid_to_bytes)
+from .accounts import AccountTable
 
 INT_COLUMNS = ("process_id", "parent_process_id", "creating_process_id", "creating_thread_id",
                "creation_time", "exit_time", "exit_code", "cpu", "logon_id", "is_admin",
@@ -239,9 +240,13 @@ def _strings_of(values: pa.Array, rows: np.ndarray, strings: _Strings, distinct:
     return off, length
 
 
-def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1) -> Packed:
+def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1,
+         accounts: AccountTable | None = None) -> Packed:
     """Pack the rows of `frame` (row numbers in messages start at `row0`) for a hook of
-    `ncpus` CPUs."""
+    `ncpus` CPUs; `accounts` completes and resolves token SIDs as `pack_event` does."""
+    if accounts is None:
+        from .process import PLAIN_ACCOUNTS
+        accounts = PLAIN_ACCOUNTS
     n = len(frame)
     slow = np.zeros(n, dtype=bool)
     errors: dict[int, str] = {}
@@ -283,7 +288,7 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1) -> Packed:
         for i, row in zip(np.flatnonzero(slow), sub.to_dict("records")):
             try:
                 ev = ProcessEvent.from_row(row, f"row {row0 + i}: ")
-                records[i] = (ev, pack_event(ev), row)
+                records[i] = (ev, pack_event(ev, accounts=accounts), row)
             except EventError as exc:
                 errors[row0 + i] = str(exc) if str(exc).startswith("row ") else \
                     f"row {row0 + i}: {exc}"
@@ -304,17 +309,44 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1) -> Packed:
     sid_index = np.full(n, -1, np.int32)
     sid_rows: list[bytes] = []
     sid_codes, sid_values = _dictionary(texts["token_sid"])
-    nonempty = np.array([bool(v) for v in sid_values.to_pylist()] + [False], bool)
+    sids = sid_values.to_pylist()
+    nonempty = np.array([bool(v) for v in sids] + [False], bool)
+    name_codes, name_values = _dictionary(texts["account_name"])
+    dom_codes, dom_values = _dictionary(texts["account_domain"])
+    names, doms = name_values.to_pylist(), dom_values.to_pylist()
+    # creates without a SID get their account's SID or the table's default, per distinct account
+    lacking = np.flatnonzero(fc & ~nonempty[sid_codes])
+    if len(lacking):
+        sid_codes = sid_codes.copy()
+        pair = (name_codes[lacking] + 1) * (len(dom_values) + 1) + dom_codes[lacking] + 1
+        logons = ints["logon_id"][0][lacking] if accounts.logons else np.zeros(len(lacking),
+                                                                                np.int64)
+        pairs, first, inverse = np.unique(np.stack([pair, logons], axis=1), axis=0,
+                                          return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        code_of = {s: c for c, s in enumerate(sids)}
+        for g in range(len(pairs)):
+            i = lacking[first[g]]
+            members = lacking[inverse == g]
+            nc, dc = name_codes[i], dom_codes[i]
+            before = accounts.defaulted
+            given = accounts.token_sid(None, names[nc] if nc >= 0 else None,
+                                       doms[dc] if dc >= 0 else None, int(logons[first[g]]))
+            if accounts.defaulted > before:
+                accounts.defaulted += len(members) - 1
+            if given is None:
+                continue
+            if given not in code_of:
+                code_of[given] = len(sids)
+                sids.append(given)
+            sid_codes[members] = code_of[given]
+        nonempty = np.array([bool(v) for v in sids] + [False], bool)   # code -1: no SID
     with_sid = fc & nonempty[sid_codes]
     if with_sid.any():
-        name_codes, name_values = _dictionary(texts["account_name"])
-        dom_codes, dom_values = _dictionary(texts["account_domain"])
-        key = ((sid_codes + 1) * (len(name_values) + 1) + name_codes + 1) * \
-            (len(dom_values) + 1) + dom_codes + 1
+        key = ((sid_codes + 1) * (len(names) + 1) + name_codes + 1) * \
+            (len(doms) + 1) + dom_codes + 1
         idx = np.flatnonzero(with_sid)
         combos, first, inverse = np.unique(key[idx], return_index=True, return_inverse=True)
-        sids, names, doms = sid_values.to_pylist(), name_values.to_pylist(), \
-            dom_values.to_pylist()
         for g in range(len(combos)):
             i = idx[first[g]]
             members = idx[inverse == g]
@@ -332,7 +364,7 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1) -> Packed:
                 continue
             sid_index[members] = len(sid_rows)
             sid_rows.append(raw)
-            nm, dm = account_strings(sid, aname, adom)
+            nm, dm = accounts.strings(sid, aname, adom, count=len(members))
             if nm is not None:
                 name_off[members], name_len[members] = strings.add(nm), len(nm)
                 dom_off[members], dom_len[members] = strings.add(dm), len(dm)

@@ -17,10 +17,11 @@ import ctypes
 import functools
 import math
 import struct
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from ..filetime import ns_to_filetime, parse_time_ns
+from .accounts import AccountTable
 from ..native import abi
 from ..vm.memory import AddressSpace, Region
 
@@ -45,13 +46,6 @@ CONTEXT_WINDOW_BASE = (abi.FIRST_WINDOW + 1) << abi.WINDOW_SHIFT
 COMMAND_WINDOW_BASE = (abi.FIRST_WINDOW + 2) << abi.WINDOW_SHIFT
 PROCESS_HELPERS = frozenset({HELPER_GET_IMAGE_PATH, HELPER_GET_ACCOUNT_NAME,
                              HELPER_GET_ACCOUNT_DOMAIN})
-
-# Accounts that SecLookupAccountSid resolves on every Windows machine (well-known SIDs).
-WELL_KNOWN_ACCOUNTS = {
-    "S-1-5-18": ("SYSTEM", "NT AUTHORITY"),
-    "S-1-5-19": ("LOCAL SERVICE", "NT AUTHORITY"),
-    "S-1-5-20": ("NETWORK SERVICE", "NT AUTHORITY"),
-}
 
 
 class EventError(ValueError):
@@ -372,44 +366,32 @@ class ProcessContext:
             self.memory.remove(self.windows.command)
 
 
-def account_strings(token_sid: str | None, account_name: str | None,
-                    account_domain: str | None) -> tuple[bytes | None, bytes | None]:
-    """The account name and domain the helpers return for a create (UTF-16LE), or None when
-    SecLookupAccountSid would fail: no SID, or a SID the event does not name and that is not
-    well known."""
-    if not token_sid:
-        return None, None
-    name, domain = account_name, account_domain
-    if name is None and domain is None:
-        known = WELL_KNOWN_ACCOUNTS.get(token_sid.upper())
-        if known is None:
-            return None, None
-        name, domain = known
-    return (name or "").encode("utf-16-le"), (domain or "").encode("utf-16-le")
+# Without a hook's table: well-known SIDs only, and a create without a SID keeps none.
+PLAIN_ACCOUNTS = AccountTable(default_sid=None, counting=False)
 
 
-def resolve_account(event: ProcessEvent) -> tuple[bytes | None, bytes | None]:
-    """`account_strings` of an event (None, None for a delete)."""
-    if not event.is_create:
-        return None, None
-    return account_strings(event.token_sid, event.account_name, event.account_domain)
-
-
-def pack_event(event: ProcessEvent, command_start: int = 0) -> tuple[bytes, bytes, bytes,
-                                                                      bytes | None, bytes | None]:
+def pack_event(event: ProcessEvent, command_start: int = 0,
+               accounts: AccountTable | None = None) -> tuple[bytes, bytes, bytes,
+                                                             bytes | None, bytes | None]:
     """(process_md_t bytes, command line, image path, account name, account domain) of an
-    event, the command line placed at `command_start` (0: the command-line window's address)."""
+    event, the command line placed at `command_start` (0: the command-line window's address);
+    `accounts` gives a create its token SID when it has none and resolves it for the account
+    helpers (None: well-known SIDs only, and a create without a SID keeps none)."""
+    if accounts is None:
+        accounts = PLAIN_ACCOUNTS
     if event.is_create:
         cmd = event.command_line.encode("utf-16-le")
         if len(cmd) > 0xFFFF:
             raise EventError(f"command_line is {len(cmd)} bytes in UTF-16; a UNICODE_STRING holds "
                              f"at most 65535")
         start = command_start or COMMAND_WINDOW_BASE
-        sid = sid_to_bytes(event.token_sid) if event.token_sid else b""
+        sid_text = accounts.token_sid(event.token_sid, event.account_name, event.account_domain,
+                                      event.logon_id)
+        sid = sid_to_bytes(sid_text) if sid_text else b""
         if len(sid) > TOKEN_SID_MAX_SIZE:
             raise EventError(f"token_sid is {len(sid)} bytes, more than {TOKEN_SID_MAX_SIZE}")
         image = event.image_path.encode("utf-16-le")
-        name, domain = resolve_account(event)
+        name, domain = accounts.strings(sid_text, event.account_name, event.account_domain)
         values = (start, start + len(cmd), event.process_id, event.parent_process_id,
                   event.creating_process_id, event.creating_thread_id, event.creation_time, 0, 0,
                   PROCESS_OPERATION_CREATE, len(sid), sid)

@@ -89,7 +89,8 @@ class Ring(C.Structure):
 class Event(C.Structure):
     _fields_ = [("image", vp), ("image_len", u64), ("account_name", vp),
                 ("account_name_len", i64), ("account_domain", vp), ("account_domain_len", i64),
-                ("command", vp), ("command_len", u64), ("ctx_addr", u64), ("is_create", u64)]
+                ("command", vp), ("command_len", u64), ("ctx_addr", u64), ("is_create", u64),
+                ("account_used", u64)]
 
 
 class Link(C.Structure):

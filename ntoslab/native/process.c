@@ -32,6 +32,7 @@ typedef struct ntl_event {
     uint64_t command_len;
     uint64_t ctx_addr;
     uint64_t is_create;
+    uint64_t account_used;      /* an account helper ran (EFW resolves the SID lazily) */
 } ntl_event;
 
 int ntl_process_context_data(ntl_run *run, const uint8_t **data, uint64_t *len) {
@@ -50,6 +51,8 @@ static uint64_t copy_string(ntl_run *run, uint64_t id, uint64_t ctx, uint64_t bu
         ntl_fault_helper(run, id, NTL_HF_NOT_CONTEXT, ctx, 0);
         return 0;
     }
+    if (id != 65536)
+        ev->account_used = 1;
     if (len < 0)
         return (uint64_t)-ENOENT;
     if ((uint64_t)len > (size & 0xFFFFFFFFull))

@@ -65,6 +65,8 @@ def test_render_collapses_repeated_siblings(session):
 def test_lifetimes_and_exit_codes(session):
     life = lifetimes(session).set_index("process_key")
     assert life.loc["k400", "duration_s"] == pytest.approx((13 - 10) / 1e9)
+    assert str(life["start"].dtype) == "datetime64[ns, UTC]"       # a person reads datetimes
+    assert (life.loc["k400", "end"] - life.loc["k400", "start"]).value == 3
     assert life.loc["k600", "exit_name"] == "STATUS_ACCESS_VIOLATION"
     assert bool(life.loc["k100", "still_running"])
     assert exit_code_name(-1073741819) == "STATUS_ACCESS_VIOLATION"   # same code, signed
@@ -76,6 +78,7 @@ def test_lifetimes_and_exit_codes(session):
 def test_pairs(session):
     pairs = parent_child_pairs(session)
     assert pairs.iloc[0].to_dict() == {"parent": "cmd.exe", "child": "ping.exe", "count": 5}
+    assert list(rare_pairs(session).columns) == ["parent", "child", "count"]   # no echo column
     baseline = session[session["process_key"] != "k600"]
     rare = rare_pairs(session, baseline, max_count=0)
     assert rare[["parent", "child"]].values.tolist() == [["powershell.exe", "rundll32.exe"]]

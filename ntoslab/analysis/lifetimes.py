@@ -46,7 +46,8 @@ def exit_code_name(code: Any) -> str | None:
 
 
 def lifetimes(trace: "pd.DataFrame | ProcessTree") -> "pd.DataFrame":
-    """One row per process instance: start, end, duration (s), exit code and its name.
+    """One row per process instance: start and end (UTC datetimes), duration (s), exit code
+    and its name.
 
     Processes without an exit in the trace have no end (`still_running` True). Takes a trace
     or its `ProcessTree`."""
@@ -56,10 +57,21 @@ def lifetimes(trace: "pd.DataFrame | ProcessTree") -> "pd.DataFrame":
     codes = f["exit_code"]
     return pd.DataFrame({
         "process_key": f["process_key"], "process_id": f["process_id"], "image": f["image"],
-        "start": start, "end": end, "duration_s": (end - start).astype("Float64") / 1e9,
+        "start": pd.to_datetime(start, unit="ns", utc=True),
+        "end": pd.to_datetime(end, unit="ns", utc=True),
+        "duration_s": (end - start).astype("Float64") / 1e9,
         "exit_code": codes,
         "exit_name": pd.Series(map_unique(codes, exit_code_name), dtype=object),
         "still_running": end.isna().to_numpy(bool), "parent_key": f["parent_key"]})
+
+
+def as_ns(times: "pd.Series") -> "pd.Series":
+    """UTC datetimes (`lifetimes`' start/end) as Int64 nanoseconds, missing kept missing."""
+    import pandas as pd
+    out = pd.Series(pd.array([None] * len(times), dtype="Int64"), index=times.index)
+    ok = times.notna()
+    out[ok] = times[ok].astype("datetime64[ns, UTC]").astype("int64")
+    return out
 
 
 def exit_code_summary(trace: "pd.DataFrame | ProcessTree") -> "pd.DataFrame":

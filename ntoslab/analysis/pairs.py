@@ -32,9 +32,13 @@ def rare_pairs(trace: "pd.DataFrame | ProcessTree",
                baseline: "pd.DataFrame | ProcessTree | None" = None,
                max_count: int = 1) -> "pd.DataFrame":
     """Pairs seen at most `max_count` times in the baseline (default: the trace itself), with how
-    often they occur in the trace. A pair absent from the baseline has baseline_count 0."""
+    often they occur in the trace. A pair absent from the baseline has baseline_count 0; without
+    a baseline there is only `count` (the trace is its own baseline)."""
     pairs = parent_child_pairs(trace)
-    base = parent_child_pairs(baseline) if baseline is not None else pairs
+    if baseline is None:
+        rare = pairs[pairs["count"] <= max_count]
+        return rare.sort_values(["count", "parent", "child"]).reset_index(drop=True)
+    base = parent_child_pairs(baseline)
     merged = pairs.merge(base.rename(columns={"count": "baseline_count"}), how="left",
                          on=["parent", "child"])
     merged["baseline_count"] = merged["baseline_count"].fillna(0).astype(int)

@@ -195,15 +195,21 @@ class AccountTable:
         if not all(c in frame.columns for c in cols[:2]) or not len(frame):
             return 0
         import pyarrow as pa
+        import pyarrow.compute as pc
         present = [c for c in cols if c in frame.columns]
-        sub = frame[present]
-        mask = sub["token_sid"].notna() & sub["account_name"].notna()
-        if not mask.any():
+        sid = pa.array(frame["token_sid"].array, from_pandas=True)
+        name = pa.array(frame["account_name"].array, from_pandas=True)
+        has_sid, has_name = pc.is_valid(sid), pc.is_valid(name)
+        # nothing to resolve when every row with a SID names it and no named row lacks one
+        if not (pc.any(pc.and_(has_sid, pc.invert(has_name))).as_py() or
+                pc.any(pc.and_(has_name, pc.invert(has_sid))).as_py()):
             return 0
-        table = pa.Table.from_pandas(sub[mask], preserve_index=False)
-        keys = table.group_by(present).aggregate([]).to_pylist()
+        arrays = [sid, name] + ([pa.array(frame["account_domain"].array, from_pandas=True)]
+                                if "account_domain" in present else [])
+        table = pa.table([pc.dictionary_encode(a) for a in arrays], names=present)
+        keys = table.filter(pc.and_(has_sid, has_name)).group_by(present).aggregate([])
         before = len(self.learned)
-        for k in keys:
+        for k in keys.to_pylist():
             self.learn(k["token_sid"], k["account_name"], k.get("account_domain"))
         if "logon_id" in frame.columns:   # a logon session seen with exactly one SID names it
             pairs = frame.loc[frame["token_sid"].notna() & frame["logon_id"].notna(),

@@ -21,6 +21,7 @@ import anywidget
 import traitlets
 
 from ..analysis import ProcessTree, exit_code_name, image_name, lifetimes
+from ..analysis.lifetimes import as_ns
 from ..widgets.base import StaticFallback
 
 if TYPE_CHECKING:
@@ -193,6 +194,7 @@ class TimelineView(StaticFallback, anywidget.AnyWidget):
                    title: str = "Process lifetimes") -> "TimelineView":
         import pandas as pd
         life = lifetimes(trace)
+        life = life.assign(start=as_ns(life["start"]), end=as_ns(life["end"]))
         labels = verdict_labels(trace, verdicts)
         starts = [int(s) for s in life["start"] if not pd.isna(s)]
         ends = [int(e) for e in life["end"] if not pd.isna(e)]

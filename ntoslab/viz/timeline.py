@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..analysis.lifetimes import lifetimes
+from ..analysis.lifetimes import as_ns, lifetimes
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -18,6 +18,7 @@ def plot_timeline(trace: "pd.DataFrame", *, verdicts: "pd.DataFrame | None" = No
     import pandas as pd
 
     life = lifetimes(trace).dropna(subset=["start"]).sort_values("start").head(max_rows)
+    life = life.assign(start=as_ns(life["start"]), end=as_ns(life["end"]))
     t0 = life["start"].min() if len(life) else 0
     last = trace["time"].dropna().astype("int64").max() if len(trace) else 0
     denied_keys: set = set()

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 import ntoslab
-from ntoslab.hooks.accounts import AccountTable, hashed_sid
+from ntoslab.hooks.accounts import AccountTable, hashed_sid, placeholder_sid
+from ntoslab.hooks.process import pack_event, sid_from_bytes
 
 HELPERS = r"""
 #include "bpf_helpers.h"
@@ -144,10 +145,10 @@ def test_default_sid_none_and_inject_equal_replay(compile_bpf):
         results.append(_who(obj))
     assert results[0] == results[1]
     who = results[0]
-    assert who[20] == (-2, -2)                                  # no SID, no default
+    # default_sid=None: creates keep the SID they carry, none if none (token_sid_size 0 ->
+    # -ENOENT), even when they name a well-known account
+    assert who[20] == who[22] == who[23] == (-2, -2)
     assert who[21] == ("LOCAL SERVICE", "NT AUTHORITY")
-    assert who[22] == ("SYSTEM", "NT AUTHORITY")
-    assert who[23] == ("TrustedInstaller", "NT SERVICE")
 
 
 def test_repr_lists_sources():
@@ -176,4 +177,55 @@ def test_a_logon_session_names_the_sid_of_a_sysmon_row(compile_bpf):
     assert hook.accounts.logons == {0x3E7A1: "S-1-5-21-7-7-7-1110"}
     who = _who(obj)
     assert who[31] == ("dave", "lab.example.com")     # the row's own names, its session's SID
-    assert hook.accounts.defaulted == 1               # erin: neither name nor session known
+    assert (hook.accounts.placeholders, hook.accounts.defaulted) == (1, 0)
+    assert _token_sid(hook, frame.iloc[1]) == "S-1-5-21-7-7-7-1110"
+    # erin: neither her name nor her session is known: a placeholder, not SYSTEM
+    assert _token_sid(hook, frame.iloc[2]) == placeholder_sid("erin", "lab.example.com")
+
+
+def _token_sid(hook, row) -> str | None:
+    """The SID the packed process_md_t of `row` carries (token_sid_size at 72, bytes at 76)."""
+    raw = pack_event(ntoslab.ProcessEvent.from_row(dict(row)), accounts=hook.accounts)[0]
+    size = int.from_bytes(raw[72:76], "little")
+    return sid_from_bytes(raw[76:76 + size]) if size else None
+
+
+def test_placeholder_sid_is_derived_from_the_name():
+    key = "LAB\\ERIN".encode("utf-16-le")
+    rid = 1000 + (int.from_bytes(hashlib.sha1(key).digest()[:4], "little") >> 2)
+    assert placeholder_sid("erin", "lab") == f"S-1-5-21-0-0-0-{rid}"
+    assert placeholder_sid("Erin", "LAB") == placeholder_sid("erin", "lab")
+    assert placeholder_sid("frank", "lab") != placeholder_sid("erin", "lab")
+    table = AccountTable()
+    sid = table.token_sid(None, "erin", "lab")
+    assert sid == placeholder_sid("erin", "lab") and table.resolve(sid) == ("erin", "lab")
+    assert table.token_sid(None, None, None) == "S-1-5-18"        # no account at all
+
+
+def test_inject_and_replay_complete_sids_alike(compile_bpf):
+    """The batch packer and pack_event give the same SIDs and account strings."""
+    rows = [dict(operation="create", process_id=40 + i, parent_process_id=1, image_path="x",
+                 command_line="x", token_sid=sid, account_name=name, account_domain=dom)
+            for i, (sid, name, dom) in enumerate([
+                (None, None, None), ("S-1-5-19", None, None), (None, "SYSTEM", "NT AUTHORITY"),
+                (None, "TrustedInstaller", "NT SERVICE"), (None, "zoe", "HOME"),
+                (None, "zoe", "HOME"), ("S-1-5-21-3-3-3-1001", "yan", "HOME"),
+                ("S-1-5-21-3-3-3-500", None, None)])]
+    seen = []
+    for mode in ("replay", "inject"):
+        hook = ntoslab.emulator()
+        obj = hook.load(compile_bpf(HELPERS, "accounts_who"))
+        hook.attach(obj.program("Who"))
+        hook.accounts.learn_frame(pd.DataFrame(rows))
+        if mode == "replay":
+            hook.replay(pd.DataFrame(rows), progress=False)
+        else:
+            for r in rows:
+                hook.inject(r)
+        seen.append((_who(obj), hook.accounts.placeholders, hook.accounts.defaulted))
+    assert seen[0] == seen[1]
+    who = seen[0][0]
+    assert who[40] == who[42] == ("SYSTEM", "NT AUTHORITY")
+    assert who[43] == ("TrustedInstaller", "NT SERVICE") and who[44] == ("zoe", "HOME")
+    assert who[47] == ("Administrator", "HOME")      # the domain learned from yan's SID
+    assert seen[0][1:] == (2, 1)                     # zoe twice a placeholder; one default

@@ -220,6 +220,8 @@ class EmulatedHook:
         self.engine = engine
         self.trace_session = trace_session
         self.accounts = AccountTable(accounts, default_sid=default_sid)
+        if default_sid is None:     # None: creates without a SID keep none, named or not
+            self.accounts.complete = False
         self._unresolved_told: set[str] = set()
         self.ncpus = ncpus
         self.seed = seed

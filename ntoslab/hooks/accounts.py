@@ -20,7 +20,11 @@ A SID none of these knows resolves to nothing: the helpers return -2 (-ENOENT) a
 counts it in `unresolved`, which the hook reports.
 
 A create whose event has no SID gets one, as every Windows create does (the extension copies the
-primary token's user SID): the SID of its account name when the table knows it, else
+primary token's user SID): the SID of its account name when the table knows it (or of its logon
+session, when the trace shows that session with one SID); for a named account no source
+knows (Sysmon logs `DOMAIN\\name` only), a placeholder under the made-up domain
+S-1-5-21-0-0-0 whose RID is derived from the name (`placeholder_sid`: distinct accounts stay
+distinct, the same name gets the same SID in every run); with no account at all,
 `default_sid` (S-1-5-18, LocalSystem; `default_sid=None` leaves such creates without a SID).
 
 >>> table = AccountTable({"S-1-5-21-1-2-3": "CONTOSO"})
@@ -36,6 +40,7 @@ from collections import Counter
 from typing import Any, Mapping
 
 DEFAULT_SID = "S-1-5-18"
+PLACEHOLDER_DOMAIN = "S-1-5-21-0-0-0"
 NT = "NT AUTHORITY"
 BUILTIN = "BUILTIN"
 
@@ -103,6 +108,14 @@ def hashed_sid(authority: str, name: str) -> str:
     return authority + "".join(f"-{v}" for v in struct.unpack("<5I", digest))
 
 
+def placeholder_sid(name: str, domain: str | None) -> str:
+    """The stand-in SID of a named account whose SID no source knows: S-1-5-21-0-0-0-<RID>,
+    the RID 1000 + a 30-bit SHA-1 of "DOMAIN\\NAME" (upper-cased), so it does not depend on
+    the order events arrive in."""
+    key = f"{(domain or '').upper()}\\{name.upper()}".encode("utf-16-le")
+    return f"{PLACEHOLDER_DOMAIN}-{1000 + (int.from_bytes(hashlib.sha1(key).digest()[:4], 'little') >> 2)}"
+
+
 def _parse_account(value: Any, sid: str) -> tuple[str, str]:
     if isinstance(value, str):
         domain, sep, name = value.rpartition("\\")
@@ -133,9 +146,11 @@ class AccountTable:
     that name an account without a SID. See the module docstring for the sources."""
 
     def __init__(self, accounts: Mapping[str, Any] | "AccountTable" | None = None, *,
-                 default_sid: str | None = DEFAULT_SID, counting: bool = True) -> None:
+                 default_sid: str | None = DEFAULT_SID, counting: bool = True,
+                 complete: bool = True) -> None:
         self.default_sid = default_sid
         self.counting = counting
+        self.complete = complete      # give SID-less creates a SID (else they keep none)
         self.given: dict[str, tuple[str, str]] = {}
         self.learned: dict[str, tuple[str, str]] = {}
         self.domains: dict[str, str] = {}          # domain SID -> domain name
@@ -143,6 +158,7 @@ class AccountTable:
         self._by_name: dict[tuple[str, str], str] = {}
         self.unresolved: Counter = Counter()
         self.defaulted = 0                        # creates given default_sid
+        self.placeholders = 0                     # creates given a placeholder SID
         self.virtual: dict[str, tuple[str, str]] = {}   # NT SERVICE / IIS APPPOOL seen so far
         self.logons: dict[int, str] = {}          # logon id -> the one SID a trace shows for it
         for service in COMMON_SERVICES:
@@ -258,11 +274,19 @@ class AccountTable:
                   logon_id: int | None = None) -> str | None:
         """The SID a create carries: its own, else its account's (by name, or by its logon
         session when the trace ties that session to one SID), else `default_sid`."""
-        if sid:
-            return sid
+        if sid or not self.complete:
+            return sid or None
         found = self.sid_of(name, domain) if name is not None else None
         if found is None and logon_id:
             found = self.logons.get(logon_id)
+        if found is None and name is not None:
+            found = placeholder_sid(name, domain)
+            self.learned.setdefault(found, (name, domain or ""))
+            self._by_name.setdefault(((domain or "").upper(), name.upper()), found)
+        if found is not None and found.startswith(PLACEHOLDER_DOMAIN + "-"):
+            if self.counting:
+                self.placeholders += 1
+            return found
         if found is None:
             found = self.default_sid
             if found is not None and self.counting:
@@ -297,7 +321,8 @@ class AccountTable:
     def __repr__(self) -> str:
         return (f"<AccountTable {len(self.given)} given, {len(self.learned)} from traces, "
                 f"{len(self.domains)} domains, {len(WELL_KNOWN)} well-known; "
-                f"{len(self.unresolved)} SIDs unresolved>")
+                f"{len(self.unresolved)} SIDs unresolved; creates given a SID: "
+                f"{self.placeholders} placeholder, {self.defaulted} default>")
 
     def _repr_html_(self) -> str:
         rows = [(s, *a, "given") for s, a in self.given.items()] + \

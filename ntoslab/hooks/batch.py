@@ -329,11 +329,13 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1,
             i = lacking[first[g]]
             members = lacking[inverse == g]
             nc, dc = name_codes[i], dom_codes[i]
-            before = accounts.defaulted
+            before = accounts.defaulted, accounts.placeholders
             given = accounts.token_sid(None, names[nc] if nc >= 0 else None,
                                        doms[dc] if dc >= 0 else None, int(logons[first[g]]))
-            if accounts.defaulted > before:
+            if accounts.defaulted > before[0]:        # count every event, not the group
                 accounts.defaulted += len(members) - 1
+            if accounts.placeholders > before[1]:
+                accounts.placeholders += len(members) - 1
             if given is None:
                 continue
             if given not in code_of:

@@ -666,3 +666,30 @@ def test_damaged_btf_only_raises_btf_error(obj, data):
         return
     for sec in ext.line_info:
         ext.line_for(sec, 5)
+
+
+def test_encode_is_decode_inverted(btf):
+    sid = btf.find("flags", "STRUCT")
+    # the bitfield case above, the other way: a=5, b=-3, c=0xABCDEF, d=0x42
+    assert btf.encode(sid, {"a": 5, "b": -3, "c": 0xABCDEF, "d": 0x42}) == \
+        bytes([0xED, 0xEF, 0xCD, 0xAB, 0x42, 0, 0, 0])
+    rec = btf.encode("struct process_info", {"process_id": 7, "token_sid": b"\x01\x01"})
+    assert len(rec) == 112 and rec[:4] == (7).to_bytes(4, "little") and rec[44:46] == b"\x01\x01"
+    assert btf.encode("holder", {"m": [[1, 2, 3], [-4]]})[1048:1064] == \
+        struct.pack("<4i", 1, 2, 3, -4)
+    with pytest.raises(BtfError, match="no member 'nope'"):
+        btf.encode("struct process_info", {"nope": 1})
+    with pytest.raises(BtfError, match=r"process_id: 4294967296 does not fit 4"):
+        btf.encode("struct process_info", {"process_id": 1 << 32})
+    with pytest.raises(BtfError, match=r"token_sid: 69 bytes do not fit 68"):
+        btf.encode("struct process_info", {"token_sid": bytes(69)})
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_encode_round_trips(btf, data):
+    name = data.draw(st.sampled_from(["flags", "struct process_info", "holder", "hasanon",
+                                      "union u"]))
+    raw = data.draw(st.binary(min_size=btf.sizeof(name), max_size=btf.sizeof(name)))
+    value = btf.decode(name, raw)
+    assert btf.decode(name, btf.encode(name, value)) == value

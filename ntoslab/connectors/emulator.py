@@ -25,7 +25,7 @@ from ..hooks.process import (PROCESS_HELPERS, ProcessContext, ProcessEvent, Proc
 from ..runtime import Sandbox
 from ..vm.engine import DEFAULT_BUDGET, ProgramError, VmFault
 from .libbpf import TestRun
-from .views import MapView, PerfView, RingBufView, printk_frame
+from .views import EmulatedMap, MapView, PerfView, RingBufView, printk_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,7 +113,8 @@ class LoadedObject:
 
     def map(self, name: str) -> MapView:
         """A live map with lookup/update/delete/iteration and `to_frame()`."""
-        return MapView(self.sandbox.maps[self.obj.map(name).name], self.obj.btf)
+        m = self.sandbox.maps[self.obj.map(name).name]
+        return MapView(EmulatedMap(m), m.spec, self.obj.btf, m.env.ncpus)
 
     def ringbuf(self, name: str) -> RingBufView:
         """A ring buffer's records, decoded by BTF type name or a given layout."""

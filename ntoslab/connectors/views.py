@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import struct
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..runtime.maps import Map
@@ -38,81 +39,167 @@ def _flatten(prefix: str, value: Any, out: dict) -> None:
         out[prefix] = value
 
 
-class MapView:
-    """A live map: libbpf-style lookup/update/delete/iteration, plus `to_frame()`."""
+class MapView(MutableMapping):
+    """A map as a Python mapping, the same on every hook (bcc's `b["map"]`): `m[key]`,
+    `m[key] = value`, `del m[key]`, `key in m`, `len(m)`, iteration, plus `to_frame()`.
 
-    def __init__(self, m: Map, btf: "Btf | None" = None) -> None:
-        self.map = m
+    Keys and values are bytes, ints (packed little-endian to the key or value size; negative
+    ints in two's complement) or, when the object has BTF, what its type decodes to: dicts for
+    structs, lists for arrays (`m[{"pid": 4}] = {"count": 1}`). `m[key]` gives the value's
+    bytes (`m.value(key)`: decoded by BTF); a per-CPU map gives one value per CPU, and takes a
+    list of them or one value for every CPU. A missing key raises KeyError; a refused update
+    raises the hook's map error (MapError, or LibbpfError on a live machine).
+
+    >>> counts = obj.map("counts"); counts[7] = 1; counts[7]               # doctest: +SKIP
+    b'\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00'
+    """
+
+    def __init__(self, backend: Any, spec: Any, btf: "Btf | None" = None,
+                 ncpus: int | None = None) -> None:
+        self.map = backend
         self.btf = btf
-        self.name = m.name
-        self.spec = m.spec
+        self.spec = spec
+        self.name = spec.name
+        self.percpu = spec.type_name in PERCPU_TYPES
+        self.ncpus = ncpus
+
+    # -- conversions ------------------------------------------------------------------------------
+    def _pack(self, value: Any, size: int, type_id: int | None, what: str) -> bytes:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            raw = bytes(value)
+        elif isinstance(value, bool) or not isinstance(value, int):
+            if self.btf is None or type_id is None:
+                raise TypeError(f"map {self.name}: a {what} is bytes or an int here (the object "
+                                f"has no BTF type for it), not {type(value).__name__}")
+            raw = self.btf.encode(type_id, value)
+        else:
+            if not -(1 << (8 * size - 1)) <= value < (1 << 8 * size):
+                raise ValueError(f"map {self.name}: {what} {value} does not fit {size} bytes")
+            raw = (value & ((1 << 8 * size) - 1)).to_bytes(size, "little")
+        if len(raw) != size:
+            raise ValueError(f"map {self.name}: {what} is {len(raw)} bytes, the map's are "
+                             f"{size}")
+        return raw
 
     def _key(self, key: Any) -> bytes:
-        if isinstance(key, (bytes, bytearray)):
-            return bytes(key)
-        if isinstance(key, int):
-            return key.to_bytes(self.spec.key_size, "little", signed=key < 0)
-        raise TypeError(f"map {self.name}: a key is bytes or an int, not {type(key).__name__}")
+        return self._pack(key, self.spec.key_size, self.spec.key_type, "key")
 
-    def lookup(self, key: Any) -> bytes | None:
+    def _value(self, value: Any) -> Any:
+        """Value bytes; for a per-CPU map one per CPU: a list of them (unless the value type
+        is itself an array, whose value a list is), or one value for every CPU."""
+        size, tid = self.spec.value_size, self.spec.value_type
+        if self.percpu and isinstance(value, list) and not self._array_typed():
+            return [self._pack(v, size, tid, "value") for v in value]
+        one = self._pack(value, size, tid, "value")
+        return [one] * self.ncpus if self.percpu and self.ncpus else one
+
+    def _array_typed(self) -> bool:
+        if self.btf is None or self.spec.value_type is None:
+            return False
+        return self.btf.type(self.btf.resolve(self.spec.value_type)).kind == "ARRAY"
+
+    def decode_value(self, raw: bytes) -> Any:
+        """Value bytes as the map's BTF value type decodes them (the bytes without BTF)."""
+        return _decode(self.btf, self.spec.value_type, raw)
+
+    # -- the mapping ------------------------------------------------------------------------------
+    def lookup(self, key: Any) -> bytes | list[bytes] | None:
+        """The value (per-CPU: one per CPU), or None."""
         return self.map.lookup(self._key(key))
 
-    def __getitem__(self, key: Any) -> bytes:
+    def __getitem__(self, key: Any) -> bytes | list[bytes]:
         value = self.lookup(key)
         if value is None:
-            raise KeyError(f"map {self.name}: no key {key!r}")
+            raise KeyError(key)
         return value
 
-    def update(self, key: Any, value: bytes | list[bytes], flags: int = 0) -> None:
-        """Update from user space (per-CPU maps take one value per CPU, or the flat buffer)."""
-        self.map.update_user(self._key(key), value, flags)
+    def value(self, key: Any) -> Any:
+        """`m[key]` decoded by BTF (per-CPU: a list)."""
+        raw = self[key]
+        return [self.decode_value(v) for v in raw] if isinstance(raw, list) else \
+            self.decode_value(raw)
+
+    def update(self, key: Any = None, value: Any = None, flags: int = 0, **kw: Any) -> None:
+        """`update(key, value, flags)`: bpf_map_update_elem from user space (flags BPF_ANY,
+        BPF_NOEXIST, BPF_EXIST); `update(mapping)` as for a dict."""
+        if value is None and key is not None and not isinstance(key, (bytes, bytearray, int)):
+            for k, v in (key.items() if hasattr(key, "items") else key):
+                self[k] = v
+            return
+        if key is None:
+            for k, v in kw.items():
+                self[k] = v
+            return
+        self.map.update(self._key(key), self._value(value), flags)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.map.update(self._key(key), self._value(value), 0)
 
     def delete(self, key: Any) -> None:
-        self.map.delete_user(self._key(key))
+        """bpf_map_delete_elem; a missing key raises KeyError."""
+        del self[key]
+
+    def __delitem__(self, key: Any) -> None:
+        kb = self._key(key)
+        if self.map.lookup(kb) is None:
+            raise KeyError(key)
+        self.map.delete(kb)
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            return self.map.lookup(self._key(key)) is not None
+        except (TypeError, ValueError):
+            return False
 
     def lookup_percpu(self, key: Any) -> list[bytes] | None:
-        fn = getattr(self.map, "lookup_percpu", None)
-        if fn is None:
+        if not self.percpu:
             raise TypeError(f"map {self.name} is a {self.spec.type_name}, not a per-CPU map")
-        return fn(self._key(key))
+        return self.lookup(key)
 
-    def keys(self) -> Iterator[bytes]:
-        return iter(list(self.map.keys()))
+    def keys(self):   # a snapshot: deleting while iterating is safe
+        return list(self.map.keys())
 
-    def items(self) -> Iterator[tuple[bytes, bytes]]:
-        return self.map.items()
+    def items(self):
+        return list(self.map.items())
 
     def __iter__(self) -> Iterator[bytes]:
-        return self.keys()
+        return iter(self.keys())
 
     def __len__(self) -> int:
-        return sum(1 for _ in self.map.items())
+        return sum(1 for _ in self.map.keys())
 
+    # -- frames -----------------------------------------------------------------------------------
     def to_frame(self, key_layout: tuple[str, Sequence[str]] | None = None,
                  value_layout: tuple[str, Sequence[str]] | None = None, *,
                  raw: bool = False) -> "pd.DataFrame":
-        """One row per entry: `key`/`value` decoded by the map's BTF types when the object has
-        them, or by `key_layout`/`value_layout` = (struct format, field names); raw bytes
-        otherwise. Structs become one column per field. Byte arrays that hold text (UTF-16LE or
-        ASCII strings, SIDs) become strings unless `raw`."""
+        """One row per entry (per-CPU maps: per entry and CPU, with a `cpu` column): `key`/
+        `value` decoded by the map's BTF types when the object has them, or by
+        `key_layout`/`value_layout` = (struct format, field names); raw bytes otherwise.
+        Structs become one column per field. Byte arrays that hold text (UTF-16LE or ASCII
+        strings, SIDs) become strings unless `raw`."""
         import pandas as pd
 
         from .frames import decode_text_columns
         rows = []
         for k, v in self.map.items():
-            row: dict[str, Any] = {"key": k, "value": v}
-            dk = _unpack(key_layout, k, self.name) if key_layout else \
-                _decode(self.btf, self.spec.key_type, k)
-            if not isinstance(dk, bytes):
-                _flatten("key", dk, row) if isinstance(dk, dict) else row.__setitem__("key", dk)
-            dv = _unpack(value_layout, v, self.name) if value_layout else \
-                _decode(self.btf, self.spec.value_type, v)
-            if isinstance(dv, dict):
-                del row["value"]
-                _flatten("", dv, row)
-            elif not isinstance(dv, bytes):
-                row["value"] = dv
-            rows.append(row)
+            for cpu, value in (enumerate(v) if isinstance(v, list) else ((None, v),)):
+                row: dict[str, Any] = {"key": k}
+                if cpu is not None:
+                    row["cpu"] = cpu
+                row["value"] = value
+                dk = _unpack(key_layout, k, self.name) if key_layout else \
+                    _decode(self.btf, self.spec.key_type, k)
+                if not isinstance(dk, bytes):
+                    _flatten("key", dk, row) if isinstance(dk, dict) else \
+                        row.__setitem__("key", dk)
+                dv = _unpack(value_layout, value, self.name) if value_layout else \
+                    _decode(self.btf, self.spec.value_type, value)
+                if isinstance(dv, dict):
+                    del row["value"]
+                    _flatten("", dv, row)
+                elif not isinstance(dv, bytes):
+                    row["value"] = dv
+                rows.append(row)
         frame = pd.DataFrame(rows, columns=None if rows else ["key", "value"])
         return frame if raw else decode_text_columns(frame)
 
@@ -124,6 +211,35 @@ class MapView:
         return (f"<div><b>map {html.escape(self.name)}</b> ({self.spec.type_name}, key "
                 f"{self.spec.key_size} B, value {self.spec.value_size} B, max "
                 f"{self.spec.max_entries})" + frame.head(20)._repr_html_() + "</div>")
+
+
+PERCPU_TYPES = ("percpu_hash", "percpu_array", "lru_percpu_hash")
+
+
+class EmulatedMap:
+    """A runtime map (ntoslab.runtime.maps) in the backend form MapView reads: user-side
+    lookups (never refreshing LRU recency), updates and deletes that raise MapError."""
+
+    def __init__(self, m: Map) -> None:
+        self.m = m
+        self.split = getattr(m, "split", None)
+
+    def lookup(self, key: bytes) -> bytes | list[bytes] | None:
+        flat = self.m.lookup(key)
+        return flat if flat is None or self.split is None else self.split(flat)
+
+    def update(self, key: bytes, value: Any, flags: int) -> None:
+        self.m.update_user(key, value, flags)
+
+    def delete(self, key: bytes) -> None:
+        self.m.delete_user(key)
+
+    def keys(self) -> Iterator[bytes]:
+        return self.m.keys()
+
+    def items(self) -> Iterator[tuple[bytes, Any]]:
+        for k, v in self.m.items():
+            yield k, (v if self.split is None else self.split(v))
 
 
 class RingRecorder:

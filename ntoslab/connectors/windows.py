@@ -37,7 +37,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..hooks.notify_context import TEST_CONTEXT_SIZE, pack_test_run_context
 from ..hooks.process import EventError, ProcessEvent, denies, status_of
+from ..elf import MapSpec
 from .emulator import ProgramRun, Verdict
+from .views import MapView
 from .libbpf import (BpfLink, BpfMap, BpfObject, BpfProgram, Libbpf, LibbpfError,
                      LibbpfUnavailable, translate)
 
@@ -222,47 +224,6 @@ WINDOWS_SIGNATURES = {
 
 
 # -- views -------------------------------------------------------------------------------------
-class LiveMapView:
-    """A real map: lookup/update/delete/iteration and `to_frame()` (BTF-decoded for .o)."""
-
-    def __init__(self, m: BpfMap, btf=None, spec=None) -> None:
-        self.map = m
-        self.name = m.name
-        self.btf = btf
-        self.spec = spec
-
-    def lookup(self, key):
-        return self.map.lookup(key)
-
-    def update(self, key, value, flags: int = 0) -> None:
-        self.map.update(key, value, flags)
-
-    def delete(self, key) -> bool:
-        return self.map.delete(key)
-
-    def keys(self) -> Iterator[bytes]:
-        return self.map.keys()
-
-    def items(self):
-        return self.map.items()
-
-    def to_frame(self) -> "pd.DataFrame":
-        import pandas as pd
-        rows = []
-        for k, v in self.map.items():
-            row: dict[str, Any] = {"key": k, "value": v}
-            if self.btf is not None and self.spec is not None and not isinstance(v, list):
-                for col, tid, raw in (("key", self.spec.key_type, k),
-                                      ("value", self.spec.value_type, v)):
-                    if tid is not None:
-                        try:
-                            row[col] = self.btf.decode(tid, raw)
-                        except Exception:
-                            pass
-            rows.append(row)
-        return pd.DataFrame(rows, columns=None if rows else ["key", "value"])
-
-
 class LiveRingBuf:
     """Records of a real ring buffer, kept as they are consumed (poll mode on eBPF for
     Windows 1.1+, callbacks from the runtime's thread pool before)."""
@@ -325,9 +286,14 @@ class WindowsObject:
     def program(self, name: str) -> BpfProgram:
         return self.bpf.program(name)
 
-    def map(self, name: str) -> LiveMapView:
-        spec = self.elf.map(name) if self.elf is not None else None
-        return LiveMapView(self.bpf.map(name), self.elf.btf if self.elf else None, spec)
+    def map(self, name: str) -> MapView:
+        """The real map as a Python mapping, with the emulator's MapView (BTF from the .o;
+        a native .sys has none: bytes and ints only)."""
+        m = self.bpf.map(name)
+        spec = self.elf.map(name) if self.elf is not None else \
+            MapSpec(m.name, m.type, m.key_size, m.value_size, m.max_entries)
+        ncpus = self.hook.libbpf.num_possible_cpus() if m.is_percpu else None
+        return MapView(m, spec, self.elf.btf if self.elf else None, ncpus)
 
     def ringbuf(self, name: str) -> LiveRingBuf:
         if name not in self._rings:

@@ -33,7 +33,7 @@ import bisect
 import struct
 from dataclasses import dataclass, field
 from difflib import get_close_matches
-from typing import Iterable, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 __all__ = ["Btf", "BtfExt", "BtfError", "BtfType", "CoreRelo", "DatasecVar", "Field",
            "FuncInfo", "LineInfo", "Member", "BTF_MAGIC", "KINDS"]
@@ -719,6 +719,109 @@ class Btf:
             elif isinstance(value, dict):
                 out.update(value)
         return out
+
+    def encode(self, type_id: int | str, value: Any) -> bytes:
+        """The bytes of `value` as a value of the given type: the inverse of `decode`.
+
+        Ints (and bools) for INT/ENUM/PTR, floats for FLOAT; an ARRAY takes a list, or bytes
+        (zero-padded to the array's size); a STRUCT/UNION a dict by member name, members left
+        out are zero (anonymous members' fields are named at the parent's level, as decode
+        gives them). Raises BtfError naming the member or the value that does not fit.
+
+        >>> btf.encode("process_info_t", {"process_id": 7, "operation": 1})  # doctest: +SKIP
+        """
+        tid = self._id(type_id)
+        out = bytearray(self.sizeof(tid))
+        self._work = MAX_WORK
+        self._encode(tid, value, out, 0, 0, self.type_name(tid))
+        return bytes(out)
+
+    def _encode(self, tid: int, value: Any, out: bytearray, off: int, depth: int,
+                where: str) -> None:
+        self._spend(tid)
+        if depth > MAX_DEPTH:
+            raise BtfError(f"BTF type #{tid}: type references nest too deeply (a loop?)")
+        tid = self.resolve(tid)
+        t = self.types[tid]
+        k = t.kind
+        if k in ("INT", "ENUM", "ENUM64", "PTR"):
+            size = POINTER_SIZE if k == "PTR" else t.size
+            if isinstance(value, bool) or isinstance(value, int):
+                v = int(value)
+            else:
+                raise BtfError(f"{where}: {value!r} is not an integer")
+            signed = (k == "INT" and bool(t.encoding & INT_SIGNED)) or \
+                (k != "INT" and k != "PTR" and t.kind_flag)
+            lo, hi = (-(1 << (8 * size - 1)), 1 << 8 * size) if signed or v < 0 else \
+                (0, 1 << 8 * size)
+            if not lo <= v < hi:
+                raise BtfError(f"{where}: {v} does not fit {size} byte(s)")
+            out[off:off + size] = (v & ((1 << 8 * size) - 1)).to_bytes(size, "little")
+            return
+        if k == "FLOAT":
+            fmt = {2: "<e", 4: "<f", 8: "<d"}.get(t.size)
+            if fmt is None:
+                raise BtfError(f"{where}: {t.size}-byte floats are not supported")
+            out[off:off + t.size] = struct.pack(fmt, float(value))
+            return
+        if k == "ARRAY":
+            elem = self.resolve(t.elem_type)
+            esize = self._sizeof(elem, depth + 1)
+            if isinstance(value, (bytes, bytearray, memoryview)):
+                raw = bytes(value)
+                if len(raw) > esize * t.nelems:
+                    raise BtfError(f"{where}: {len(raw)} bytes do not fit "
+                                   f"{esize * t.nelems}")
+                out[off:off + len(raw)] = raw
+                return
+            items = list(value)
+            if len(items) > t.nelems:
+                raise BtfError(f"{where}: {len(items)} elements, the array has {t.nelems}")
+            for i, item in enumerate(items):
+                self._encode(elem, item, out, off + i * esize, depth + 1, f"{where}[{i}]")
+            return
+        if k in ("STRUCT", "UNION"):
+            if not isinstance(value, dict):
+                raise BtfError(f"{where}: a {k.lower()} takes a dict, not "
+                               f"{type(value).__name__}")
+            left = dict(value)
+            self._encode_struct(t, left, out, off, depth, where)
+            if left:
+                raise BtfError(f"{where}: no member {sorted(left)[0]!r}")
+            return
+        if k == "VAR":
+            self._encode(t.type, value, out, off, depth + 1, where)
+            return
+        raise BtfError(f"{where}: cannot encode BTF type #{tid} ({_label(t)})")
+
+    def _encode_struct(self, t: BtfType, left: dict, out: bytearray, off: int, depth: int,
+                       where: str) -> None:
+        for m in t.members:
+            mt_id = self.resolve(m.type_id)
+            mt = self.types[mt_id]
+            if not m.name:
+                if mt.kind in ("STRUCT", "UNION"):   # anonymous: its fields at this level
+                    self._encode_struct(mt, left, out, off + m.bit_offset // 8, depth + 1,
+                                        where)
+                continue
+            if m.name not in left:
+                continue
+            value = left.pop(m.name)
+            bit_off, nbits = m.bit_offset, m.bitfield_size
+            if not nbits and mt.kind == "INT" and (mt.bit_offset or
+                                                   (mt.bits and mt.bits < 8 * mt.size)):
+                bit_off, nbits = bit_off + mt.bit_offset, mt.bits
+            if nbits or bit_off % 8:
+                nbits = nbits or 8 * self._sizeof(mt_id, depth + 1)
+                first, shift = off + bit_off // 8, bit_off % 8
+                span = (shift + nbits + 7) // 8
+                word = int.from_bytes(out[first:first + span], "little")
+                mask = ((1 << nbits) - 1) << shift
+                word = (word & ~mask) | ((int(value) << shift) & mask)
+                out[first:first + span] = word.to_bytes(span, "little")
+            else:
+                self._encode(mt_id, value, out, off + bit_off // 8, depth + 1,
+                             f"{where}.{m.name}")
 
     @staticmethod
     def _bits(t: BtfType, word: int, shift: int, nbits: int):

@@ -4,7 +4,8 @@ JSON (ARCHITECTURE.md): `verdicts` [{index, line, operation, process_id, status,
 `ringbuf` {map: [hex record, ...]} in output order, `dropped` {ring buffer: records it refused},
 `maps` {map: [{key: hex, value: hex | [hex per cpu]}]} for every other map, queues and stacks in
 pop order with `key: null`, `rejected` [{line, message}] for rows that could not be events, and
-`summary` (events, denied, faulted, rejected, dropped, shown).
+`unresolved_sids` {SID: creates} the account helpers could not resolve, `summary` (events,
+denied, faulted, rejected, dropped, unresolved_sids, shown).
 
 Every ring buffer has a reader for the whole run (drained after every event, as a subscribed
 consumer would be), so records are kept; what a ring still refuses is counted in `dropped`.
@@ -173,9 +174,12 @@ def run(objects: list[Path], events_path: Path, engine: str = "jit",
         "dropped": dropped,
         "maps": maps,
         "rejected": [{"line": e.line, "message": e.message} for e in errors],
+        # SIDs no account source resolved (the account helpers returned -2 for them)
+        "unresolved_sids": dict(hook.accounts.unresolved.most_common()),
         "summary": {"events": len(rows), "denied": sum(r["denied"] for r in rows),
                     "faulted": sum(r["fault"] is not None for r in rows),
                     "rejected": len(errors), "dropped": sum(dropped.values()),
+                    "unresolved_sids": len(hook.accounts.unresolved),
                     "shown": len(rows)},
     }
     return report, errors, hook
@@ -216,6 +220,9 @@ def print_table(report: dict[str, Any], hook: EmulatedHook, out: TextIO) -> None
               + (" (the ring was full: enlarge max_entries)" if drops else ""), file=out)
     for name, entries in report["maps"].items():
         print(f"map {name}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}", file=out)
+    if report["unresolved_sids"]:
+        print("\nSIDs no account source knows (account helpers returned -2): " +
+              ", ".join(f"{s} ({n})" for s, n in report["unresolved_sids"].items()), file=out)
     printk = hook.printk()
     if len(printk):
         print("\nbpf_printk:", file=out)

@@ -48,7 +48,8 @@ def test_json_contract(objects, tmp_path):
     events = write_events(tmp_path, EVENTS)
     code, report, err = run_json([objects["lineage"], objects["deny_policy"]], events)
     assert code == 0 and err == ""
-    assert set(report) == {"verdicts", "ringbuf", "dropped", "maps", "rejected", "summary"}
+    assert set(report) == {"verdicts", "ringbuf", "dropped", "maps", "rejected",
+                           "unresolved_sids", "summary"}
     assert report["verdicts"] == [
         {"index": 0, "line": 1, "operation": "create", "process_id": 10, "status": 0,
          "denied": False, "fault": None},
@@ -61,7 +62,7 @@ def test_json_contract(objects, tmp_path):
     ]
     assert report["dropped"] == {"lineage_events": 0} and report["rejected"] == []
     assert report["summary"] == {"events": 4, "denied": 1, "faulted": 0, "rejected": 0,
-                                 "dropped": 0, "shown": 4}
+                                 "dropped": 0, "unresolved_sids": 0, "shown": 4}
     # lineage_t: pid, ppid, root, depth (u32) + creation_time (u64), in output order
     expected = [struct.pack("<IIIIQ", 10, 1, 1, 0, 1000), struct.pack("<IIIIQ", 11, 10, 1, 1, 2000),
                 struct.pack("<IIIIQ", 12, 10, 1, 1, 3000)]
@@ -291,3 +292,18 @@ def test_cli_engine_help_filters_and_source_file(objects, tmp_path, capsys):
     assert cli(["run", str(source), "--events", str(events)]) == 2
     err = capsys.readouterr().err
     assert "not an ELF file" in err and f"ntoslab build {source}" in err
+
+
+def test_unresolved_sids_are_reported(compile_bpf, tmp_path):
+    """process_monitor asks for every create's account: a SID nobody names is listed with its
+    count in the JSON and the table (its helpers returned -2, as SecLookupAccountSid fails)."""
+    monitor = compile_bpf((EXAMPLES.parent / "process_monitor.c").read_text(), "process_monitor")
+    rows = [dict(EVENTS[0], token_sid="S-1-5-21-4-4-4-1300"),
+            dict(EVENTS[2], token_sid="S-1-5-21-4-4-4-1300"),
+            dict(EVENTS[1], token_sid="S-1-5-32-544")]
+    code, report, _ = run_json([monitor], write_events(tmp_path, rows))
+    assert report["unresolved_sids"] == {"S-1-5-21-4-4-4-1300": 2}
+    assert report["summary"]["unresolved_sids"] == 1
+    out = io.StringIO()
+    main([monitor], write_events(tmp_path, rows), "jit", "table", out, io.StringIO())
+    assert "S-1-5-21-4-4-4-1300 (2)" in out.getvalue()

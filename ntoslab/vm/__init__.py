@@ -7,9 +7,19 @@
 from .engine import (DEFAULT_BUDGET, ENGINES, Code, Engine, Helper, HelperError, Machine,
                      ProgramError, RawCode, RunResult, StopProgram, TailCall, VmFault, get_engine,
                      register_engine)
-from .interpreter import Interpreter
-from .jit import Jit
 from .memory import AddressSpace, MemoryFault, Region
+
+
+def __getattr__(name: str):
+    """The engine classes load on first use (the JIT's module imports llvmlite)."""
+    if name == "Interpreter":
+        from .interpreter import Interpreter
+        return Interpreter
+    if name == "Jit":
+        from .jit import Jit
+        return Jit
+    raise AttributeError(f"module 'ntoslab.vm' has no attribute {name!r}")
+
 
 __all__ = ["AddressSpace", "Code", "DEFAULT_BUDGET", "ENGINES", "Engine", "Helper", "HelperError",
            "Interpreter", "Machine", "MemoryFault", "ProgramError", "RawCode", "Region",

@@ -275,7 +275,45 @@ class Engine(ABC):
         """Run `code` with r1.. = `args`; return r0 or raise VmFault."""
 
 
-ENGINES: dict[str, Callable[[], Engine]] = {}
+class EngineRegistry(dict):
+    """Engine factories by name. The built-in engines register when their module is imported,
+    which happens on first use (the JIT's module loads llvmlite)."""
+
+    BUILTIN = {"interpreter": "ntoslab.vm.interpreter", "jit": "ntoslab.vm.jit"}
+
+    def _load(self, names=None) -> None:
+        import importlib
+        for name in names or self.BUILTIN:
+            if not dict.__contains__(self, name) and name in self.BUILTIN:
+                importlib.import_module(self.BUILTIN[name])
+
+    def __missing__(self, name: str):
+        self._load([name])
+        if dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.BUILTIN or dict.__contains__(self, name)
+
+    def __iter__(self):
+        self._load()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._load()
+        return dict.__len__(self)
+
+    def keys(self):
+        self._load()
+        return dict.keys(self)
+
+    def items(self):
+        self._load()
+        return dict.items(self)
+
+
+ENGINES: dict[str, Callable[[], Engine]] = EngineRegistry()
 
 
 def register_engine(name: str, factory: Callable[[], Engine]) -> None:

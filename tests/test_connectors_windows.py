@@ -212,7 +212,7 @@ def fake_hook(*programs) -> w.WindowsHook:
     hook = object.__new__(w.WindowsHook)
     hook.features = w.detect_features(BASE.__contains__)
     hook.links = [w.WindowsLink(p, None, order=i) for i, p in enumerate(programs)]
-    hook.subscribers, hook._events, hook.objects = [], 0, []
+    hook.subscribers, hook._events, hook.objects, hook.history = [], 0, [], []
     return hook
 
 

@@ -12,7 +12,7 @@ import os
 import struct
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -21,9 +21,11 @@ from ..hooks.accounts import DEFAULT_SID, AccountTable
 from ..hooks.batch import Chain, pack
 from ..hooks.notify_context import TEST_CONTEXT_SIZE, close_test_context, open_test_context
 from ..hooks.process import (PROCESS_HELPERS, ProcessContext, ProcessEvent, ProcessWindows,
-                             EventError, denies, exit_thread, pack_event, status_of)
+                             denies, exit_thread, pack_event, status_of)
 from ..runtime import Sandbox
 from ..vm.engine import DEFAULT_BUDGET, ProgramError, VmFault
+from .contract import (VERDICT_COLUMNS, ProgramRun, Verdict, error_row, history_frame,
+                       history_row, replay_events)
 from .libbpf import TestRun
 from .views import EmulatedMap, MapView, PerfView, RingBufView, printk_frame
 
@@ -31,56 +33,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_UPTIME_NS = 3600 * 10**9  # the emulated machine booted an hour before the first event
-
-
-@dataclass
-class ProgramRun:
-    """One program's run on one event."""
-
-    object: str
-    program: str
-    status: int | None           # signed 32-bit r0, None when the run faulted
-    instructions: int
-    fault: str | None = None
-
-
-@dataclass
-class Verdict:
-    """What the hook decided for one event."""
-
-    index: int
-    operation: str
-    process_id: int
-    status: int = 0
-    denied: bool = False
-    decided_by: str | None = None
-    instructions: int = 0
-    runs: list[ProgramRun] = field(default_factory=list)
-    event: ProcessEvent | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def faults(self) -> list[ProgramRun]:
-        return [r for r in self.runs if r.fault]
-
-    def as_row(self) -> dict[str, Any]:
-        return {"index": self.index, "operation": self.operation, "process_id": self.process_id,
-                "status": self.status, "status_hex": f"0x{self.status & 0xFFFFFFFF:08X}",
-                "denied": self.denied, "decided_by": self.decided_by,
-                "instructions": self.instructions, "programs_run": len(self.runs),
-                "faults": "; ".join(r.fault for r in self.faults) or None,
-                "faulted": bool(self.faults)}
-
-    def _repr_html_(self) -> str:
-        color = "#b00" if self.denied else "#070"
-        word = "DENIED" if self.denied else "allowed"
-        rows = "".join(f"<tr><td>{html.escape(r.program)}</td><td>{r.status}</td>"
-                       f"<td>{r.instructions}</td><td>{html.escape(r.fault or '')}</td></tr>"
-                       for r in self.runs)
-        return (f"<div><b style='color:{color}'>{word}</b> {self.operation} pid "
-                f"{self.process_id}: status 0x{self.status & 0xFFFFFFFF:08X}"
-                f"{' by ' + html.escape(self.decided_by) if self.decided_by else ''}"
-                f"<table><tr><th>program</th><th>status</th><th>insns</th><th>fault</th></tr>"
-                f"{rows}</table></div>")
 
 
 @dataclass
@@ -441,27 +393,8 @@ class EmulatedHook:
     def verdicts(self) -> "pd.DataFrame":
         """One row per event injected so far (same columns as the live hooks' `verdicts()`;
         `enforced` is False: an emulated deny stops nothing real)."""
-        import pandas as pd
-        parts, rows = [], []
-        for item in self.history.parts:
-            if isinstance(item, Verdict):
-                verdict, event = item, item.event
-                row = verdict.as_row()
-                row.update(time=event.time, image_path=event.image_path,
-                           command_line=event.command_line, process_key=event.process_key,
-                           enforced=False)
-                rows.append(row)
-                continue
-            if rows:
-                parts.append(pd.DataFrame(rows))
-                rows = []
-            parts.append(item.frame())
-        if rows:
-            parts.append(pd.DataFrame(rows))
-        if not parts:
-            return pd.DataFrame()
-        from .frames import with_utc_times
-        return with_utc_times(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0])
+        return history_frame(history_row(item) if isinstance(item, Verdict) else item.frame()
+                             for item in self.history.parts)
 
     def subscribe(self, callback) -> None:
         """Call `callback(verdict)` after every event (e.g. a ring-buffer reader's poll)."""
@@ -503,31 +436,7 @@ class EmulatedHook:
         return out
 
     def _replay_events(self, events, progress: bool | None) -> "pd.DataFrame":
-        import pandas as pd
-        from tqdm.auto import tqdm
-
-        if isinstance(events, pd.DataFrame):
-            rows: Sequence = events.to_dict("records")
-        else:
-            rows = list(events)
-        show = progress if progress is not None else len(rows) >= 2000
-        out = []
-        for i, row in enumerate(tqdm(rows, disable=not show, desc="replay", unit="event")):
-            try:
-                ev = row if isinstance(row, ProcessEvent) else ProcessEvent.from_row(row, f"row {i}: ")
-                record = self.inject(ev).as_row()
-            except EventError as exc:
-                text = str(exc) if str(exc).startswith("row ") else f"row {i}: {exc}"
-                out.append(_error_row(row.get("operation") if isinstance(row, dict) else None,
-                                      text, i))
-                continue
-            inferred = row.get("creator_inferred") if isinstance(row, dict) else None
-            if _missing(inferred):  # missing or NaN: decide here
-                inferred = ev.is_create and isinstance(row, dict) and \
-                    _missing(row.get("creating_process_id"))
-            record.update(error=None, row=i, creator_inferred=bool(inferred))
-            out.append(record)
-        return pd.DataFrame(out)
+        return replay_events(self.inject, events, progress)
 
     def _replay_native(self, frame: "pd.DataFrame", links: list,
                        progress: bool | None) -> "pd.DataFrame":
@@ -595,7 +504,7 @@ class EmulatedHook:
             out[int(packed.rows[k]) - start] = rec
         ops = chunk["operation"].tolist() if "operation" in chunk.columns else [None] * len(chunk)
         for row, message in packed.errors.items():
-            out[row - start] = _error_row(ops[row - start], message, row)
+            out[row - start] = error_row(ops[row - start], message, row)
         return pd.DataFrame(out)
 
     def printk(self) -> "pd.DataFrame":
@@ -631,10 +540,6 @@ class EmulatedHook:
                 f"<ol>{items}</ol></div>")
 
 
-def _missing(value: Any) -> bool:
-    return value is None or type(value).__name__ in ("NAType", "NaTType") or value != value
-
-
 class ProgramFaulted(UserWarning):
     """A program faulted on an event (shown once per program; every row says faulted)."""
 
@@ -666,13 +571,6 @@ def _check_columns(frame: "pd.DataFrame") -> None:
                       f"{'s' if len(absent) > 1 else ''}: every event replays with "
                       f"{'it' if len(absent) == 1 else 'them'} empty (0 or \"\"), which the "
                       f"programs will see", UserWarning, stacklevel=3)
-
-
-def _error_row(operation: Any, message: str, row: int) -> dict[str, Any]:
-    return {"index": None, "operation": operation, "process_id": None, "status": None,
-            "status_hex": None, "denied": None, "decided_by": None, "instructions": 0,
-            "programs_run": 0, "faults": None, "faulted": None, "error": message, "row": row,
-            "creator_inferred": None}
 
 
 def _concat(parts: list) -> "pd.DataFrame":
@@ -826,10 +724,6 @@ def _str_dtype():
 
 _STR = _str_dtype()
 BATCH_CHUNK = 1 << 16
-VERDICT_COLUMNS = ["index", "operation", "process_id", "status", "status_hex", "denied",
-                   "decided_by", "instructions", "programs_run", "faults", "faulted", "error",
-                   "row", "creator_inferred"]
-
 
 def emulator(engine: str = "jit", **kw: Any) -> EmulatedHook:
     """A new emulated process hook. Programs run on the JIT (native code, every access checked);

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .contract import Closing
+
 log = logging.getLogger("ntoslab.libbpf")
 
 # -- option structs (upstream libbpf layouts, LP64 and LLP64 alike: size_t and pointers are 8) --
@@ -642,26 +644,6 @@ class TestRun:
 
 def _cstr(ptr: bytes | None) -> str:
     return ptr.decode(errors="replace") if ptr else ""
-
-
-class Closing:
-    """A context manager that calls `close()` on exit, and once more, best effort, when the
-    object is collected (so a forgotten object does not leak kernel resources)."""
-
-    def close(self) -> None:  # pragma: no cover - every subclass defines it
-        raise NotImplementedError
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 class BpfObject(Closing):

@@ -52,7 +52,8 @@ from ..filetime import FILETIME_EPOCH_OFFSET
 from ..hooks.process import ProcessEvent
 from ..trace.schema import COLUMNS, events_frame
 from .emulator import EmulatedHook, Link, LoadedObject, Verdict
-from .libbpf import BpfObject, Closing, Libbpf, LibbpfError, RingBuffer
+from .contract import Closing, history_frame, history_row
+from .libbpf import BpfObject, Libbpf, LibbpfError, RingBuffer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -475,10 +476,7 @@ class LinuxHook(Closing):
 
     def _shadow_inject(self, ev: ProcessEvent) -> Verdict:
         verdict = self.shadow.inject(ev)
-        row = verdict.as_row()
-        row.update(time=ev.time, image_path=ev.image_path, command_line=ev.command_line,
-                   process_key=ev.process_key, enforced=False)
-        self._verdicts.append(row)
+        self._verdicts.append(history_row(verdict, ev))
         return verdict
 
     @property
@@ -588,10 +586,8 @@ class LinuxHook(Closing):
 
     def verdicts(self) -> "pd.DataFrame":
         """One row per live event the shadow programs ran on (`enforced` is always False)."""
-        import pandas as pd
-        from .frames import with_utc_times
         with self._lock:
-            return with_utc_times(pd.DataFrame(list(self._verdicts)))
+            return history_frame(list(self._verdicts))
 
     def printk(self) -> "pd.DataFrame":
         return self.shadow.printk()

@@ -31,15 +31,16 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..hooks.notify_context import TEST_CONTEXT_SIZE, pack_test_run_context
-from ..hooks.process import EventError, ProcessEvent, denies, status_of
+from ..hooks.process import ProcessEvent, denies, status_of
 from ..elf import MapSpec
-from .emulator import ProgramRun, Verdict
-from .views import MapView
+from .contract import ProgramRun, Verdict, history_frame, history_row, replay_events
+from .views import MapView, printk_frame
 from .libbpf import (BpfLink, BpfMap, BpfObject, BpfProgram, Libbpf, LibbpfError,
                      LibbpfUnavailable, translate)
 
@@ -346,6 +347,7 @@ class WindowsHook:
         self.subscribers: list = []
         self._events = 0
         self._monitor: WindowsObject | None = None
+        self.history: list[Verdict] = []
 
     def _check_store(self) -> None:
         ptype, atype = _GUID(), _GUID()
@@ -427,7 +429,7 @@ class WindowsHook:
             raise LibbpfUnavailable("this EbpfApi.dll has no bpf_prog_test_run_opts: update "
                                     "eBPF for Windows to inject events")
         packed = pack_test_run_context(event)
-        verdict = Verdict(self._events, event.operation, event.process_id)
+        verdict = Verdict(self._events, event.operation, event.process_id, event=event)
         self._events += 1
         for link in list(self.links):
             prog = link.program
@@ -442,6 +444,7 @@ class WindowsHook:
             if event.is_create and denies(status):
                 verdict.status, verdict.denied, verdict.decided_by = status, True, prog.name
                 break
+        self.history.append(verdict)
         for callback in self.subscribers:
             callback(verdict)
         return verdict
@@ -450,18 +453,26 @@ class WindowsHook:
         self.subscribers.append(callback)
 
     def replay(self, events, progress: bool | None = None) -> "pd.DataFrame":
+        """Inject every event (a trace DataFrame or an iterable), one test run per attached
+        program and event; a row per input row, bad rows reported in `error`."""
+        return replay_events(self.inject, events, progress)
+
+    def verdicts(self) -> "pd.DataFrame":
+        """One row per injected event, as on every hook (`enforced` is False: a test run
+        invokes the programs, it creates or denies no process)."""
+        return history_frame(history_row(v) for v in self.history)
+
+    def printk(self) -> "pd.DataFrame":
+        """bpf_printk output. On Windows it goes to the eBPF ETW provider, which libbpf cannot
+        read: the frame is empty (same columns as elsewhere) and a warning says where to look."""
+        if not getattr(self, "_printk_told", False):
+            self._printk_told = True
+            warnings.warn("WindowsHook.printk(): Windows sends bpf_printk output to the eBPF "
+                          "for Windows ETW provider (keyword PRINTK); read it with an ETW "
+                          "session (tracelog / `netsh trace`), not through EbpfApi.dll",
+                          stacklevel=2)
         import pandas as pd
-        rows = events.to_dict("records") if isinstance(events, pd.DataFrame) else list(events)
-        out = []
-        for i, row in enumerate(rows):
-            try:
-                ev = row if isinstance(row, ProcessEvent) else ProcessEvent.from_row(row)
-                rec = self.inject(ev).as_row()
-                rec.update(error=None, row=i)
-            except EventError as exc:
-                rec = {"index": None, "error": str(exc), "row": i}
-            out.append(rec)
-        return pd.DataFrame(out)
+        return printk_frame([]).assign(object=pd.Series(dtype=object))
 
     # -- live events through process_monitor ----------------------------------------------------
     def _monitor_object(self) -> WindowsObject:

@@ -35,6 +35,13 @@ def rare_pairs(trace: "pd.DataFrame | ProcessTree",
     often they occur in the trace. A pair absent from the baseline has baseline_count 0."""
     pairs = parent_child_pairs(trace)
     base = parent_child_pairs(baseline) if baseline is not None else pairs
+    return rare_among(pairs, base, max_count)
+
+
+def rare_among(pairs: "pd.DataFrame", base: "pd.DataFrame", max_count: int = 1) -> "pd.DataFrame":
+    """The rows of a pair-count frame (`parent`, `child`, `count`, ...) whose pair has at most
+    `max_count` in the `base` pair counts (absent: 0), with that count as `baseline_count`."""
+    base = base[["parent", "child", "count"]]
     merged = pairs.merge(base.rename(columns={"count": "baseline_count"}), how="left",
                          on=["parent", "child"])
     merged["baseline_count"] = merged["baseline_count"].fillna(0).astype(int)

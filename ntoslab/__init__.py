@@ -33,6 +33,19 @@ def debugger(hook, event, program=None, **kw):
     return debug(hook, event, program, **kw)
 
 
+def __getattr__(name: str):
+    """`ntoslab.fleet` (the same analyses and replay over many hosts on Dask), imported on first
+    use so that `import ntoslab` does not import dask.
+
+    >>> client = ntoslab.fleet.connect()                                        # doctest: +SKIP
+    >>> ntoslab.fleet.replay("fleet/", ["bpf/examples/deny_policy.o"]).denied_per_host()  # doctest: +SKIP
+    """
+    if name == "fleet":
+        import importlib
+        return importlib.import_module(".fleet", __name__)
+    raise AttributeError(f"module 'ntoslab' has no attribute {name!r}")
+
+
 def load_ipython_extension(ipython) -> None:
     """`%load_ext ntoslab`: the `%%ebpf` cell magic and `%ntoslab` (see ntoslab.magics)."""
     from .magics import load_ipython_extension as load
@@ -41,4 +54,4 @@ def load_ipython_extension(ipython) -> None:
 __all__ = ["AssemblyError", "ENGINES", "ElfLoadError", "ElfObject", "EmulatedHook", "Engine",
            "Interpreter", "LoadedObject", "Machine", "MapSpec", "ProcessEvent", "Program",
            "ProgramError", "RawCode", "RunResult", "Sandbox", "Verdict", "VmFault", "assemble",
-           "debugger", "emulator", "get_engine", "live", "LiveUnavailable", "load", "load_bytes", "read_events"]
+           "debugger", "emulator", "fleet", "get_engine", "live", "LiveUnavailable", "load", "load_bytes", "read_events"]

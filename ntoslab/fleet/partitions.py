@@ -103,9 +103,12 @@ def hosts_of(frame: "pd.DataFrame"):
 def with_host(frame: "pd.DataFrame", host: str | None) -> "pd.DataFrame":
     """`frame` with a first column `host` (string)."""
     import pandas as pd
+    import pyarrow as pa
     out = frame.copy(deep=False) if "host" not in frame.columns else \
         frame.drop(columns=["host"])
-    out.insert(0, "host", pd.array([host] * len(out), dtype="string"))
+    column = pa.nulls(len(out), pa.large_string()) if host is None else \
+        pa.repeat(pa.scalar(host, pa.large_string()), len(out))
+    out.insert(0, "host", pd.arrays.ArrowStringArray(column))
     return out
 
 

@@ -127,6 +127,7 @@ def _elf(obj: ObjectSpec):
 def replay_host(host: str | None, events: "pd.DataFrame", spec: ReplaySpec) -> dict:
     """One host's events through a fresh hook: {"verdicts", "records": {ring: frame},
     "maps": {map: frame}, "notices": frame}, every frame with `host` first."""
+    import numpy as np
     import pandas as pd
 
     import ntoslab
@@ -141,11 +142,12 @@ def replay_host(host: str | None, events: "pd.DataFrame", spec: ReplaySpec) -> d
         recorders = [(name, kind, loaded[oi].ringbuf(name).record())
                      for oi, name, kind in spec.rings]
         verdicts = hook.replay(events, progress=False)
-        rows = verdicts["row"].to_numpy()
-        for c in EVENT_COLUMNS:
+        rows = verdicts["row"].to_numpy(np.int64)
+        whole = len(rows) == len(events) and bool((rows == np.arange(len(rows))).all())
+        for c in EVENT_COLUMNS:           # typed columns, taken without boxing each value
             if c in events.columns:
-                verdicts[c] = events[c].iloc[rows].to_numpy() if len(rows) else \
-                    events[c].iloc[:0].to_numpy()
+                col = events[c].array
+                verdicts[c] = col.copy() if whole else col.take(rows)
         records = {name: with_host(rec.to_frame(kind), host) for name, kind, rec in recorders}
         snapshots = {name: with_host(loaded[oi].map(name).to_frame(), host)
                      for oi, name in spec.maps}
@@ -243,8 +245,8 @@ def replay(data: Data, programs, rings: Mapping[str, str | None] | Iterable[str]
     from .cluster import compute
     spec = make_spec(programs, rings, maps, engine, prepare)
     events = as_fleet(data, hosts_per_partition)
-    spec_node = dask.delayed(spec, pure=True)
-    tasks = [dask.delayed(_replay_partition, pure=True)(part, spec_node)
+    spec_node = dask.delayed(spec, pure=True)   # one node: the ELF bytes travel once per worker
+    tasks = [dask.delayed(_replay_partition, pure=False)(part, spec_node)   # a new run each call
              for part in events.to_delayed()]
     done = compute(tasks, retries=retries, persist=True)
 

@@ -40,6 +40,7 @@ bench: build
 	$(PY) benchmarks/lifetime.py
 	$(PY) benchmarks/capture.py --per-spawner 500 --spawners 1,2,4
 	$(PY) benchmarks/trace.py
+	$(PY) benchmarks/fleet.py --events 2000000 --hosts 40
 
 lab: build
 	$(VENV)/bin/jupyter lab notebooks/

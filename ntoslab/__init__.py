@@ -67,7 +67,18 @@ if TYPE_CHECKING:   # what the lazy names are, for type checkers and IDEs
     from .widgets import DebuggerWidget, Injector, LiveTable, MapInspector
 
 
+# subpackages reached as attributes: `ntoslab.fleet` (the same analyses and replay over many
+# hosts on Dask; imported on first use, so `import ntoslab` does not import dask):
+# >>> client = ntoslab.fleet.connect()                                        # doctest: +SKIP
+# >>> ntoslab.fleet.replay("fleet/", ["bpf/examples/deny_policy.o"]).denied_per_host()  # doctest: +SKIP
+_MODULES = {"fleet": ".fleet"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        value = importlib.import_module(_MODULES[name], __name__)
+        globals()[name] = value
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'ntoslab' has no attribute {name!r}")
@@ -77,7 +88,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | set(_MODULES))
 
 
 def debugger(hook, event, program=None, **kw):
@@ -95,4 +106,4 @@ def load_ipython_extension(ipython) -> None:
     load(ipython)
 
 
-__all__ = sorted([*_EXPORTS, "debugger", "load_ipython_extension"])
+__all__ = sorted([*_EXPORTS, *_MODULES, "debugger", "load_ipython_extension"])

@@ -164,3 +164,23 @@ def test_live_capture_notebook_runs_or_says_why_not(tmp_path):
     assert "exit code of `exit 3` 3" in facts          # the real exit code, from the kernel
     assert "denied in shadow mode 1" in facts          # the -enc command line, by DenyPolicy
     assert "live table: our rows 6" in facts           # streamed into the widget as they came
+
+
+def test_fleet_notebook_on_a_local_cluster(tmp_path):
+    """200 synthetic hosts on a 2-process LocalCluster: the attacks are the rare pairs, and the
+    policy denies the encoded PowerShell of each office_macro host."""
+    from ntoslab import fleet
+    render(ROOT / "notebooks" / "06-fleet.ipynb", tmp_path, {"dataset": str(tmp_path / "ds")})
+    nb = nbformat.read(str(tmp_path / "06-fleet.ipynb"), as_version=4)
+    text = "\n".join(outputs(nb))
+    summary = [t for t in outputs(nb) if t.startswith("hosts")][-1]
+    facts = {k.strip(): v for k, v in (line.rsplit(None, 1) for line in summary.splitlines()
+                                       if not line.startswith("dtype"))}
+    # independently: the hosts whose sessions hold an -EncodedCommand (the deny rule)
+    fleet_frame = fleet.generate_fleet(200, 400, seed=7, attacked=0.05)
+    encoded = fleet_frame[fleet_frame["command_line"].str.contains("-EncodedCommand", na=False)]
+    assert facts["events"] == "80000" and facts["hosts"] == "200"
+    assert int(facts["hosts with a denial"]) == encoded["host"].nunique() >= 1
+    assert int(facts["denied"]) == len(encoded)
+    assert "certutil.exe" in text and "wscript.exe" in text and "rundll32.exe" in text
+    assert not (tmp_path / "ds").exists()           # the notebook cleans up after itself

@@ -38,7 +38,13 @@ def rare_pairs(trace: "pd.DataFrame | ProcessTree",
     if baseline is None:
         rare = pairs[pairs["count"] <= max_count]
         return rare.sort_values(["count", "parent", "child"]).reset_index(drop=True)
-    base = parent_child_pairs(baseline)
+    return rare_among(pairs, parent_child_pairs(baseline), max_count)
+
+
+def rare_among(pairs: "pd.DataFrame", base: "pd.DataFrame", max_count: int = 1) -> "pd.DataFrame":
+    """The rows of a pair-count frame (`parent`, `child`, `count`, ...) whose pair has at most
+    `max_count` in the `base` pair counts (absent: 0), with that count as `baseline_count`."""
+    base = base[["parent", "child", "count"]]
     merged = pairs.merge(base.rename(columns={"count": "baseline_count"}), how="left",
                          on=["parent", "child"])
     merged["baseline_count"] = merged["baseline_count"].fillna(0).astype(int)

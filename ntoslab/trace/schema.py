@@ -466,13 +466,28 @@ def _json_default(v):
     raise TypeError(f"{type(v).__name__} is not JSON serialisable")
 
 
-def read_trace(path: str | Path, format: str | None = None, validate_rows: bool = True):
-    """A trace file as a schema-form frame. With `validate_rows` (the default) returns
-    `(clean, rejected)` as `validate` does; otherwise the frame converted by `as_schema`."""
+def read_trace(path: str | Path, format: str | None = None, validate_rows: bool = True,
+               lazy: bool = False):
+    """A trace file, or a dataset directory (`ntoslab.trace.dataset`: Parquet partitioned by
+    host and day), as a schema-form frame. With `validate_rows` (the default) returns
+    `(clean, rejected)` as `validate` does; otherwise the frame converted by `as_schema`.
+    `lazy` (datasets only): a Dask DataFrame, one partition per host, nothing read yet."""
     import pandas as pd
     path = Path(path)
     if not path.exists():
         raise TraceFormatError(f"{path}: no such file")
+    if path.is_dir():
+        from .dataset import is_dataset, read_dataset
+        if not is_dataset(path):
+            raise TraceFormatError(f"{path}: a directory without host=... partitions is not a "
+                                   f"trace dataset (import its files with ntoslab import)")
+        if lazy:
+            return read_dataset(path, lazy=True)
+        frame = read_dataset(path)
+        return validate(frame) if validate_rows else frame
+    if lazy:
+        raise TraceFormatError(f"{path}: lazy reading is for dataset directories "
+                               f"(ntoslab import FILES -o DATASET/)")
     fmt = _format_of(path, format)
     try:
         if fmt == "parquet":

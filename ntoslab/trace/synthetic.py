@@ -397,3 +397,50 @@ def _str_series(arr):
     import pandas as pd
     return pd.Series(arr.to_pandas(types_mapper={arr.type: pd.StringDtype("pyarrow")}.get)
                      if len(arr) else pd.array([], dtype="string"), dtype="string")
+
+
+# ---------------------------------------------------------------------------------------------
+# A fleet: one seeded session per host
+# ---------------------------------------------------------------------------------------------
+
+DAY_NS = 86_400 * 10**9
+
+
+def fleet_host_names(hosts: int) -> list[str]:
+    """`WS-0000`, `WS-0001`, ... (zero-padded so that name order is number order)."""
+    width = max(4, len(str(max(hosts - 1, 0))))
+    return [f"WS-{i:0{width}d}" for i in range(hosts)]
+
+
+def fleet_sessions(hosts: int = 200, events_per_host: int = 500, seed: int = 0,
+                   start_ns: int = START_NS, days: int = 3, attacked: float = 0.05,
+                   rate_per_s: float = 2.0):
+    """One `generate_session` frame per host (a generator, so a large fleet never has to be in
+    memory at once): host `i` is named by `fleet_host_names`, seeded with `(seed, i)`, and starts
+    at a random time within `days` days of `start_ns` (sessions that run past midnight span two
+    day partitions). A share `attacked` of the hosts (at least one when > 0) each carry one
+    scenario of `ATTACKS`, in turn; the others none, so the attack's parent → child pairs are
+    rare across the fleet."""
+    import numpy as np
+    rng = np.random.default_rng([seed, hosts])
+    n_attacked = max(1, round(attacked * hosts)) if attacked > 0 and hosts else 0
+    chosen = rng.choice(hosts, n_attacked, replace=False) if n_attacked else []
+    scenario = {int(h): name for h, name in zip(sorted(chosen), list(ATTACKS) * hosts)}
+    offsets = rng.integers(0, max(days, 1) * DAY_NS, hosts)
+    for i, name in enumerate(fleet_host_names(hosts)):
+        attacks = (scenario[i],) if i in scenario else ()
+        yield generate_session(events_per_host, seed=seed * 1_000_003 + i, host=name,
+                               start_ns=start_ns + int(offsets[i]), attacks=attacks,
+                               rate_per_s=rate_per_s)
+
+
+def generate_fleet(hosts: int = 200, events_per_host: int = 500, seed: int = 0, **kw):
+    """`fleet_sessions` as one frame (hosts in name order, each host's rows in time order).
+
+    >>> fleet = generate_fleet(hosts=20, events_per_host=200)     # doctest: +SKIP
+    >>> fleet.groupby("host").size().unique()                     # doctest: +SKIP
+    array([200])
+    """
+    import pandas as pd
+    return pd.concat(list(fleet_sessions(hosts, events_per_host, seed, **kw)),
+                     ignore_index=True)

@@ -99,8 +99,9 @@ def rare_pairs(data: Data, baseline: Data | None = None, max_count: int | None =
                max_hosts: int | None = None) -> "pd.DataFrame":
     """Pairs of the fleet seen at most `max_count` times in the baseline (default: the fleet
     itself), as `analysis.rare_pairs` gives on the concatenated trace, with `hosts` (hosts of
-    the fleet that saw the pair) and `baseline_hosts`; `max_hosts` keeps the pairs seen on at
-    most that many baseline hosts (with `max_count=None`, the host count alone decides)."""
+    the fleet that saw the pair) and, with a baseline, `baseline_hosts`; `max_hosts` keeps the
+    pairs seen on at most that many baseline hosts (with `max_count=None`, the host count alone
+    decides). Without a baseline the fleet is its own: only `count` and `hosts`, no echo."""
     from ..analysis.pairs import rare_among
     from .cluster import compute
     todo = [host_pairs(data)] + ([host_pairs(baseline)] if baseline is not None else [])
@@ -117,6 +118,8 @@ def rare_pairs(data: Data, baseline: Data | None = None, max_count: int | None =
         rare = rare[rare["baseline_hosts"] <= max_hosts]
         rare = rare.sort_values(["baseline_hosts", "baseline_count", "parent", "child"],
                                 kind="stable")
+    if baseline is None:
+        return rare.reset_index(drop=True)[["parent", "child", "count", "hosts"]]
     return rare.reset_index(drop=True)[["parent", "child", "count", "baseline_count", "hosts",
                                         "baseline_hosts"]]
 

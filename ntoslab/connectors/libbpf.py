@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ..isa.opcodes import sign32
 from .contract import Closing
 
 log = logging.getLogger("ntoslab.libbpf")
@@ -639,7 +640,7 @@ class TestRun:
     @property
     def status(self) -> int:
         """retval as a signed 32-bit value (an NTSTATUS for Windows process programs)."""
-        return self.retval - (1 << 32) if self.retval & 0x8000_0000 else self.retval
+        return sign32(self.retval)
 
 
 def _cstr(ptr: bytes | None) -> str:

@@ -110,7 +110,7 @@ class Debugger:
     def _stop(self, reason: str, detail: str = "") -> Stop:
         line = self.line_at()
         if reason == "exit" and self.result is not None:
-            detail = detail or f"r0 = {self.result.r0:#x} ({_signed32(self.result.r0)}), " \
+            detail = detail or f"r0 = {self.result.r0:#x} ({op.sign32(self.result.r0)}), " \
                                f"{self.result.instructions} instructions"
         if reason == "fault" and self.fault is not None:
             detail = detail or f"{self.fault.kind}: {self.fault.detail}"
@@ -384,10 +384,6 @@ class Debugger:
 
 
 # -- helpers shared with the widget ---------------------------------------------------------------
-def _signed32(v: int) -> int:
-    v &= 0xFFFF_FFFF
-    return v - (1 << 32) if v >> 31 else v
-
 
 def _ranges(nums: list[int]) -> str:
     out, start, prev = [], None, None

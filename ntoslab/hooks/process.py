@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from ..filetime import ns_to_filetime, parse_time_ns
+from ..isa.opcodes import sign32
 from .accounts import AccountTable
 from ..native import abi
 from ..vm.memory import AddressSpace, Region
@@ -427,8 +428,7 @@ def exit_thread(process_id: int, exit_thread_id: int | None) -> int:
 
 def status_of(r0: int) -> int:
     """A program's r0 as the NTSTATUS the extension stores (signed 32-bit)."""
-    v = r0 & 0xFFFF_FFFF
-    return v - (1 << 32) if v & 0x8000_0000 else v
+    return sign32(r0)
 
 
 def denies(status: int) -> bool:

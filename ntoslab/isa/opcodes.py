@@ -164,7 +164,7 @@ class Instruction:
         if self.imm64 is None:
             return first
         hi = (self.imm64 >> 32) & MASK32
-        return first + _INSN.pack(0, 0, 0, hi - (1 << 32) if hi & 0x8000_0000 else hi)
+        return first + _INSN.pack(0, 0, 0, sign32(hi))
 
 
 def sign32(value: int) -> int:

@@ -11,13 +11,12 @@ the engine.
 """
 from __future__ import annotations
 
-import ctypes
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from ..isa.opcodes import (MAX_CALL_DEPTH, MAX_TAIL_CALLS, STACK_FRAME_SIZE, Instruction, decode,
-                           LDDW_NAMES)
+from ..isa.opcodes import (LDDW_NAMES, MAX_CALL_DEPTH, MAX_TAIL_CALLS, STACK_FRAME_SIZE,
+                           Instruction, decode, sign32)
 from ..native import abi, lib
 from .memory import AddressSpace, MemoryFault, Region
 from .semantics import ProgramError
@@ -256,8 +255,7 @@ class RunResult:
 
     @property
     def r0_signed32(self) -> int:
-        v = self.r0 & 0xFFFF_FFFF
-        return v - (1 << 32) if v & 0x8000_0000 else v
+        return sign32(self.r0)
 
 
 class Engine(ABC):

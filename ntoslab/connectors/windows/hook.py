@@ -1,32 +1,10 @@
-"""The real ntosebpfext through eBPF for Windows' EbpfApi.dll, behind the ProcessHook API.
-
-What it does (reference §1.7, §3.3-3.5, §4, §7):
-- `load(path)` opens a native `.sys` (the extension must be exactly lower-case "sys") or a `.o`
-  (JIT: needs the pre-release JIT feature and the store entries of
-  ntos_ebpf_ext_export_program_info.exe), sets the execution type, and loads it.
-- `attach(program)` uses `bpf_program__attach` (the `process` section implies the attach type)
-  and falls back to `ebpf_program_attach` with the attach-type GUID {66e20687-...}; never
-  `bpf_prog_attach`, which answers ENOTSUP for process programs.
-- `inject(event)` drives the real extension's context_create with `bpf_prog_test_run_opts`: the
-  296-byte `process_notify_context_t` and the packed UTF-16LE strings; each attached program
-  runs in attach order and a negative NTSTATUS stops the later ones, as the hook does. The
-  verdict carries the real status. (A test run invokes the program, not the notify routine: no
-  real process is created or denied.)
-- `capture`/`stream` read real process events through a process_monitor object (its
-  `process_ringbuf` 112-byte records joined with its string maps, as the C# reader does), with
-  `ring_buffer__poll` on eBPF for Windows 1.1 or newer and the older callback mode before that.
-- Maps are read with libbpf calls; per-CPU values are pad8(value_size) * possible CPUs bytes.
-
-Everything that does not need Windows is plain Python and tested on Linux: the context and
-string packing byte for byte, feature (version) detection from the DLL's exports, `sc query`
-parsing, error translation with the fix for each failure a Windows user meets.
-"""
+"""`WindowsHook`: the real ntosebpfext through EbpfApi.dll behind the ProcessHook API, its objects,
+links and ring buffers."""
 from __future__ import annotations
 
 import ctypes
 import os
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -34,175 +12,36 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from ..hooks.notify_context import TEST_CONTEXT_SIZE, pack_test_run_context
-from ..hooks.process import ProcessEvent, denies, status_of
-from ..elf import MapSpec
-from .contract import ProgramRun, Verdict, history_frame, history_row, replay_events
-from .views import MapView, printk_frame
-from .libbpf import (BpfLink, BpfMap, BpfObject, BpfProgram, Libbpf, LibbpfError,
-                     LibbpfUnavailable, translate)
+from ...elf import MapSpec
+from ...hooks.notify_context import TEST_CONTEXT_SIZE, pack_test_run_context
+from ...hooks.process import ProcessEvent, denies, status_of
+from ..contract import ProgramRun, Verdict, history_frame, history_row, replay_events
+from ..libbpf import (
+    BpfLink,
+    BpfMap,
+    BpfObject,
+    BpfProgram,
+    Libbpf,
+    LibbpfError,
+    LibbpfUnavailable,
+)
+from ..views import MapView, printk_frame
+from .diagnostics import (
+    EBPF_ATTACH_TYPE_PROCESS,
+    EBPF_EXECUTION_NATIVE,
+    EXECUTION_NAMES,
+    SOURCE,
+    detect_features,
+    ebpf_result_errno,
+    execution_type_for,
+    windows_error,
+    windows_problems,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
-
-# -- identifiers (reference §1.2, §3.5) ----------------------------------------------------------
-EBPF_PROGRAM_TYPE_PROCESS = uuid.UUID("22ea7b37-1043-4d0d-b60d-cafa1c7b638e")
-EBPF_ATTACH_TYPE_PROCESS = uuid.UUID("66e20687-9805-4458-a0db-38e220d31685")
-BPF_PROG_TYPE_PROCESS = 6
-BPF_ATTACH_TYPE_PROCESS = 11
-EBPF_EXECUTION_ANY, EBPF_EXECUTION_JIT, EBPF_EXECUTION_INTERPRET, EBPF_EXECUTION_NATIVE = 0, 1, 2, 3
-EXECUTION_NAMES = {0: "any", 1: "jit", 2: "interpret", 3: "native"}
-SOURCE = "windows-live"
-
-# -- versions, services, privileges ----------------------------------------------------------
-@dataclass(frozen=True)
-class EbpfApiFeatures:
-    """What an EbpfApi.dll can do, from the calls it exports (reference §3.3, §4)."""
-
-    ring_buffer_poll: bool       # ring_buffer__poll/consume: 1.1 or newer, synchronous mode
-    test_run: bool               # bpf_prog_test_run_opts (inject)
-    explicit_attach: bool        # ebpf_program_attach (attach by GUID)
-    execution_type: bool         # ebpf_object_set_execution_type
-    program_type_lookup: bool    # ebpf_get_program_type_by_name (store check)
-    missing: tuple[str, ...] = ()
-
-    @property
-    def version(self) -> str:
-        """"1.1 or newer", or "older than 1.1" (callback-mode ring buffers)."""
-        return "1.1 or newer" if self.ring_buffer_poll else "older than 1.1"
-
-    @property
-    def ring_buffer_mode(self) -> str:
-        return "poll" if self.ring_buffer_poll else "callback"
-
-
-FEATURE_EXPORTS = {"ring_buffer_poll": ("ring_buffer__poll", "ring_buffer__consume"),
-                   "test_run": ("bpf_prog_test_run_opts",),
-                   "explicit_attach": ("ebpf_program_attach",),
-                   "execution_type": ("ebpf_object_set_execution_type",),
-                   "program_type_lookup": ("ebpf_get_program_type_by_name",)}
-REQUIRED_EXPORTS = ("bpf_object__open", "bpf_object__load", "bpf_program__attach",
-                    "ring_buffer__new", "bpf_map_lookup_elem")
-
-
-def detect_features(has: Callable[[str], bool]) -> EbpfApiFeatures:
-    """Features from `has(export_name)`; raises LibbpfUnavailable naming what a too old (or
-    wrong) DLL lacks."""
-    lacking = [n for n in REQUIRED_EXPORTS if not has(n)]
-    if lacking:
-        raise LibbpfUnavailable(f"EbpfApi.dll lacks {', '.join(lacking)}: this is not eBPF for "
-                                f"Windows' libbpf API, or a release too old; install eBPF for "
-                                f"Windows 1.1 or newer")
-    flags = {k: all(has(n) for n in names) for k, names in FEATURE_EXPORTS.items()}
-    missing = tuple(n for names in FEATURE_EXPORTS.values() for n in names if not has(n))
-    return EbpfApiFeatures(**flags, missing=missing)
-
-
-def service_state(sc_query_output: str) -> str | None:
-    """The STATE word of `sc query NAME` output (RUNNING, STOPPED, ...), None if absent."""
-    for line in sc_query_output.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().upper() == "STATE":
-            parts = value.split()
-            return parts[1].upper() if len(parts) > 1 else (parts[0] if parts else None)
-    return None
-
-
-def execution_type_for(path: str | os.PathLike) -> int:
-    """NATIVE for a `.sys` (exactly lower-case: eBPF for Windows compares case-sensitively),
-    JIT for a `.o`."""
-    suffix = Path(path).suffix
-    if suffix == ".sys":
-        return EBPF_EXECUTION_NATIVE
-    if suffix.lower() == ".sys":
-        raise ValueError(f"{path}: eBPF for Windows treats a file as native only when its "
-                         f"extension is exactly lower-case '.sys': rename it")
-    if suffix == ".o":
-        return EBPF_EXECUTION_JIT
-    raise ValueError(f"{path}: expected a native .sys driver or an ELF .o object")
-
-
-from ..runtime import ebpf_result as _ebpf_result  # noqa: E402  (names and errno, one table)
-from ..runtime.ebpf_result import EOTHER  # noqa: E402,F401
-
-
-def ebpf_result_name(result: int) -> str:
-    return _ebpf_result.name(result)
-
-
-def ebpf_result_errno(result: int) -> int:
-    return _ebpf_result.errno(result)
-
-
-SERVICE_FIX = ("check that the ntosebpfext driver is running (`sc query ntosebpfext`; start it "
-               "with `sc start ntosebpfext` as administrator) and that its program information "
-               "is exported (`ntos_ebpf_ext_export_program_info.exe`, from the ntosebpfext "
-               "build); eBPF for Windows itself needs `sc query ebpfcore` RUNNING")
-WINDOWS_HINTS = {
-    ("open", "ENOENT"): "check the path; a native program is a .sys built with "
-                        "Convert-BpfToNative.ps1, a JIT program a .o",
-    ("load", "EINVAL"): "the program type is unknown or the extension is missing: " + SERVICE_FIX,
-    ("load", "ENOENT"): "the extension or its program information was not found: " + SERVICE_FIX,
-    ("load", "EACCES"): "the PREVAIL verifier rejected the program (VERIFICATION_FAILED): "
-                        "`netsh ebpf show verification FILE.o` prints its report",
-    ("load", "EPERM"): "loading needs an elevated (Administrator) process",
-    ("load", "ENOTSUP"): "this execution type is unavailable: JIT (.o) is a pre-release-only "
-                         "feature; release installs run native .sys programs only",
-    ("load", "EOTHER"): "a native .sys may have been built against other ntosebpfext headers "
-                        "(its program-info hash must match the running extension): rebuild it; "
-                        + SERVICE_FIX,
-    ("attach", "EINVAL"): "the program's attach type is unknown (its section must be "
-                          "'process'), or ntosebpfext is not running: " + SERVICE_FIX,
-    ("attach", "ENOTSUP"): "ntosebpfext could not register its process notify routine, or "
-                           "the attach went through bpf_prog_attach (unsupported for process)",
-    ("attach", "EPERM"): "attaching needs an elevated (Administrator) process",
-    ("test_run", "EINVAL"): "the process type wants ctx_in of at least 296 bytes, a non-NULL "
-                            "data_in holding every string the UNICODE_STRING lengths name, "
-                            "and Length <= MaximumLength",
-    ("test_run", "ENOTSUP"): "this ntosebpfext has no test-run support for process programs "
-                             "(context_create came with v0.7.0): update ntosebpfext",
-    ("*", "EPERM"): "run from an elevated (Administrator) prompt",
-}
-
-
-def windows_error(err: int, operation: str, kind: str = "*", log: str = "") -> LibbpfError:
-    """A LibbpfError for an MSVC errno from EbpfApi.dll, with the Windows fix."""
-    return translate(err, operation, kind, platform="windows", log=log, hints=WINDOWS_HINTS)
-
-
-def is_elevated() -> bool:
-    if sys.platform != "win32":
-        return os.geteuid() == 0
-    try:
-        return bool(ctypes.windll.shell32.IsUserAnAdmin())
-    except (AttributeError, OSError):
-        return False
-
-
-def windows_problems(dll: str | None) -> list[str]:
-    """What stops the Windows live hook here (empty when nothing does)."""
-    problems = []
-    if not dll:
-        problems.append("EbpfApi.dll not found: install eBPF for Windows (MSI from its "
-                        "releases; it puts C:\\Program Files\\ebpf-for-windows on PATH) or set "
-                        "NTOSLAB_LIBBPF to the DLL")
-    if not is_elevated():
-        problems.append("not elevated: loading and attaching programs needs an Administrator "
-                        "prompt")
-    for service, fix in (("ebpfcore", "install eBPF for Windows"),
-                         ("ntosebpfext", "sc create ntosebpfext type=kernel start=demand "
-                                         "binPath=...\\ntosebpfext.sys && sc start ntosebpfext")):
-        try:
-            out = subprocess.run(["sc", "query", service], capture_output=True, text=True,
-                                 timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
-        state = service_state(out)
-        if state != "RUNNING":
-            problems.append(f"service {service} is {state or 'not installed'}: {fix}")
-    return problems
 
 
 # -- ctypes extras of EbpfApi.dll ------------------------------------------------------------
@@ -326,8 +165,8 @@ class WindowsHook:
         if sys.platform != "win32":
             raise LibbpfUnavailable("WindowsHook needs Windows with eBPF for Windows and "
                                     "ntosebpfext; on Linux use LinuxHook (ntoslab.live())")
-        from .libbpf import find_library
-        from .live import LiveUnavailable
+        from ..libbpf import find_library
+        from ..live import LiveUnavailable
         path = str(dll) if dll else find_library("windows")
         if check:
             problems = windows_problems(path)
@@ -382,7 +221,7 @@ class WindowsHook:
         elf = None
         if exec_type != EBPF_EXECUTION_NATIVE:
             try:
-                from ..elf import load as load_elf
+                from ...elf import load as load_elf
                 elf = load_elf(path)
             except Exception:
                 elf = None
@@ -486,7 +325,12 @@ class WindowsHook:
     def stream(self, duration: float | None = None) -> Iterator[ProcessEvent]:
         """Real process events as process_monitor reports them (records joined with its string
         maps when consumed, like the C# reader)."""
-        from ..trace.process_monitor import RECORD_SIZE, STRING_MAPS, decode_utf16, parse_record
+        from ...trace.process_monitor import (
+            RECORD_SIZE,
+            STRING_MAPS,
+            decode_utf16,
+            parse_record,
+        )
         mon = self._monitor_object()
         ring = mon.ringbuf("process_ringbuf")
         maps = {f: mon.bpf.map(n) for f, n in STRING_MAPS.items()}
@@ -511,7 +355,7 @@ class WindowsHook:
                 yield ProcessEvent.from_row(row)
 
     def capture(self, duration: float | None = None, count: int | None = None) -> "pd.DataFrame":
-        from .linux import trace_frame
+        from ..linux import trace_frame
         if duration is None and count is None:
             raise ValueError("capture needs duration= (seconds) or count= (events)")
         events = []

@@ -18,7 +18,15 @@ from __future__ import annotations
 import html
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Iterable,
+    Protocol,
+    Sequence,
+    runtime_checkable,
+)
 
 from ..hooks.process import EventError, ProcessEvent
 
@@ -117,6 +125,15 @@ class ProcessHook(Protocol):
     def __enter__(self) -> Any: ...
 
     def __exit__(self, *exc: Any) -> None: ...
+
+
+class LiveUnavailable(RuntimeError):
+    """This machine cannot run the live hook; `missing` lists each reason with its fix."""
+
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__("live process capture is not available here:\n" +
+                         "\n".join(f"  - {m}" for m in missing))
 
 
 class Closing:

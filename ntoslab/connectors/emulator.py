@@ -19,13 +19,32 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from ..elf import ElfObject, Program, load
 from ..hooks.accounts import DEFAULT_SID, AccountTable
 from ..hooks.batch import Chain, pack
-from ..hooks.notify_context import TEST_CONTEXT_SIZE, close_test_context, open_test_context
-from ..hooks.process import (PROCESS_HELPERS, ProcessContext, ProcessEvent, ProcessWindows,
-                             denies, exit_thread, pack_event, status_of)
+from ..hooks.notify_context import (
+    TEST_CONTEXT_SIZE,
+    close_test_context,
+    open_test_context,
+)
+from ..hooks.process import (
+    PROCESS_HELPERS,
+    ProcessContext,
+    ProcessEvent,
+    ProcessWindows,
+    denies,
+    exit_thread,
+    pack_event,
+    status_of,
+)
 from ..runtime import Sandbox
 from ..vm.engine import DEFAULT_BUDGET, ProgramError, VmFault
-from .contract import (VERDICT_COLUMNS, ProgramRun, Verdict, error_row, history_frame,
-                       history_row, replay_events)
+from .contract import (
+    VERDICT_COLUMNS,
+    ProgramRun,
+    Verdict,
+    error_row,
+    history_frame,
+    history_row,
+    replay_events,
+)
 from .libbpf import TestRun
 from .views import EmulatedMap, MapView, PerfView, RingBufView, printk_frame
 

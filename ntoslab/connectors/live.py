@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .contract import LiveUnavailable
 from .libbpf import find_library
 
 CAP_SYS_ADMIN = 21
@@ -22,15 +23,6 @@ CAP_PERFMON = 38
 CAP_BPF = 39
 BTF_PATH = "/sys/kernel/btf/vmlinux"
 MIN_KERNEL = (5, 8)   # tp_btf, BPF ring buffers, bpf_ktime_get_boot_ns
-
-
-class LiveUnavailable(RuntimeError):
-    """This machine cannot run the live hook; `missing` lists each reason with its fix."""
-
-    def __init__(self, missing: list[str]) -> None:
-        self.missing = missing
-        super().__init__("live process capture is not available here:\n" +
-                         "\n".join(f"  - {m}" for m in missing))
 
 
 def effective_capabilities(status_path: str = "/proc/self/status") -> int:

@@ -36,8 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..filetime import (FILETIME_EPOCH_OFFSET, FILETIME_TICKS_PER_NS, U32, filetime_to_ns,  # noqa: F401
-                        ns_to_filetime, parse_time_ns)
+from ..filetime import (  # noqa: F401
+    FILETIME_EPOCH_OFFSET,
+    FILETIME_TICKS_PER_NS,
+    U32,
+    filetime_to_ns,
+    ns_to_filetime,
+    parse_time_ns,
+)
 from ..hooks.process import EventError, ProcessEvent, sid_to_bytes
 
 COLUMNS = ["time", "operation", "process_id", "parent_process_id", "creating_process_id",
@@ -125,6 +131,16 @@ def events_frame(events: list[ProcessEvent]):
     rows = [{c: getattr(e, c) for c in COLUMNS} for e in events]
     return pd.DataFrame(rows, columns=COLUMNS)
 
+
+
+def trace_frame(events: list[ProcessEvent], keep_unseen_parents: bool = False):
+    """Events as a trace-schema DataFrame. `parent_key` is kept only when that parent's key
+    appears in the frame (the schema: null when the parent was never seen)."""
+    frame = events_frame(events)
+    if not keep_unseen_parents and len(frame):
+        seen = set(frame["process_key"])
+        frame["parent_key"] = [k if k in seen else None for k in frame["parent_key"]]
+    return frame
 
 # --------------------------------------------------------------------------------------------
 # The DataFrame form: dtypes, FILETIME conversions, validation, Parquet/CSV/JSONL I/O

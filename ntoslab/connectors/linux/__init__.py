@@ -35,9 +35,10 @@ Layout: `records` (the capture program's record layout), `lifecycle` (records ->
 """
 from __future__ import annotations
 
+from ...trace.schema import trace_frame
 from .capture import capture_command, write_trace
 from .hook import EventStream, LinuxHook, Recording, build_program
-from .lifecycle import BootClock, Decoder, exit_code_of, join_argv, trace_frame
+from .lifecycle import BootClock, Decoder, exit_code_of, join_argv
 from .records import (
     ARGS_MAX_BYTES,
     ARGS_OFFSET,

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ...hooks.process import ProcessEvent
+from ...trace.schema import trace_frame
 from ..contract import Closing, history_frame, history_row
 from ..emulator import EmulatedHook, Link, LoadedObject, Verdict
 from ..libbpf import BpfObject, Libbpf, RingBuffer
-from .lifecycle import BootClock, Decoder, trace_frame
+from .lifecycle import BootClock, Decoder
 from .records import DEFAULT_RINGBUF_BYTES, PROGRAM_HEADER, PROGRAM_SOURCE, STATS
 
 if TYPE_CHECKING:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from ...filetime import FILETIME_EPOCH_OFFSET
 from ...hooks.process import ProcessEvent
-from ...trace.schema import events_frame
 from .records import (
     EVENT_EXEC,
     EVENT_EXIT,
@@ -27,7 +26,7 @@ from .records import (
 )
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 
 def join_argv(argv: tuple[str, ...] | list[str]) -> str:
@@ -224,11 +223,3 @@ def _uid_of(proc: str, pid: int) -> int | None:
     return None
 
 
-def trace_frame(events: list[ProcessEvent], keep_unseen_parents: bool = False) -> "pd.DataFrame":
-    """Events as a trace-schema DataFrame. `parent_key` is kept only when that parent's key
-    appears in the frame (the schema: null when the parent was never seen)."""
-    frame = events_frame(events)
-    if not keep_unseen_parents and len(frame):
-        seen = set(frame["process_key"])
-        frame["parent_key"] = [k if k in seen else None for k in frame["parent_key"]]
-    return frame

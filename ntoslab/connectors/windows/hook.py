@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from ...elf import MapSpec
 from ...hooks.notify_context import TEST_CONTEXT_SIZE, pack_test_run_context
 from ...hooks.process import ProcessEvent, denies, status_of
-from ..contract import ProgramRun, Verdict, history_frame, history_row, replay_events
+from ..contract import (
+    LiveUnavailable,
+    ProgramRun,
+    Verdict,
+    history_frame,
+    history_row,
+    replay_events,
+)
 from ..libbpf import (
     BpfLink,
     BpfMap,
@@ -166,7 +173,6 @@ class WindowsHook:
             raise LibbpfUnavailable("WindowsHook needs Windows with eBPF for Windows and "
                                     "ntosebpfext; on Linux use LinuxHook (ntoslab.live())")
         from ..libbpf import find_library
-        from ..live import LiveUnavailable
         path = str(dll) if dll else find_library("windows")
         if check:
             problems = windows_problems(path)
@@ -355,7 +361,7 @@ class WindowsHook:
                 yield ProcessEvent.from_row(row)
 
     def capture(self, duration: float | None = None, count: int | None = None) -> "pd.DataFrame":
-        from ..linux import trace_frame
+        from ...trace.schema import trace_frame
         if duration is None and count is None:
             raise ValueError("capture needs duration= (seconds) or count= (events)")
         events = []

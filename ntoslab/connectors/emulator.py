@@ -96,7 +96,8 @@ class LoadedObject:
         self.label = Path(obj.path).name if obj.path else "<object>"
         self.hook = hook
         self.current: ProcessContext | None = None
-        self.sandbox = _ProcessSandbox(obj, self, engine=engine, ncpus=hook.ncpus, seed=hook.seed)
+        self.sandbox = _ProcessSandbox(obj, self, engine=engine, ncpus=hook.ncpus, seed=hook.seed,
+                                       true_lru=hook.true_lru)
 
     @property
     def programs(self) -> list[Program]:
@@ -149,14 +150,21 @@ class _ProcessSandbox(Sandbox):
 
 
 class EmulatedHook:
-    """The ProcessHook API, emulated: load, attach, inject, replay, inspect."""
+    """The ProcessHook API, emulated: load, attach, inject, replay, inspect.
+
+    `ncpus` is the emulated machine's CPU count (per-CPU maps, LRU partitions; an event's `cpu`
+    picks the current one); `true_lru=True` makes every LRU map the loaded objects create evict
+    the exact least recently used key, as Linux does, instead of following eBPF for Windows'
+    hot/cold generations (ntoslab/runtime/maps/lru_hash.py)."""
 
     kind = "emulator"
 
     def __init__(self, engine: str = "jit", *, ncpus: int = 1, seed: int | None = 0,
-                 budget: int = DEFAULT_BUDGET, boot_time: int | None = None) -> None:
+                 budget: int = DEFAULT_BUDGET, boot_time: int | None = None,
+                 true_lru: bool = False) -> None:
         self.engine = engine
         self.ncpus = ncpus
+        self.true_lru = true_lru
         self.seed = seed
         self.budget = budget
         self.boot_time = boot_time
@@ -731,6 +739,8 @@ VERDICT_COLUMNS = ["index", "operation", "process_id", "status", "status_hex", "
 def emulator(engine: str = "jit", **kw: Any) -> EmulatedHook:
     """A new emulated process hook. Programs run on the JIT (native code, every access checked);
     `engine="interpreter"` runs them on the reference interpreter (the step debugger's engine).
+    Keywords go to EmulatedHook: `ncpus`, `seed`, `budget`, `boot_time`, and `true_lru=True` for
+    exact-LRU eviction in LRU maps (the default follows eBPF for Windows' generations).
 
     >>> hook = emulator()
     >>> hook.links

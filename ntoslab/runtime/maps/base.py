@@ -101,16 +101,19 @@ class MapEnv:
     maps by id) and `handles` by handle address (``map_at``); `bounded_hash` makes hash, percpu
     hash, LPM trie and hash-of-maps refuse new keys past max_entries with EBPF_OUT_OF_SPACE
     (Linux behaviour, and EFW's open PR #5543); EFW today (since PR #3348) treats max_entries of
-    those types as a bucket-count hint only. `max_map_bytes` bounds the storage one map may ask
-    for at creation (MapSpecError beyond it, naming the map and the figure).
+    those types as a bucket-count hint only. `true_lru` makes LRU maps created here evict the
+    exact least recently used key (Linux-like) instead of following EFW's generations (see
+    lru_hash.py). `max_map_bytes` bounds the storage one map may ask for at creation
+    (MapSpecError beyond it, naming the map and the figure).
     """
 
     def __init__(self, memory: AddressSpace | None = None, ncpus: int = 1, cpu: int = 0,
                  bounded_hash: bool = False, max_map_bytes: int = DEFAULT_MAX_MAP_BYTES,
-                 seed: int | None = 0) -> None:
+                 seed: int | None = 0, true_lru: bool = False) -> None:
         self.memory = memory if memory is not None else AddressSpace()
         self.ncpus = ncpus
         self.bounded_hash = bounded_hash
+        self.true_lru = true_lru
         self.max_map_bytes = max_map_bytes
         self.registry: dict[int, Map] = {}
         self.handles: dict[int, Map] = {}
@@ -194,8 +197,7 @@ class Map(ABC):
         self.check_size()
         self.id = env.next_id()
         L = self._lib = lib()
-        flags = (MAPF_BOUNDED_HASH if env.bounded_hash else 0) | \
-            (MAPF_READONLY if spec.readonly else 0)
+        flags = self.native_flags()
         initial = min(max(spec.max_entries, 16), 4096)
         self.native = L.ntl_map_new(self.memory.native, spec.type, spec.key_size,
                                     spec.value_size, spec.max_entries, env.ncpus, flags, self.id,
@@ -211,6 +213,11 @@ class Map(ABC):
         self._slab = L.ntl_map_slab(self.native).contents
 
     # -- creation checks -------------------------------------------------------------------------
+    def native_flags(self) -> int:
+        """The NTL_MAPF_* flags the native map is created with."""
+        return (MAPF_BOUNDED_HASH if self.env.bounded_hash else 0) | \
+            (MAPF_READONLY if self.spec.readonly else 0)
+
     def validate_spec(self) -> None:
         """Raise MapSpecError where EFW's ebpf_map_create refuses the definition."""
         s = self.spec

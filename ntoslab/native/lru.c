@@ -194,13 +194,11 @@ void ntl_lru_free(ntl_lru *l, int64_t e) {
 
 /* ALLOCATE of a value the table then refuses, and its FREE (_ebpf_hash_table_replace_bucket:
    the notification comes before the bucket operation can fail): the new link counts in the
-   hot list long enough to trigger a merge. Returns whether it merged. */
-int ntl_lru_phantom(ntl_lru *l, uint32_t cpu) {
+   hot list long enough to trigger a merge. */
+void ntl_lru_phantom(ntl_lru *l, uint32_t cpu) {
     uint32_t p = partition_of(l, cpu);
-    if (l->part[p].hot_size + 1 <= l->part[p].hot_limit)
-        return 0;
-    merge(l, p);
-    return 1;
+    if (l->part[p].hot_size + 1 > l->part[p].hot_limit)
+        merge(l, p);
 }
 
 /* an update of an existing key: ALLOCATE of the new value (fresh history at the current

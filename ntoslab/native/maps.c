@@ -255,20 +255,20 @@ static void remove_entry(ntl_map *m, int64_t e) {
 /* EFW's LRU insert into a full map (_update_hash_map_entry_operation_context): each attempt
    allocates the value (its ALLOCATE notification may merge the current partition's hot list),
    fails with EBPF_OUT_OF_SPACE, frees the value and reaps one cold entry; then it retries.
-   When the reap finds nothing and the attempt merged nothing, every later attempt is the same:
-   EFW would retry forever (a full map whose every key is hot in another partition; possible
-   only when max_entries < partitions). We refuse the insert instead and count it. */
+   A reap that finds nothing has left every cold list empty, and the next attempt cannot merge
+   (the current hot list is below its limit: it was not merged, or it just was), so EFW would
+   retry forever. That takes a full map whose every key was last used in the hot list of
+   another partition, so max_entries < partitions. We refuse the insert instead and count it. */
 static int lru_make_room(ntl_map *m) {
     while (m->ht.count >= m->max_entries) {
-        int merged = ntl_lru_phantom(m->lru, current_cpu(m));
+        ntl_lru_phantom(m->lru, current_cpu(m));
         int64_t victim = ntl_lru_reap(m->lru);
-        if (victim >= 0) {
-            remove_entry(m, victim);
-            m->evicted++;
-        } else if (!merged) {
+        if (victim < 0) {
             m->lru->stalls++;
             return 0;
         }
+        remove_entry(m, victim);
+        m->evicted++;
     }
     return 1;
 }

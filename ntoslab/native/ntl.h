@@ -220,7 +220,7 @@ int ntl_lru_reserve(ntl_lru *l, uint64_t cap);
 void ntl_lru_fresh(ntl_lru *l, int64_t e, uint32_t cpu);     /* a new key's first value */
 void ntl_lru_replace(ntl_lru *l, int64_t e, uint32_t cpu);   /* an existing key's new value */
 void ntl_lru_free(ntl_lru *l, int64_t e);                    /* the key leaves the map */
-int ntl_lru_phantom(ntl_lru *l, uint32_t cpu);               /* a value allocated, refused */
+void ntl_lru_phantom(ntl_lru *l, uint32_t cpu);              /* a value allocated, refused */
 void ntl_lru_touch(ntl_lru *l, int64_t e, uint32_t cpu);     /* a helper lookup */
 int64_t ntl_lru_reap(ntl_lru *l);                            /* the victim, or -1 */
 int ntl_lru_order(const ntl_lru *l, int64_t *entries, uint64_t n);

@@ -30,12 +30,13 @@ order from libs/runtime/ebpf_hash_table.c ``_ebpf_hash_table_replace_bucket``):
   a timer tick), so links can tie: a tie never marks a link stale, and among equal heads the
   lowest partition wins (strict ``<``).  We use a logical clock, one tick per link that turns hot,
   finer than any two uses: no ties, and one CPU behaves exactly as on Windows at any speed.
-* **Windows would spin here**: when the map is full, every cold list is (or, after stale links
-  are dropped, becomes) empty and the retry's value does not overflow the current hot list, EFW
-  retries forever.  That needs every key hot in some *other* partition, so max_entries smaller
-  than the partition count (2 CPUs, max_entries 1: CPU 0 inserts A, CPU 1 inserts B).  We
-  refuse that insert with EBPF_OUT_OF_SPACE (-29; ENOSPC from user mode) and count it in
-  ``stalls``.
+* **Windows would spin here**: when the map is full and the reap finds no live cold key
+  (every cold list is, or after dropping stale links becomes, empty), the retry cannot merge
+  either (the current hot list is below its limit: it did not merge, or just did), so EFW
+  retries forever.  That needs every key last used in the hot list of some *other* partition,
+  hence max_entries smaller than the partition count (2 CPUs, max_entries 1: CPU 0 inserts A,
+  CPU 1 inserts B).  We refuse that insert with EBPF_OUT_OF_SPACE (-29; ENOSPC from user mode)
+  and count it in ``stalls``.
 * ``keys()`` (and ``lru_order()``) lists keys in eviction order as far as it is defined: keys
   whose latest link is cold, oldest first (successive reaps take them in that order), then keys
   whose latest link is hot, oldest first (evicted only after further merges).

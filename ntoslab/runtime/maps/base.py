@@ -15,7 +15,7 @@ Two sides, two error conventions (both follow eBPF for Windows, "EFW"):
 * user side (what libbpf callers see): ``lookup(key) -> bytes | None``, ``lookup_user(key)``,
   ``update_user(key, value, flags)``, ``delete_user(key)``; failures raise ``MapError`` whose
   ``errno`` is what EFW's ``ebpf_result_to_errno`` gives (Windows CRT values) and whose message
-  names the map.  User-side reads never refresh LRU recency (EFW: only helper lookups do).
+  names the map.  User-side reads never touch LRU key history (EFW: only helper lookups do).
 
 Values a program may hold a pointer to are not freed at once when their entry goes away:
 they are *retired* and stay readable until ``end_epoch()`` (EFW frees them when the current
@@ -260,7 +260,7 @@ class Map(ABC):
         return value if len(value) == n else value[:n].ljust(n, b"\0")
 
     def lookup_address(self, key: bytes) -> int:
-        """Address of the value for `key`, or 0 (a helper lookup: LRU maps refresh recency)."""
+        """Address of the value for `key`, or 0 (a helper lookup: touches LRU key history)."""
         return self._lib.ntl_map_lookup(self.native, self._key(key), 1)
 
     def update(self, key: bytes, value: bytes, flags: int = BPF_ANY) -> int:
@@ -316,7 +316,7 @@ class Map(ABC):
         return self._lib.ntl_map_find_entry(self.native, key)
 
     def lookup(self, key: bytes) -> bytes | None:
-        """The value bytes for `key`, or None (never refreshes LRU recency)."""
+        """The value bytes for `key`, or None (never touches LRU key history)."""
         e = self.find_entry(self.check_key(key))
         return None if e < 0 else self.entry_bytes(e)
 

@@ -19,8 +19,9 @@
  *   - the hot list grows past its limit -> it is appended to the cold list, the hot list empties,
  *     the generation advances (so all its links turn cold at once).
  *
- * Links are numbered e * nparts + p (entry e, partition p); lists are doubly linked through
- * per-link prev/next arrays, so every list operation is O(1) and nothing is allocated outside
+ * Links are numbered e * nparts + p (entry e, partition p), one 32-byte record each (list
+ * neighbours, generation, time); lists are doubly linked through them, so every list operation
+ * is O(1) and nothing is allocated outside
  * ntl_lru_reserve (called when the map's storage grows) and ntl_lru_order (user-side listing).
  */
 #include "ntl.h"
@@ -56,39 +57,23 @@ ntl_lru *ntl_lru_new(uint32_t ncpus, uint32_t max_entries, uint64_t cap) {
 void ntl_lru_free_all(ntl_lru *l) {
     if (!l)
         return;
-    free(l->prev);
-    free(l->next);
-    free(l->gen);
-    free(l->time);
+    free(l->links);
     free(l);
 }
 
 int ntl_lru_reserve(ntl_lru *l, uint64_t cap) {
     if (cap <= l->cap)
         return 0;
-    uint64_t n = cap * l->nparts;
-    int64_t *prev = realloc(l->prev, n * sizeof *prev);
-    if (!prev)
+    ntl_lru_link *links = realloc(l->links, cap * l->nparts * sizeof *links);
+    if (!links)
         return -1;
-    l->prev = prev;
-    int64_t *next = realloc(l->next, n * sizeof *next);
-    if (!next)
-        return -1;
-    l->next = next;
-    uint64_t *gen = realloc(l->gen, n * sizeof *gen);
-    if (!gen)
-        return -1;
-    l->gen = gen;
-    uint64_t *time = realloc(l->time, n * sizeof *time);
-    if (!time)
-        return -1;
-    l->time = time;
+    l->links = links;
     l->cap = cap;
     return 0;
 }
 
 static int state(const ntl_lru *l, int64_t link, uint32_t p) {
-    uint64_t g = l->gen[link];
+    uint64_t g = l->links[link].generation;
     if (g == LRU_UNINITIALISED)
         return K_UNINITIALISED;
     if (g == LRU_DELETED)
@@ -97,24 +82,25 @@ static int state(const ntl_lru *l, int64_t link, uint32_t p) {
 }
 
 static void append(ntl_lru *l, int64_t *head, int64_t *tail, int64_t link) {
-    l->prev[link] = *tail;
-    l->next[link] = -1;
+    l->links[link].prev = *tail;
+    l->links[link].next = -1;
     if (*tail >= 0)
-        l->next[*tail] = link;
+        l->links[*tail].next = link;
     else
         *head = link;
     *tail = link;
 }
 
 static void unlink_from(ntl_lru *l, int64_t *head, int64_t *tail, int64_t link) {
-    if (l->prev[link] >= 0)
-        l->next[l->prev[link]] = l->next[link];
+    ntl_lru_link *k = &l->links[link];
+    if (k->prev >= 0)
+        l->links[k->prev].next = k->next;
     else
-        *head = l->next[link];
-    if (l->next[link] >= 0)
-        l->prev[l->next[link]] = l->prev[link];
+        *head = k->next;
+    if (k->next >= 0)
+        l->links[k->next].prev = k->prev;
     else
-        *tail = l->prev[link];
+        *tail = k->prev;
 }
 
 /* take `link` (of partition p) out of whichever list holds it */
@@ -137,9 +123,9 @@ static void unlink_link(ntl_lru *l, int64_t link, uint32_t p) {
 static void merge(ntl_lru *l, uint32_t p) {
     ntl_lru_part *q = &l->part[p];
     if (q->hot_head >= 0) {
-        l->prev[q->hot_head] = q->cold_tail;
+        l->links[q->hot_head].prev = q->cold_tail;
         if (q->cold_tail >= 0)
-            l->next[q->cold_tail] = q->hot_head;
+            l->links[q->cold_tail].next = q->hot_head;
         else
             q->cold_head = q->hot_head;
         q->cold_tail = q->hot_tail;
@@ -158,8 +144,8 @@ static void merge_if_needed(ntl_lru *l, uint32_t p) {
 /* a link joins partition p's hot list with the current generation and a fresh time */
 static void link_hot(ntl_lru *l, int64_t link, uint32_t p) {
     ntl_lru_part *q = &l->part[p];
-    l->gen[link] = q->generation;
-    l->time[link] = ++l->clock;
+    l->links[link].generation = q->generation;
+    l->links[link].time = ++l->clock;
     append(l, &q->hot_head, &q->hot_tail, link);
     q->hot_size++;
     merge_if_needed(l, p);
@@ -171,8 +157,8 @@ static uint32_t partition_of(const ntl_lru *l, uint32_t cpu) {
 
 static void clear_links(ntl_lru *l, int64_t e) {
     for (uint32_t p = 0; p < l->nparts; p++) {
-        l->gen[(uint64_t)e * l->nparts + p] = LRU_UNINITIALISED;
-        l->time[(uint64_t)e * l->nparts + p] = 0;
+        l->links[(uint64_t)e * l->nparts + p].generation = LRU_UNINITIALISED;
+        l->links[(uint64_t)e * l->nparts + p].time = 0;
     }
 }
 
@@ -188,7 +174,7 @@ void ntl_lru_free(ntl_lru *l, int64_t e) {
     for (uint32_t p = 0; p < l->nparts; p++) {
         int64_t link = (int64_t)((uint64_t)e * l->nparts + p);
         unlink_link(l, link, p);
-        l->gen[link] = LRU_DELETED;
+        l->links[link].generation = LRU_DELETED;
     }
 }
 
@@ -216,8 +202,8 @@ void ntl_lru_replace(ntl_lru *l, int64_t e, uint32_t cpu) {
         return;
     }
     merge(l, p);                    /* the new link was the merged hot list's last */
-    l->gen[link] = q->generation - 1;
-    l->time[link] = ++l->clock;
+    l->links[link].generation = q->generation - 1;
+    l->links[link].time = ++l->clock;
     append(l, &q->cold_head, &q->cold_tail, link);
 }
 
@@ -226,7 +212,7 @@ void ntl_lru_replace(ntl_lru *l, int64_t e, uint32_t cpu) {
 void ntl_lru_touch(ntl_lru *l, int64_t e, uint32_t cpu) {
     uint32_t p = partition_of(l, cpu);
     int64_t link = (int64_t)((uint64_t)e * l->nparts + p);
-    uint64_t g = l->gen[link];
+    uint64_t g = l->links[link].generation;
     if (g == l->part[p].generation || g == LRU_DELETED)
         return;
     if (g != LRU_UNINITIALISED)
@@ -237,8 +223,8 @@ void ntl_lru_touch(ntl_lru *l, int64_t e, uint32_t cpu) {
 static uint64_t highest_time(const ntl_lru *l, int64_t e) {
     uint64_t best = 0;
     for (uint32_t p = 0; p < l->nparts; p++)
-        if (l->time[(uint64_t)e * l->nparts + p] > best)
-            best = l->time[(uint64_t)e * l->nparts + p];
+        if (l->links[(uint64_t)e * l->nparts + p].time > best)
+            best = l->links[(uint64_t)e * l->nparts + p].time;
     return best;
 }
 
@@ -258,9 +244,9 @@ int64_t ntl_lru_reap(ntl_lru *l) {
             nonempty = 1;
             int64_t e = link / l->nparts;
             uint64_t t = highest_time(l, e);
-            if (t != l->time[link]) {
+            if (t != l->links[link].time) {
                 unlink_from(l, &q->cold_head, &q->cold_tail, link);
-                l->gen[link] = LRU_UNINITIALISED;
+                l->links[link].generation = LRU_UNINITIALISED;
                 continue;
             }
             if (t < oldest_time) {
@@ -294,8 +280,8 @@ int ntl_lru_order(const ntl_lru *l, int64_t *entries, uint64_t n) {
         uint64_t best = 0;
         uint32_t at = 0;
         for (uint32_t p = 0; p < l->nparts; p++)
-            if (l->time[(uint64_t)e * l->nparts + p] > best) {
-                best = l->time[(uint64_t)e * l->nparts + p];
+            if (l->links[(uint64_t)e * l->nparts + p].time > best) {
+                best = l->links[(uint64_t)e * l->nparts + p].time;
                 at = p;
             }
         int hot = state(l, (int64_t)((uint64_t)e * l->nparts + at), at) == K_HOT;
@@ -330,7 +316,7 @@ NTL_API uint64_t ntl_lru_list(const ntl_map *m, uint32_t p, int cold, int64_t *o
     const ntl_lru *l = m->lru;
     uint64_t n = 0;
     for (int64_t link = cold ? l->part[p].cold_head : l->part[p].hot_head; link >= 0 && n < max;
-         link = l->next[link])
+         link = l->links[link].next)
         out[n++] = link / l->nparts;
     return n;
 }

@@ -204,13 +204,18 @@ typedef struct ntl_lru_part {
     uint64_t generation, hot_size, hot_limit;
 } ntl_lru_part;
 
+typedef struct ntl_lru_link {     /* one key's history in one partition */
+    int64_t prev, next;           /* neighbours on its hot or cold list (links), -1 = none */
+    uint64_t generation;          /* 0 uninitialised, ~0 deleted, else hot iff the current */
+    uint64_t time;                /* last used (the map's logical clock) */
+} ntl_lru_link;
+
 typedef struct ntl_lru {
     uint32_t nparts, pad_;
     uint64_t clock;               /* logical last-used time: one tick per link that turns hot */
     uint64_t stalls;              /* inserts refused where EFW would retry forever */
-    uint64_t cap;                 /* entries the per-link arrays hold */
-    int64_t *prev, *next;         /* per link */
-    uint64_t *gen, *time;         /* per link: generation (0 uninitialised, ~0 deleted), time */
+    uint64_t cap;                 /* entries `links` holds (nparts links each) */
+    ntl_lru_link *links;          /* link e * nparts + p: entry e in partition p */
     ntl_lru_part part[NTL_LRU_MAX_PARTITIONS];
 } ntl_lru;
 

@@ -152,3 +152,31 @@ def test_text_decoding_keeps_bytes_that_are_not_text():
     assert out["blob"].tolist() == frame["blob"].tolist()        # stays bytes
     assert out["owner_sid"].tolist() == ["S-1-5-18", ""]
     assert out["n"].tolist() == [1, 2]
+
+
+SEEN = ('#include "bpf_helpers.h"\n#include "ebpf_ntos_hooks.h"\n'
+        'struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __type(key, uint32_t);\n'
+        '         __type(value, uint64_t); __uint(max_entries, 20); } seen SEC(".maps");\n'
+        'SEC("process") int Seen(process_md_t* c) {\n'
+        '  uint32_t pid = (uint32_t)c->process_id; uint64_t one = 1;\n'
+        '  if (c->operation == PROCESS_OPERATION_CREATE && !bpf_map_lookup_elem(&seen, &pid))\n'
+        '    bpf_map_update_elem(&seen, &pid, &one, 0);\n'
+        '  return 0; }\n')
+
+
+@pytest.mark.parametrize("engine", ["jit", "interpreter"])
+@pytest.mark.parametrize("true_lru", [False, True])
+def test_emulator_lru_maps_follow_windows_generations_or_true_lru(compile_bpf, engine, true_lru):
+    # EFW ebpf_maps.c: one CPU, max_entries 20 -> hot_list_limit 2 (_create_lru_hash_map); the
+    # lookup of pid 1 while it is hot changes nothing (_insert_into_hot_list), so when pid 21
+    # arrives Windows evicts 1 (the cold list's head, _reap_lru_cold_lists); exact LRU evicts 2
+    obj = compile_bpf(SEEN, "lru_seen")
+    with ntoslab.emulator(engine, true_lru=true_lru) as hook:
+        loaded = hook.load(obj)
+        hook.attach(loaded.program("Seen"))
+        for pid in [1, 2, 1] + list(range(3, 22)):
+            hook.inject(ProcessEvent.create(pid, 4, r"C:\a.exe", "a"))
+        m = loaded.map("seen").map
+        assert m.true_lru is true_lru and m.evicted == 1
+        survivors = sorted(int.from_bytes(key, "little") for key in m.keys())
+        assert survivors == ([1] + list(range(3, 22)) if true_lru else list(range(2, 22)))

@@ -7,14 +7,16 @@ value) on the stack, calls helper 1/2/3 (lookup/update/delete) or the ring buffe
 and stores what came back in a results map (lookup: found or not and the value's first 8 bytes,
 optionally after writing through the returned pointer; update/delete/output: r0). The program
 runs once on each engine, each in a sandbox of its own; we compare every op's result, the maps'
-final contents in iteration order (LRU maps iterate least recent first, so this is the eviction
-order), the ring's bytes, and faults.
+final contents in iteration order (LRU maps iterate in eviction order), the ring's bytes, and
+faults.
 
 The model below is written from the EFW facts in the map modules' docstrings (array.py, hash.py,
 percpu_hash.py, percpu_array.py, lru_hash.py, lru_percpu_hash.py, ringbuf.py) and from Linux's
 documented rules (kernel/bpf/arraymap.c, hashtab.c, ringbuf.c), not from ntoslab's native code.
 Its `linux` flavour is checked against the kernel, its `windows` flavour against both engines:
-what the two flavours share is then backed by an independent oracle.
+what the two flavours share is then backed by an independent oracle. LRU maps: the `windows`
+flavour follows EFW's generations through tests/efw_lru_model.py (EFW ebpf_maps.c); with
+`true_lru` (and in the `linux` flavour) the least recently used key goes first (an OrderedDict).
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ from ntoslab.elf.program import MAP_TYPE_IDS, ElfObject, MapSpec, Program
 from ntoslab.isa.opcodes import Instruction, decode, encode
 from ntoslab.runtime import Sandbox
 from ntoslab.vm import VmFault
+
+from efw_lru_model import EfwLru
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST, BAD_FLAGS = 0, 1, 2, 3
 MAP_KINDS = ["array", "percpu_array", "hash", "percpu_hash", "lru_hash", "lru_percpu_hash"]
@@ -77,6 +81,7 @@ class Model:
     ncpus: int = 1
     cpu: int = 0
     flavour: str = "windows"
+    true_lru: bool = False
     ring_capacity: int = 4096
     entries: OrderedDict = field(default_factory=OrderedDict)   # key bytes -> flat bytearray
     ring: bytearray = field(default_factory=bytearray)
@@ -85,6 +90,10 @@ class Model:
     def __post_init__(self) -> None:
         self.codes = WINDOWS if self.flavour == "windows" else LINUX
         self.ring = bytearray(self.ring_capacity)
+        # EFW's LRU (ebpf_maps.c _insert_into_hot_list, _reap_lru_cold_lists ...): the model
+        # keeps the entries; `entries` is then unused
+        self.efw = EfwLru(self.max_entries, self.ncpus, self.flat_size) \
+            if self.kind in LRU and self.flavour == "windows" and not self.true_lru else None
         if self.kind in ARRAYS:
             for i in range(self.max_entries):
                 self.entries[i.to_bytes(self.key_size, "little")] = bytearray(self.flat_size)
@@ -102,17 +111,20 @@ class Model:
 
     def _view(self, key: bytes) -> tuple[bytearray, int] | None:
         """The entry's flat buffer and where the current CPU's value starts in it."""
-        flat = self.entries.get(key)
+        flat = self.efw.table[key][0] if self.efw and key in self.efw.table else \
+            self.entries.get(key)
         if flat is None:
             return None
         return flat, (self.cpu * self.slot if self.kind in PERCPU else 0)
 
     def _touch(self, key: bytes) -> None:
-        if self.kind in LRU:
+        if self.kind in LRU and not self.efw:
             self.entries.move_to_end(key)
 
     def lookup(self, k: int) -> tuple[bytearray, int] | None:
         key = self.key(k)
+        if self.efw:   # a helper lookup touches EFW's key history
+            self.efw.lookup(key, self.cpu, helper=True)
         view = self._view(key)
         if view is not None:
             self._touch(key)   # a program-side lookup makes an LRU entry most recent
@@ -129,6 +141,10 @@ class Model:
 
     def update(self, k: int, value: bytes, flags: int) -> int:
         c, key, linux = self.codes, self.key(k), self.flavour == "linux"
+        if self.efw:   # EFW _update_entry_per_cpu / _update_hash_map_entry
+            if self.kind in PERCPU:
+                return self.efw.percpu_update(key, value, flags, self.cpu, self.slot)
+            return self.efw.update(key, value.ljust(self.flat_size, b"\0"), flags, self.cpu)
         exists = key in self.entries
         if self.kind in ARRAYS:
             if linux:   # arraymap.c: flags > EXIST, then the index, then NOEXIST
@@ -170,6 +186,8 @@ class Model:
                 return self.codes["INVALID"]   # Linux never deletes from an array
             self.entries[key] = bytearray(self.flat_size)   # EFW zeroes the slot
             return 0
+        if self.efw:
+            return self.efw.delete(key)
         if self.entries.pop(key, None) is None:
             return self.codes["KEY_NOT_FOUND"]
         return 0
@@ -197,6 +215,8 @@ class Model:
         return out
 
     def contents(self) -> list[tuple[bytes, bytes]]:
+        if self.efw:
+            return self.efw.contents()
         return [(k, bytes(v)) for k, v in self.entries.items()]
 
 
@@ -344,7 +364,7 @@ class Outcome:
 def run_engine(engine: str, built: Built, model: Model, nops: int) -> Outcome:
     prog = Program("ops", "bind", "bind", decode(built.code), ["m", "results", "ring"])
     obj = ElfObject("<generated>", [prog], map_specs(model, nops))
-    box = Sandbox(obj, engine=engine, ncpus=model.ncpus)
+    box = Sandbox(obj, engine=engine, ncpus=model.ncpus, true_lru=model.true_lru)
     box.env.cpu = model.cpu
     fault = None
     try:
@@ -431,7 +451,7 @@ def test_map_operations_agree_across_engines_and_model(kind, data):
     got, model, want, fault_at, _ = engines_agree(shape, ops)
     assert fault_at is None and got.fault is None
     assert got.results == want
-    # LRU maps iterate least recent first: equal lists mean the same keys survived eviction,
+    # LRU maps iterate in eviction order: equal lists mean the same keys survived eviction,
     # in the same order
     assert got.contents == model.contents()
 
@@ -439,6 +459,7 @@ def test_map_operations_agree_across_engines_and_model(kind, data):
 U = {k: Op("update", k, struct.pack("<Q", 100 + k), BPF_ANY) for k in range(6)}
 
 
+@pytest.mark.parametrize("true_lru", [False, True])
 @pytest.mark.parametrize("kind,ops,survivors", [
     # a lookup makes 1 most recent: inserting 3 evicts 2
     ("lru_hash", [U[1], U[2], Op("lookup", 1), U[3]], [1, 3]),
@@ -451,9 +472,14 @@ U = {k: Op("update", k, struct.pack("<Q", 100 + k), BPF_ANY) for k in range(6)}
     ("lru_hash", [U[1], U[2], Op("delete", 1), U[3], U[4]], [3, 4]),
     ("lru_hash", [U[1], U[2], Op("delete", 2), U[3]], [1, 3]),
 ])
-def test_lru_recency_rules_by_hand(kind, ops, survivors):
-    """Hand-computed survivors (least recent first) of a 2-entry LRU map, on both engines."""
-    shape = dict(kind=kind, key_size=4, value_size=8, max_entries=2)
+def test_lru_recency_rules_by_hand(kind, ops, survivors, true_lru):
+    """Hand-computed survivors (least recent first) of a 2-entry LRU map, on both engines.
+
+    With one CPU and max_entries 2 EFW's hot_list_limit is 1 (ebpf_maps.c _create_lru_hash_map:
+    max(2 / 1 / 10, 1)): the hot list holds only the latest key, so EFW's generations and exact
+    LRU give the same survivors, computed by hand for both (a failed NOEXIST update merges a
+    one-key hot list without reordering it: _ebpf_hash_table_replace_bucket allocates first)."""
+    shape = dict(kind=kind, key_size=4, value_size=8, max_entries=2, true_lru=true_lru)
     got, model, _, _, _ = engines_agree(shape, ops)
     keys = [int.from_bytes(k, "little") for k, _ in got.contents]
     assert keys == survivors
@@ -462,15 +488,20 @@ def test_lru_recency_rules_by_hand(kind, ops, survivors):
     assert got.contents == model.contents()
 
 
+@pytest.mark.parametrize("true_lru", [False, True])
 @pytest.mark.parametrize("kind", sorted(LRU))
 @settings(max_examples=30, **SETTINGS)
 @given(data=st.data())
-def test_lru_eviction_order(kind, data):
-    """More keys than a small LRU map holds, lookups in between refreshing recency."""
-    max_entries = data.draw(st.integers(2, 4))
-    shape, ops = data.draw(scenario(kind, max_ops=32, max_entries=max_entries,
+def test_lru_eviction_order(kind, true_lru, data):
+    """More keys than an LRU map holds, lookups in between: EFW's generations (the reference
+    model, efw_lru_model.py) or, with true_lru, exact recency. max_entries up to 24 gives
+    hot_list_limit 2 with one CPU (ebpf_maps.c _create_lru_hash_map), where the two differ."""
+    max_entries = data.draw(st.sampled_from([2, 3, 4, 20, 24]))
+    shape, ops = data.draw(scenario(kind, max_ops=32 if max_entries < 20 else 60,
+                                    max_entries=max_entries,
                                     nkeys=max_entries + 2, kinds=("lookup", "update", "update"),
                                     flags=(BPF_ANY, BPF_ANY, BPF_NOEXIST)))
+    shape["true_lru"] = true_lru
     got, model, want, _, _ = engines_agree(shape, ops)
     assert got.results == want
     assert [k for k, _ in got.contents] == [k for k, _ in model.contents()]

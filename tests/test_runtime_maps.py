@@ -6,7 +6,7 @@ import struct
 from collections import OrderedDict, deque
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import event, given, settings, strategies as st
 
 from ntoslab.elf.program import MapSpec
 from ntoslab.runtime.maps import (MAP_CLASSES, ArrayOfMapsMap, HashOfMapsMap, MapEnv, MapError,
@@ -185,22 +185,271 @@ def test_percpu_array_isolation_and_flags():
 
 
 # -- LRU (8, 11) ----------------------------------------------------------------------------------
-def test_lru_evicts_exactly_the_least_recently_used():
-    m = mk(LRU_HASH, max_entries=8)
-    for i in range(1, 9):
+# EFW's LRU (libs/execution_context/ebpf_maps.c) is approximate: per partition (min(CPUs, 8)) a
+# hot and a cold list, hot_list_limit = max(max_entries / partitions / 10, 1). The by-hand
+# tests below follow it step by step; tests/efw_lru_model.py is the same algorithm as a
+# reference model for the property tests. true_lru=True is exact LRU (OrderedDict models).
+def keys_of(m) -> list[int]:
+    return [int.from_bytes(x, "little") for x in m.keys()]
+
+
+def lists_of(m) -> list[dict]:
+    return [{name: [int.from_bytes(x, "little") for x in row[name]] if name in ("hot", "cold")
+             else row[name] for name in row} for row in m.partitions()]
+
+
+def test_true_lru_evicts_exactly_the_least_recently_used():
+    # one CPU, 20 entries: EFW's hot_list_limit would be 2 here, so only exact LRU gives this
+    m = mk(LRU_HASH, max_entries=20, env=MapEnv(true_lru=True))
+    for i in range(1, 21):
         assert m.update(k(i), v(i)) == 0
-    for i in (2, 5, 7):                  # program lookups refresh
+    for i in (2, 5, 7):                  # program lookups make a key most recent
         assert m.lookup_address(k(i))
     assert m.lookup(k(1)) == v(1)       # user reads do not
-    for i in (9, 10, 11, 12):
+    for i in (21, 22, 23, 24):
         assert m.update(k(i), v(i), BPF_NOEXIST) == 0
-    assert sorted(int.from_bytes(x, "little") for x in m.keys()) == [2, 5, 7, 8, 9, 10, 11, 12]
-    assert [int.from_bytes(x, "little") for x in m.lru_order()] == [8, 2, 5, 7, 9, 10, 11, 12]
-    assert m.evicted == 4
+    # victims: the four least recent, 1 3 4 6
+    assert keys_of(m) == [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 2, 5, 7,
+                          21, 22, 23, 24]
+    assert m.evicted == 4 and m.partitions() == []
 
 
-def test_lru_update_refreshes_and_failed_update_does_not_evict():
-    m = mk(LRU_HASH, max_entries=4)
+@pytest.mark.parametrize("true_lru", [False, True])
+def test_lru_20_entries_one_cpu_windows_evicts_1_true_lru_evicts_2(true_lru):
+    # ebpf_maps.c _create_lru_hash_map: 1 partition, hot_list_limit max(20 / 1 / 10, 1) = 2;
+    # _insert_into_hot_list: looking up a hot key changes nothing; _merge_hot_into_cold_list_
+    # if_needed: the 3rd key in a hot list sends the list to the cold tail.
+    m = mk(LRU_HASH, max_entries=20, env=MapEnv(true_lru=true_lru))
+    m.update(k(1), v(1))
+    m.update(k(2), v(2))                 # hot [1 2]
+    assert m.lookup_address(k(1))        # 1 is hot: no change (true LRU: 2 is now older)
+    for i in range(3, 21):               # merges at 3, 6, ..., 18: cold [1..18], hot [19 20]
+        m.update(k(i), v(i))
+    if not true_lru:
+        assert lists_of(m) == [{"generation": 7, "hot_size": 2, "hot_limit": 2,
+                                "hot": [19, 20], "cold": list(range(1, 19))}]
+    # inserting 21 into the full map (_update_hash_map_entry_operation_context): the ALLOCATE
+    # notification puts 21 in the hot list first (_ebpf_hash_table_replace_bucket), which
+    # merges: cold [1..21]; the insert fails (OUT_OF_SPACE), FREE 21: cold [1..20]; the reap
+    # takes the cold head, 1; the retry succeeds: hot [21]
+    assert m.update(k(21), v(21)) == 0
+    assert m.evicted == 1
+    if true_lru:
+        assert keys_of(m) == [1] + list(range(3, 22))          # 2 was the least recent
+    else:
+        assert keys_of(m) == list(range(2, 22))                # 1 evicted
+        assert lists_of(m) == [{"generation": 8, "hot_size": 1, "hot_limit": 2,
+                                "hot": [21], "cold": list(range(2, 21))}]
+
+
+def test_lru_one_cpu_below_20_entries_coincides_with_true_lru():
+    # ebpf_maps.c _create_lru_hash_map: with 1 CPU and max_entries 8, hot_list_limit is
+    # max(8 / 1 / 10, 1) = 1: a hot list holds only the latest key, so generations order
+    # exactly as recency does. Hand-computed: after 1..8, lookups of 2 5 7 and the user read
+    # of 1, four inserts evict 1 3 4 6.
+    orders = []
+    for true_lru in (False, True):
+        m = mk(LRU_HASH, max_entries=8, env=MapEnv(true_lru=true_lru))
+        for i in range(1, 9):
+            assert m.update(k(i), v(i)) == 0
+        for i in (2, 5, 7):
+            assert m.lookup_address(k(i))
+        assert m.lookup(k(1)) == v(1)
+        for i in (9, 10, 11, 12):
+            assert m.update(k(i), v(i), BPF_NOEXIST) == 0
+        assert m.evicted == 4
+        orders.append(keys_of(m))
+    assert orders[0] == orders[1] == [8, 2, 5, 7, 9, 10, 11, 12]
+
+
+def test_lru_two_cpus_by_hand():
+    # 2 CPUs: 2 partitions (ebpf_maps.c _create_lru_hash_map), max_entries 4 ->
+    # hot_list_limit max(4 / 2 / 10, 1) = 1; partition = CPU % 2 (_lru_hash_table_notification)
+    env = MapEnv(ncpus=2)
+    m = mk(LRU_HASH, max_entries=4, env=env)
+    A, B, C, D, E, F = 1, 2, 3, 4, 5, 6
+    env.cpu = 0
+    m.update(k(A), v(A))                 # P0 hot [A]                      (t1)
+    m.update(k(B), v(B))                 # P0 hot [A B] > 1: cold [A B]    (t2)
+    env.cpu = 1
+    m.update(k(C), v(C))                 # P1 hot [C]                      (t3)
+    assert m.lookup_address(k(A))        # A has no link in P1 yet (_insert_into_hot_list):
+    #                                      P1 hot [C A] > 1: cold [C A]    (t4)
+    m.update(k(D), v(D))                 # P1 hot [D]                      (t5); map full
+    assert lists_of(m) == [
+        {"generation": 2, "hot_size": 0, "hot_limit": 1, "hot": [], "cold": [A, B]},
+        {"generation": 2, "hot_size": 1, "hot_limit": 1, "hot": [D], "cold": [C, A]}]
+    env.cpu = 0
+    # insert E on CPU 0: its ALLOCATE leaves P0's hot list at 1 (no merge); the insert fails;
+    # _reap_lru_cold_lists: P0's head A was last used at t4 in P1, so its P0 link is stale
+    # (unlinked); P1's head C (t3) is live: C is evicted, although B (t2, behind the stale A)
+    # is the least recently used key. Retry: P0 hot [E] (t6)
+    assert m.update(k(E), v(E)) == 0
+    assert sorted(keys_of(m)) == [A, B, D, E] and m.evicted == 1
+    assert lists_of(m) == [
+        {"generation": 2, "hot_size": 1, "hot_limit": 1, "hot": [E], "cold": [B]},
+        {"generation": 2, "hot_size": 1, "hot_limit": 1, "hot": [D], "cold": [A]}]
+    # eviction order: latest link cold (B t2, A t4), then latest link hot (D t5, E t6)
+    assert keys_of(m) == [B, A, D, E]
+    # insert F on CPU 0: the ALLOCATE makes P0's hot list 2 > 1: merge, cold [B E]; reap: B
+    assert m.update(k(F), v(F)) == 0
+    assert keys_of(m) == [A, E, D, F] and m.evicted == 2
+    assert lists_of(m)[0] == {"generation": 3, "hot_size": 1, "hot_limit": 1, "hot": [F],
+                              "cold": [E]}
+    # true LRU on the same sequence evicts B, then C
+    env2 = MapEnv(ncpus=2, true_lru=True)
+    t = mk(LRU_HASH, max_entries=4, env=env2)
+    for cpu, op, key in [(0, "u", A), (0, "u", B), (1, "u", C), (1, "l", A), (1, "u", D),
+                         (0, "u", E), (0, "u", F)]:
+        env2.cpu = cpu
+        assert (t.update(k(key), v(key)) == 0) if op == "u" else t.lookup_address(k(key))
+    assert keys_of(t) == [A, D, E, F]
+
+
+def test_lru_update_of_an_existing_key_is_a_fresh_value():
+    # _ebpf_hash_table_replace_bucket: an update allocates a new value (ALLOCATE: a new history
+    # at the hot tail, _initialize_lru_entry) and frees the old one (FREE,
+    # _uninitialize_lru_entry); a helper lookup of a hot key changes nothing
+    # (_insert_into_hot_list). 1 CPU, max_entries 20: hot_list_limit 2.
+    m = mk(LRU_HASH, max_entries=20)
+    m.update(k(1), v(1))
+    m.update(k(2), v(2))                 # hot [1 2]
+    assert m.lookup_address(k(1))
+    assert lists_of(m)[0]["hot"] == [1, 2] and keys_of(m) == [1, 2]
+    m.update(k(1), v(11))                # ALLOCATE 1': hot [1 2 1'] > 2: cold [1 2 1']; FREE 1
+    assert lists_of(m) == [{"generation": 2, "hot_size": 0, "hot_limit": 2, "hot": [],
+                            "cold": [2, 1]}]
+    assert keys_of(m) == [2, 1] and m.lookup(k(1)) == v(11)
+    m.update(k(2), v(22), BPF_EXIST)     # ALLOCATE 2': hot [2'] (1 <= 2); FREE 2 (cold)
+    assert lists_of(m)[0]["hot"] == [2] and lists_of(m)[0]["cold"] == [1]
+    assert keys_of(m) == [1, 2]
+
+
+def test_lru_failed_updates_still_allocate_and_can_merge():
+    # _ebpf_hash_table_replace_bucket sends ALLOCATE for the new value before it finds the key
+    # (NOEXIST on an existing key -> EBPF_OBJECT_ALREADY_EXISTS, EXIST on a missing key ->
+    # EBPF_KEY_NOT_FOUND), then FREE: the value counted in the hot list long enough to merge
+    # it (_initialize_lru_entry -> _merge_hot_into_cold_list_if_needed). 1 CPU, 20 entries.
+    m = mk(LRU_HASH, max_entries=20)
+    m.update(k(1), v(1))
+    m.update(k(2), v(2))                 # hot [1 2], size 2 = the limit
+    assert m.update(k(1), v(9), BPF_NOEXIST) == -EBPF_OBJECT_ALREADY_EXISTS
+    assert lists_of(m) == [{"generation": 2, "hot_size": 0, "hot_limit": 2, "hot": [],
+                            "cold": [1, 2]}]
+    assert m.lookup(k(1)) == v(1)
+    m.update(k(3), v(3))
+    m.update(k(4), v(4))                 # hot [3 4]
+    assert m.update(k(5), v(5), BPF_EXIST) == -EBPF_KEY_NOT_FOUND
+    assert lists_of(m)[0]["cold"] == [1, 2, 3, 4] and lists_of(m)[0]["generation"] == 3
+    # below the limit a refused value leaves no trace: hot [6], refused -> still hot [6]
+    m.update(k(6), v(6))
+    assert m.update(k(6), v(9), BPF_NOEXIST) == -EBPF_OBJECT_ALREADY_EXISTS
+    assert lists_of(m)[0]["hot"] == [6] and lists_of(m)[0]["hot_size"] == 1
+    # invalid flags are refused before the hash table (_update_hash_map_entry_operation_
+    # context): no value, no merge
+    m.update(k(7), v(7))                 # hot [6 7]
+    assert m.update(k(8), v(8), 4) == -EBPF_INVALID_ARGUMENT
+    assert lists_of(m)[0]["hot"] == [6, 7]
+    # with true_lru a failed update changes nothing
+    t = mk(LRU_HASH, max_entries=20, env=MapEnv(true_lru=True))
+    for i in (1, 2):
+        t.update(k(i), v(i))
+    t.lookup_address(k(1))
+    assert t.update(k(1), v(9), BPF_NOEXIST) == -EBPF_OBJECT_ALREADY_EXISTS
+    assert keys_of(t) == [2, 1]
+
+
+def test_lru_delete_unlinks_and_frees_the_hot_place():
+    # delete = FREE (_uninitialize_lru_entry): the key leaves its hot or cold list; a hot one
+    # also leaves the hot list's count, so it does not bring the next merge forward.
+    m = mk(LRU_HASH, max_entries=20)
+    for i in (1, 2, 3):
+        m.update(k(i), v(i))             # merge at 3: cold [1 2 3]
+    assert m.delete(k(1)) == 0
+    m.update(k(4), v(4))                 # hot [4]
+    assert m.delete(k(4)) == 0           # hot [], size 0
+    m.update(k(5), v(5))
+    m.update(k(6), v(6))                 # hot [5 6]: 2 <= 2, no merge
+    assert lists_of(m) == [{"generation": 2, "hot_size": 2, "hot_limit": 2, "hot": [5, 6],
+                            "cold": [2, 3]}]
+    # lookup_and_delete (_find_lru_hash_map_entry with the delete flag): deleted, not touched
+    addr = m.lookup_and_delete_address(k(2))
+    assert addr and m.memory.read(addr, 8) == v(2)
+    assert lists_of(m)[0]["cold"] == [3] and keys_of(m) == [3, 5, 6]
+    m.end_epoch()
+
+
+def test_lru_user_reads_do_not_touch_history():
+    # ebpf_maps.c _find_lru_hash_map_entry: only EBPF_MAP_FLAG_HELPER lookups call
+    # _insert_into_hot_list; user-mode lookups and enumeration leave the lists alone
+    m = mk(LRU_HASH, max_entries=20)
+    for i in (1, 2, 3):
+        m.update(k(i), v(i))             # cold [1 2 3]
+    before = lists_of(m)
+    assert m.lookup(k(1)) == v(1) and m.lookup_user(k(2)) == v(2)
+    assert dict(m.items())[k(3)] == v(3) and len(list(m.keys())) == 3
+    assert lists_of(m) == before
+    assert m.lookup_address(k(1))        # a helper lookup of a cold key: hot [1]
+    assert lists_of(m)[0]["hot"] == [1] and lists_of(m)[0]["cold"] == [2, 3]
+
+
+def test_lru_full_map_where_windows_would_spin_is_an_error():
+    # 2 CPUs, max_entries 1: hot_list_limit 1 per partition (_create_lru_hash_map). CPU 0
+    # inserts A (hot in P0). CPU 1 inserts B: ALLOCATE puts B in P1's hot list (size 1, no
+    # merge), the insert fails (OUT_OF_SPACE), FREE B, _reap_lru_cold_lists finds every cold
+    # list empty -> NULL, and _update_hash_map_entry_operation_context retries: the same again,
+    # forever. ntoslab refuses the insert instead.
+    env = MapEnv(ncpus=2)
+    m = mk(LRU_HASH, max_entries=1, env=env)
+    env.cpu = 0
+    assert m.update(k(1), v(1)) == 0
+    env.cpu = 1
+    assert m.update(k(2), v(2)) == -EBPF_OUT_OF_SPACE == -29
+    assert keys_of(m) == [1] and m.stalls == 1 and m.evicted == 0
+    with pytest.raises(MapError) as e:
+        m.update_user(k(2), v(2))
+    assert e.value.errno == ENOSPC and "retry this insert forever" in str(e.value)
+    assert m.stalls == 2
+    # on CPU 0 the same insert merges P0's hot list (size 1 + 1 > 1), so A can be reaped
+    env.cpu = 0
+    assert m.update(k(2), v(2)) == 0 and keys_of(m) == [2] and m.evicted == 1
+    # the same after a merge whose links are all stale: CPU 1 inserts C (P1 hot [C], t1), CPU 0
+    # looks it up (P0 hot [C], t2); CPU 1 inserts D: its ALLOCATE merges P1 (cold [C]), the
+    # reap finds C's P1 link stale (t1 < t2: unlinked) and nothing else; the retry cannot
+    # merge P1 again (empty hot list): Windows spins
+    env = MapEnv(ncpus=2)
+    m = mk(LRU_HASH, max_entries=1, env=env)
+    env.cpu = 1
+    m.update(k(3), v(3))
+    env.cpu = 0
+    assert m.lookup_address(k(3))
+    env.cpu = 1
+    assert m.update(k(4), v(4)) == -EBPF_OUT_OF_SPACE and m.stalls == 1
+    assert lists_of(m) == [
+        {"generation": 1, "hot_size": 1, "hot_limit": 1, "hot": [3], "cold": []},
+        {"generation": 2, "hot_size": 0, "hot_limit": 1, "hot": [], "cold": []}]
+    # with true_lru there is no such state
+    t = mk(LRU_HASH, max_entries=1, env=MapEnv(ncpus=2, true_lru=True))
+    t.env.cpu = 0
+    t.update(k(1), v(1))
+    t.env.cpu = 1
+    assert t.update(k(2), v(2)) == 0 and keys_of(t) == [2]
+
+
+def test_lru_partitions_cap_at_8_and_cpus_wrap():
+    # _create_lru_hash_map: partition_count = min(cpu_count, 8); _lru_hash_table_notification:
+    # partition = cpu % partition_count, so CPU 8 of 9 shares partition 0
+    env = MapEnv(ncpus=9)
+    m = mk(LRU_HASH, max_entries=800, env=env)
+    rows = lists_of(m)
+    assert len(rows) == 8 and {r["hot_limit"] for r in rows} == {10}   # 800 / 8 / 10
+    env.cpu = 8
+    m.update(k(1), v(1))
+    assert lists_of(m)[0]["hot"] == [1]
+
+
+def test_true_lru_update_refreshes_and_failed_update_does_not_evict():
+    m = mk(LRU_HASH, max_entries=4, env=MapEnv(true_lru=True))
     for i in range(1, 5):
         m.update(k(i), v(i))
     m.lookup_address(k(1))               # order 2 3 4 1
@@ -215,6 +464,9 @@ def test_lru_update_refreshes_and_failed_update_does_not_evict():
 
 
 def test_lru_percpu_program_update_of_existing_key_does_not_refresh():
+    # EFW ebpf_maps.c _update_entry_per_cpu: an existing key is found without
+    # EBPF_MAP_FLAG_HELPER and written in place (no history); everything here runs on CPU 0,
+    # whose partition's hot_list_limit is max(2 / 2 / 10, 1) = 1 (_create_lru_hash_map)
     env = MapEnv(ncpus=2)
     m = mk(LRU_PERCPU_HASH, value_size=8, max_entries=2, env=env)
     m.update(k(1), v(1))
@@ -518,8 +770,8 @@ def test_hash_matches_dict_model(ops, bounded):
 
 @settings(max_examples=150, deadline=None)
 @given(ops_st, st.integers(1, 5))
-def test_lru_matches_ordereddict_model(ops, capacity):
-    m = mk(LRU_HASH, max_entries=capacity)
+def test_true_lru_matches_ordereddict_model(ops, capacity):
+    m = mk(LRU_HASH, max_entries=capacity, env=MapEnv(true_lru=True))
     model: OrderedDict = OrderedDict()
     for op, key, val, flags in ops:
         kb, vb = k(key), v(val)
@@ -571,3 +823,74 @@ def test_queue_and_stack_match_deque_model(type_, capacity, ops):
             assert getattr(m, op)() == (0, top)
         expected = list(model) if type_ == QUEUE else list(reversed(model))
         assert m.values_in_pop_order() == expected
+
+
+# EFW's LRU against the reference model (tests/efw_lru_model.py, written from ebpf_maps.c
+# _insert_into_hot_list, _merge_hot_into_cold_list_if_needed, _reap_lru_cold_lists,
+# _update_hash_map_entry_operation_context, _update_entry_per_cpu, _find_lru_hash_map_entry and
+# ebpf_hash_table.c _ebpf_hash_table_replace_bucket): every result, value, the eviction
+# order, each partition's lists, evictions and refused (spinning) inserts
+lru_op_st = st.tuples(st.sampled_from(["update"] * 5 + ["delete", "lookup", "lookup", "lookup",
+                                                      "user_lookup", "lookup_and_delete"]),
+                      st.one_of(st.integers(0, 1000), st.integers(-6, -1)), st.integers(0, 255),
+                      st.sampled_from([BPF_ANY, BPF_ANY, BPF_NOEXIST, BPF_EXIST, 4]),
+                      st.integers(0, 1000))
+
+
+@st.composite
+def lru_case(draw):
+    ncpus = draw(st.sampled_from([1, 2, 4, 9]))
+    max_entries = draw(st.one_of(st.integers(1, 6), st.integers(20, 90)))
+    nkeys = max_entries + draw(st.integers(1, 6))
+    prefill = draw(st.sampled_from([True, True, False]))
+    ops = draw(st.lists(lru_op_st, min_size=max_entries // 2 + 10,
+                        max_size=3 * max_entries + 40))
+    return ncpus, max_entries, nkeys, prefill, ops
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from([LRU_HASH, LRU_PERCPU_HASH]), lru_case())
+def test_lru_matches_efw_reference_model(type_, case):
+    from efw_lru_model import EfwLru
+    ncpus, max_entries, nkeys, prefill, ops = case
+    env = MapEnv(ncpus=ncpus)
+    m = mk(type_, max_entries=max_entries, env=env)
+    percpu = type_ == LRU_PERCPU_HASH
+    flat = 8 * ncpus if percpu else 8
+    model = EfwLru(max_entries, ncpus, flat)
+    if prefill:
+        ops = [("update", i, i, BPF_ANY, i) for i in range(max_entries)] + ops
+    for op, key, val, flags, cpu in ops:
+        # a negative key: one of those beyond max_entries (inserting it into a full map evicts)
+        key = key % nkeys if key >= 0 else max_entries + (-key - 1) % (nkeys - max_entries)
+        kb, vb, cpu = k(key), v(val), cpu % ncpus
+        env.cpu = cpu
+        at = cpu * 8 if percpu else 0
+        if op == "update":
+            want = model.percpu_update(kb, vb, flags, cpu, 8) if percpu else \
+                model.update(kb, vb, flags, cpu)
+            assert m.update(kb, vb, flags) == want
+        elif op == "delete":
+            assert m.delete(kb) == model.delete(kb)
+        elif op == "lookup":
+            addr = m.lookup_address(kb)
+            value = model.lookup(kb, cpu, helper=True)
+            assert (m.memory.read(addr, 8) if addr else None) == \
+                (bytes(value[at:at + 8]) if value is not None else None)
+        elif op == "user_lookup":
+            value = model.lookup(kb, cpu, helper=False)
+            assert m.lookup(kb) == (bytes(value) if value is not None else None)
+        else:
+            addr = m.lookup_and_delete_address(kb)
+            value = model.lookup_and_delete(kb)
+            assert (m.memory.read(addr, 8) if addr else None) == \
+                (bytes(value[at:at + 8]) if value is not None else None)
+        assert list(m.keys()) == model.order()
+        m.end_epoch()
+    assert [(key, m.lookup(key)) for key in m.keys()] == model.contents()
+    assert m.partitions() == model.partitions()
+    assert (m.evicted, m.stalls) == (model.evicted, model.stalls)
+    event(f"{ncpus} CPU(s), {'small' if max_entries <= 6 else 'large'} map")
+    event("evicted" if m.evicted else "no eviction")
+    if m.stalls:
+        event("an insert where Windows would spin")

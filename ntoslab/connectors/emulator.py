@@ -72,7 +72,8 @@ class LoadedObject:
         self.label = Path(obj.path).name if obj.path else "<object>"
         self.hook = hook
         self.current: ProcessContext | None = None
-        self.sandbox = _ProcessSandbox(obj, self, engine=engine, ncpus=hook.ncpus, seed=hook.seed)
+        self.sandbox = _ProcessSandbox(obj, self, engine=engine, ncpus=hook.ncpus, seed=hook.seed,
+                                       true_lru=hook.true_lru)
         self.sandbox.state.trace_session = hook.trace_session
 
     @property
@@ -180,7 +181,12 @@ class _ProcessSandbox(Sandbox):
 
 
 class EmulatedHook:
-    """The ProcessHook API, emulated: load, attach, inject, replay, inspect."""
+    """The ProcessHook API, emulated: load, attach, inject, replay, inspect.
+
+    `ncpus` is the emulated machine's CPU count (per-CPU maps, LRU partitions; an event's `cpu`
+    picks the current one); `true_lru=True` makes every LRU map the loaded objects create evict
+    the exact least recently used key, as Linux does, instead of following eBPF for Windows'
+    hot/cold generations (ntoslab/runtime/maps/lru_hash.py)."""
 
     kind = "emulator"
 
@@ -188,7 +194,7 @@ class EmulatedHook:
                  budget: int = DEFAULT_BUDGET, boot_time: int | None = None,
                  trace_session: bool = True,
                  accounts: "Mapping[str, Any] | AccountTable | None" = None,
-                 default_sid: str | None = DEFAULT_SID) -> None:
+                 default_sid: str | None = DEFAULT_SID, true_lru: bool = False) -> None:
         self.engine = engine
         self.trace_session = trace_session
         self.accounts = AccountTable(accounts, default_sid=default_sid)
@@ -196,6 +202,7 @@ class EmulatedHook:
             self.accounts.complete = False
         self._unresolved_told: set[str] = set()
         self.ncpus = ncpus
+        self.true_lru = true_lru
         self.seed = seed
         self.budget = budget
         self.boot_time = boot_time
@@ -747,8 +754,8 @@ BATCH_CHUNK = 1 << 16
 def emulator(engine: str = "jit", **kw: Any) -> EmulatedHook:
     """A new emulated process hook. Programs run on the JIT (native code, every access checked);
     `engine="interpreter"` runs them on the reference interpreter (the step debugger's engine).
-
-    Options: `ncpus` (per-CPU maps, `cpu` of events), `seed` (get_prandom_u32), `budget`
+    Options: `true_lru=True` for exact-LRU eviction in LRU maps (the default follows eBPF for
+    Windows' generations), `ncpus` (per-CPU maps, `cpu` of events), `seed` (get_prandom_u32), `budget`
     (instructions per run), `boot_time` (UTC ns; default: derived from the first event),
     `trace_session` (False: no ETW session listens, trace_printk returns 0 and records
     nothing), `accounts` (SID -> "DOMAIN\\name" or (name, domain), domain SID -> "DOMAIN": what

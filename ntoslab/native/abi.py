@@ -19,7 +19,7 @@ WINDOW_SHIFT = 32
 STACK_FRAMES = 8
 STACK_SIZE = 512
 W_WRITABLE, W_MAP, W_HANDLE, W_PYTHON = 1, 2, 4, 8
-MAPF_BOUNDED_HASH, MAPF_READONLY = 1, 2
+MAPF_BOUNDED_HASH, MAPF_READONLY, MAPF_TRUE_LRU = 1, 2, 8
 RING_LOCK_BIT, RING_DISCARD_BIT = 1 << 31, 1 << 30
 
 # run status (NTL_S_*)
@@ -162,6 +162,10 @@ SIGNATURES = {
     "ntl_map_set_inner": (i64, [vp, vp, u64, u64]),
     "ntl_map_handle": (u64, [vp]),
     "ntl_map_evicted": (u64, [vp]),
+    "ntl_lru_partitions": (u32, [vp]),
+    "ntl_lru_partition_info": (C.c_int, [vp, u32, C.POINTER(u64)]),
+    "ntl_lru_list": (u64, [vp, u32, C.c_int, vp, u64]),
+    "ntl_lru_stalls": (u64, [vp]),
     "ntl_map_slab": (C.POINTER(Slab), [vp]),
     "ntl_map_ring": (C.POINTER(Ring), [vp, u32]),
     "ntl_map_lost": (C.POINTER(u64), [vp]),

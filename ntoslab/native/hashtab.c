@@ -3,7 +3,8 @@
  * Entries are numbered by the slab; per-entry arrays (key bytes, hash, bucket chain, order list)
  * grow with it. Buckets are chained and rehashed at a load factor of 1. The order list gives
  * the iteration order: insertion order for hash maps (an updated key keeps its place), recency
- * for LRU maps (the head is the next eviction victim).
+ * for LRU maps created with true_lru (the head is the next eviction victim); other LRU maps keep
+ * insertion order here and their key history in lru.c.
  */
 #include "ntl.h"
 

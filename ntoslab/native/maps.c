@@ -3,7 +3,10 @@
  * file is where they are implemented, once, for both engines.
  *
  * Program-side operations return 0 or a negated ebpf_result_t, and value addresses are virtual
- * (0 = NULL). `helper` lookups refresh LRU recency; user-side reads never do.
+ * (0 = NULL). `helper` lookups touch LRU key history; user-side reads never do.
+ *
+ * LRU maps follow EFW's generations (lru.c) unless created with NTL_MAPF_TRUE_LRU, where the
+ * hash index's order list is the exact recency (the head is the next victim).
  */
 #include "ntl.h"
 
@@ -68,6 +71,9 @@ NTL_API ntl_map *ntl_map_new(ntl_space *s, uint32_t type, uint32_t key_size, uin
                           writable, initial, limit) ||
             ntl_htab_init(&m->ht, key_size, initial ? initial : 16))
             goto fail;
+        if (is_lru(type) && !(flags & NTL_MAPF_TRUE_LRU) &&
+            !(m->lru = ntl_lru_new(m->ncpus, max_entries, m->slab.capacity)))
+            goto fail;
         if (type == NTL_MAP_LPM_TRIE) {
             m->lpm_max_prefix = key_size >= 4 ? (key_size - 4) * 8 : 0;
             m->lpm_counts = calloc(m->lpm_max_prefix + 1, sizeof(uint64_t));
@@ -120,6 +126,7 @@ NTL_API void ntl_map_free(ntl_map *m) {
     if (m->slab.space)
         ntl_slab_destroy(&m->slab);
     ntl_htab_destroy(&m->ht);
+    ntl_lru_free_all(m->lru);
     if (m->type == NTL_MAP_RINGBUF)
         ntl_ring_free(m->rings);
     else if (m->rings) {
@@ -148,6 +155,8 @@ NTL_API ntl_map *ntl_map_from_handle(ntl_space *s, uint64_t addr) {
 static uint32_t cpu_of(const ntl_map *m) {
     return is_percpu(m->type) && m->cpu ? *m->cpu : 0;
 }
+/* the CPU EFW's LRU partitions by (ebpf_get_current_cpu() in _lru_hash_table_notification) */
+static uint32_t current_cpu(const ntl_map *m) { return m->cpu ? *m->cpu : 0; }
 static uint64_t value_address(const ntl_map *m, uint64_t e) {
     return ntl_slab_address(&m->slab, e, cpu_of(m));
 }
@@ -237,13 +246,38 @@ static void remove_entry(ntl_map *m, int64_t e) {
         if (plen <= m->lpm_max_prefix && m->lpm_counts[plen])
             m->lpm_counts[plen]--;
     }
+    if (m->lru)
+        ntl_lru_free(m->lru, e);
     ntl_htab_remove(&m->ht, e);
     retire(m, (uint64_t)e);
+}
+
+/* EFW's LRU insert into a full map (_update_hash_map_entry_operation_context): each attempt
+   allocates the value (its ALLOCATE notification may merge the current partition's hot list),
+   fails with EBPF_OUT_OF_SPACE, frees the value and reaps one cold entry; then it retries.
+   A reap that finds nothing has left every cold list empty, and the next attempt cannot merge
+   (the current hot list is below its limit: it was not merged, or it just was), so EFW would
+   retry forever. That takes a full map whose every key was last used in the hot list of
+   another partition, so max_entries < partitions. We refuse the insert instead and count it. */
+static int lru_make_room(ntl_map *m) {
+    while (m->ht.count >= m->max_entries) {
+        ntl_lru_phantom(m->lru, current_cpu(m));
+        int64_t victim = ntl_lru_reap(m->lru);
+        if (victim < 0) {
+            m->lru->stalls++;
+            return 0;
+        }
+        remove_entry(m, victim);
+        m->evicted++;
+    }
+    return 1;
 }
 
 /* make room for one more key when the map is at max_entries: LRU evicts, bounded hash maps
    refuse, EFW's plain hash maps do not fill up (max_entries sizes the buckets only) */
 static int make_room(ntl_map *m) {
+    if (m->lru)
+        return lru_make_room(m);
     if (is_lru(m->type)) {
         while (m->ht.count >= m->max_entries && m->ht.head >= 0) {
             remove_entry(m, m->ht.head);
@@ -262,6 +296,7 @@ static int64_t insert(ntl_map *m, const uint8_t *key) {
     if (e < 0)
         return -EBPF_NO_MEMORY;
     if (ntl_htab_reserve(&m->ht, m->slab.capacity) ||
+        (m->lru && ntl_lru_reserve(m->lru, m->slab.capacity)) ||
         (m->type == NTL_MAP_LPM_TRIE && lpm_reserve(m, m->slab.capacity))) {
         ntl_slab_free_now(&m->slab, (uint64_t)e);
         return -EBPF_NO_MEMORY;
@@ -269,11 +304,21 @@ static int64_t insert(ntl_map *m, const uint8_t *key) {
     uint8_t ck[m->key_size ? m->key_size : 1];
     canonical(m, key, ck);
     ntl_htab_insert(&m->ht, e, ck, ntl_hash_bytes(ck, m->key_size));
+    if (m->lru)
+        ntl_lru_fresh(m->lru, e, current_cpu(m));
     if (m->type == NTL_MAP_LPM_TRIE) {
         m->lpm_counts[index_of(key)]++;
         memcpy(m->lpm_orig + (uint64_t)e * m->key_size, key, m->key_size);
     }
     return e;
+}
+
+/* an update EFW's hash table refuses after allocating the new value (_ebpf_hash_table_replace_
+   bucket sends ALLOCATE before it looks at the bucket): LRU history sees the value come and go */
+static int64_t refused(ntl_map *m, int64_t result) {
+    if (m->lru)
+        ntl_lru_phantom(m->lru, current_cpu(m));
+    return result;
 }
 
 /* EFW _update_hash_map_entry: insert or replace the whole stored value */
@@ -285,14 +330,16 @@ static int64_t hash_store(ntl_map *m, const uint8_t *key, const uint8_t *flat, u
     int64_t e = find_exact(m, key);
     if (e >= 0) {
         if (flags == BPF_NOEXIST)
-            return -EBPF_OBJECT_ALREADY_EXISTS;
+            return refused(m, -EBPF_OBJECT_ALREADY_EXISTS);
         store_flat(m, (uint64_t)e, flat);
-        if (is_lru(m->type))
+        if (m->lru)
+            ntl_lru_replace(m->lru, e, current_cpu(m));
+        else if (is_lru(m->type))
             ntl_htab_move_to_tail(&m->ht, e);
         return 0;
     }
     if (flags == BPF_EXIST)
-        return -EBPF_KEY_NOT_FOUND;
+        return refused(m, -EBPF_KEY_NOT_FOUND);
     e = insert(m, key);
     if (e < 0)
         return e;
@@ -309,7 +356,7 @@ static int64_t percpu_update(ntl_map *m, const uint8_t *key, const uint8_t *valu
         if (flags > BPF_EXIST)
             return -EBPF_INVALID_ARGUMENT;
         if (flags == BPF_EXIST)
-            return -EBPF_KEY_NOT_FOUND;
+            return refused(m, -EBPF_KEY_NOT_FOUND);
         e = insert(m, key);
         if (e < 0)
             return e;
@@ -399,7 +446,9 @@ NTL_API uint64_t ntl_map_lookup(ntl_map *m, const uint8_t *key, int helper) {
         int64_t e = find_exact(m, key);
         if (e < 0)
             return 0;
-        if (helper && is_lru(m->type))
+        if (helper && m->lru)
+            ntl_lru_touch(m->lru, e, current_cpu(m));
+        else if (helper && is_lru(m->type))
             ntl_htab_move_to_tail(&m->ht, e);
         return value_address(m, (uint64_t)e);
     }
@@ -547,6 +596,20 @@ NTL_API uint64_t ntl_map_entries(const ntl_map *m, int64_t *out, uint64_t max) {
     if (is_array(m->type)) {
         for (uint64_t i = 0; i < m->max_entries && n < max; i++)
             out[n++] = (int64_t)i;
+    } else if (m->lru) { /* eviction order (lru.c): sort them all, then give the first `max` */
+        uint64_t count = m->ht.count;
+        int64_t *all = count <= max ? out : malloc(count * sizeof *all);
+        if (!all)
+            return 0;
+        for (int64_t e = m->ht.head; e >= 0 && n < count; e = m->ht.next[e])
+            all[n++] = e;
+        if (ntl_lru_order(m->lru, all, n))
+            n = 0;      /* no memory to sort: nothing rather than a wrong order */
+        if (all != out) {
+            n = n < max ? n : max;
+            memcpy(out, all, n * sizeof *all);
+            free(all);
+        }
     } else if (is_hash_type(m->type)) {
         for (int64_t e = m->ht.head; e >= 0 && n < max; e = m->ht.next[e])
             out[n++] = e;

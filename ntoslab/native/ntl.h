@@ -6,7 +6,8 @@
  *   slab.c     long-lived value storage for maps: slots at a fixed virtual stride, per-slot
  *              liveness, epoch retirement (EFW frees deleted values when the epoch ends)
  *   hashtab.c  the exact-match hash index over slab entries, with an order list (insertion
- *              order, or recency for LRU maps)
+ *              order, or recency for LRU maps with true_lru)
+ *   lru.c      eBPF for Windows' approximate LRU: hot/cold generations per partition
  *   maps.c     the map types by Windows type id and their program/user operations
  *   ringbuf.c  EFW's byte ring (reserve, submit, discard, output, consume)
  *   mt19937.c  Python's random.Random, so both engines draw the same numbers
@@ -180,7 +181,10 @@ enum {
     NTL_MAP_STACK = 12, NTL_MAP_RINGBUF = 13, NTL_MAP_PERF_EVENT_ARRAY = 14,
     NTL_MAP_SAMPLE_HASH = 15,
 };
-enum { NTL_MAPF_BOUNDED_HASH = 1, NTL_MAPF_READONLY = 2, NTL_MAPF_PYTHON = 4 };
+/* NTL_MAPF_TRUE_LRU: LRU maps evict the exact least recently used key (Linux-like) instead of
+   following EFW's generations (lru.c) */
+enum { NTL_MAPF_BOUNDED_HASH = 1, NTL_MAPF_READONLY = 2, NTL_MAPF_PYTHON = 4,
+       NTL_MAPF_TRUE_LRU = 8 };
 
 /* ebpf_result_t values the maps return negated (EFW include/ebpf_result.h) */
 enum {
@@ -191,6 +195,40 @@ enum {
 };
 
 struct ntl_env;
+
+/* EFW's LRU key history (lru.c; libs/execution_context/ebpf_maps.c) */
+#define NTL_LRU_MAX_PARTITIONS 8   /* EBPF_LRU_MAXIMUM_PARTITIONS */
+
+typedef struct ntl_lru_part {
+    int64_t hot_head, hot_tail, cold_head, cold_tail;  /* links: entry * nparts + partition */
+    uint64_t generation, hot_size, hot_limit;
+} ntl_lru_part;
+
+typedef struct ntl_lru_link {     /* one key's history in one partition */
+    int64_t prev, next;           /* neighbours on its hot or cold list (links), -1 = none */
+    uint64_t generation;          /* 0 uninitialised, ~0 deleted, else hot iff the current */
+    uint64_t time;                /* last used (the map's logical clock) */
+} ntl_lru_link;
+
+typedef struct ntl_lru {
+    uint32_t nparts, pad_;
+    uint64_t clock;               /* logical last-used time: one tick per link that turns hot */
+    uint64_t stalls;              /* inserts refused where EFW would retry forever */
+    uint64_t cap;                 /* entries `links` holds (nparts links each) */
+    ntl_lru_link *links;          /* link e * nparts + p: entry e in partition p */
+    ntl_lru_part part[NTL_LRU_MAX_PARTITIONS];
+} ntl_lru;
+
+ntl_lru *ntl_lru_new(uint32_t ncpus, uint32_t max_entries, uint64_t cap);
+void ntl_lru_free_all(ntl_lru *l);
+int ntl_lru_reserve(ntl_lru *l, uint64_t cap);
+void ntl_lru_fresh(ntl_lru *l, int64_t e, uint32_t cpu);     /* a new key's first value */
+void ntl_lru_replace(ntl_lru *l, int64_t e, uint32_t cpu);   /* an existing key's new value */
+void ntl_lru_free(ntl_lru *l, int64_t e);                    /* the key leaves the map */
+void ntl_lru_phantom(ntl_lru *l, uint32_t cpu);              /* a value allocated, refused */
+void ntl_lru_touch(ntl_lru *l, int64_t e, uint32_t cpu);     /* a helper lookup */
+int64_t ntl_lru_reap(ntl_lru *l);                            /* the victim, or -1 */
+int ntl_lru_order(const ntl_lru *l, int64_t *entries, uint64_t n);
 
 typedef struct ntl_map {
     uint32_t type, key_size, value_size, max_entries;
@@ -216,6 +254,7 @@ typedef struct ntl_map {
     void **progs;                /* prog array: native code per slot (NULL = empty) */
     uint64_t *prog_ids;          /* prog array: the Python-side program id per slot (0 = empty) */
     uint64_t *inner;             /* map-in-map: inner map handle per entry (0 = none) */
+    ntl_lru *lru;                /* LRU maps without NTL_MAPF_TRUE_LRU: EFW's generations */
 } ntl_map;
 
 NTL_API ntl_map *ntl_map_new(ntl_space *s, uint32_t type, uint32_t key_size, uint32_t value_size,

@@ -22,18 +22,19 @@ class Sandbox:
 
     `helpers` adds or replaces helpers with Python callables; `native_helpers` adds helper ids
     the native runtime implements beyond the general ones (a program type's own helpers).
-    `max_map_bytes` bounds the storage one map may take (MapSpecError beyond it)."""
+    `max_map_bytes` bounds the storage one map may take (MapSpecError beyond it); `true_lru`
+    gives LRU maps exact least-recently-used eviction instead of EFW's generations."""
 
     def __init__(self, obj: ElfObject, engine: str | Engine = "interpreter",
                  helpers: Mapping[int, Helper] | None = None, ncpus: int = 1,
                  seed: int | None = 0, native_helpers: frozenset = frozenset(),
-                 max_map_bytes: int | None = None) -> None:
+                 max_map_bytes: int | None = None, true_lru: bool = False) -> None:
         self.obj = obj
         self.engine = get_engine(engine) if isinstance(engine, str) else engine
         self.memory = AddressSpace()
         self.map_fixed_regions()
         kw = {} if max_map_bytes is None else {"max_map_bytes": max_map_bytes}
-        self.env = MapEnv(self.memory, ncpus, seed=seed, **kw)
+        self.env = MapEnv(self.memory, ncpus, seed=seed, true_lru=true_lru, **kw)
         self.maps: dict[str, Map] = {}
         self._by_index: list[Map] = []
         self._by_handle: dict[int, Map] = {}

@@ -43,12 +43,17 @@ MAP_CLASSES: dict[int, type[Map]] = {
 }
 
 
-def create_map(spec: MapSpec, env: MapEnv) -> Map:
-    """Instantiate `spec` in `env.memory` (raises MapSpecError where EFW refuses the spec)."""
+def create_map(spec: MapSpec, env: MapEnv, *, true_lru: bool | None = None) -> Map:
+    """Instantiate `spec` in `env.memory` (raises MapSpecError where EFW refuses the spec).
+
+    `true_lru` overrides ``env.true_lru`` for an LRU map (exact LRU instead of EFW's
+    generations, lru_hash.py); other types ignore it."""
     cls = MAP_CLASSES.get(spec.type)
     if cls is None:
         raise NotImplementedError(f"map {spec.name}: map type {spec.type} "
                                   f"({MAP_TYPES.get(spec.type, '?')}) is not emulated yet")
+    if true_lru is not None and issubclass(cls, LruHashMap):
+        return cls(spec, env, true_lru=true_lru)
     return cls(spec, env)
 
 

@@ -15,7 +15,7 @@ Two sides, two error conventions (both follow eBPF for Windows, "EFW"):
 * user side (what libbpf callers see): ``lookup(key) -> bytes | None``, ``lookup_user(key)``,
   ``update_user(key, value, flags)``, ``delete_user(key)``; failures raise ``MapError`` whose
   ``errno`` is what EFW's ``ebpf_result_to_errno`` gives (Windows CRT values) and whose message
-  names the map.  User-side reads never refresh LRU recency (EFW: only helper lookups do).
+  names the map.  User-side reads never touch LRU key history (EFW: only helper lookups do).
 
 Values a program may hold a pointer to are not freed at once when their entry goes away:
 they are *retired* and stay readable until ``end_epoch()`` (EFW frees them when the current
@@ -101,16 +101,19 @@ class MapEnv:
     maps by id) and `handles` by handle address (``map_at``); `bounded_hash` makes hash, percpu
     hash, LPM trie and hash-of-maps refuse new keys past max_entries with EBPF_OUT_OF_SPACE
     (Linux behaviour, and EFW's open PR #5543); EFW today (since PR #3348) treats max_entries of
-    those types as a bucket-count hint only. `max_map_bytes` bounds the storage one map may ask
-    for at creation (MapSpecError beyond it, naming the map and the figure).
+    those types as a bucket-count hint only. `true_lru` makes LRU maps created here evict the
+    exact least recently used key (Linux-like) instead of following EFW's generations (see
+    lru_hash.py). `max_map_bytes` bounds the storage one map may ask for at creation
+    (MapSpecError beyond it, naming the map and the figure).
     """
 
     def __init__(self, memory: AddressSpace | None = None, ncpus: int = 1, cpu: int = 0,
                  bounded_hash: bool = False, max_map_bytes: int = DEFAULT_MAX_MAP_BYTES,
-                 seed: int | None = 0) -> None:
+                 seed: int | None = 0, true_lru: bool = False) -> None:
         self.memory = memory if memory is not None else AddressSpace()
         self.ncpus = ncpus
         self.bounded_hash = bounded_hash
+        self.true_lru = true_lru
         self.max_map_bytes = max_map_bytes
         self.registry: dict[int, Map] = {}
         self.handles: dict[int, Map] = {}
@@ -194,8 +197,7 @@ class Map(ABC):
         self.check_size()
         self.id = env.next_id()
         L = self._lib = lib()
-        flags = (MAPF_BOUNDED_HASH if env.bounded_hash else 0) | \
-            (MAPF_READONLY if spec.readonly else 0)
+        flags = self.native_flags()
         initial = min(max(spec.max_entries, 16), 4096)
         self.native = L.ntl_map_new(self.memory.native, spec.type, spec.key_size,
                                     spec.value_size, spec.max_entries, env.ncpus, flags, self.id,
@@ -211,6 +213,11 @@ class Map(ABC):
         self._slab = L.ntl_map_slab(self.native).contents
 
     # -- creation checks -------------------------------------------------------------------------
+    def native_flags(self) -> int:
+        """The NTL_MAPF_* flags the native map is created with."""
+        return (MAPF_BOUNDED_HASH if self.env.bounded_hash else 0) | \
+            (MAPF_READONLY if self.spec.readonly else 0)
+
     def validate_spec(self) -> None:
         """Raise MapSpecError where EFW's ebpf_map_create refuses the definition."""
         s = self.spec
@@ -253,7 +260,7 @@ class Map(ABC):
         return value if len(value) == n else value[:n].ljust(n, b"\0")
 
     def lookup_address(self, key: bytes) -> int:
-        """Address of the value for `key`, or 0 (a helper lookup: LRU maps refresh recency)."""
+        """Address of the value for `key`, or 0 (a helper lookup: touches LRU key history)."""
         return self._lib.ntl_map_lookup(self.native, self._key(key), 1)
 
     def update(self, key: bytes, value: bytes, flags: int = BPF_ANY) -> int:
@@ -309,7 +316,7 @@ class Map(ABC):
         return self._lib.ntl_map_find_entry(self.native, key)
 
     def lookup(self, key: bytes) -> bytes | None:
-        """The value bytes for `key`, or None (never refreshes LRU recency)."""
+        """The value bytes for `key`, or None (never touches LRU key history)."""
         e = self.find_entry(self.check_key(key))
         return None if e < 0 else self.entry_bytes(e)
 

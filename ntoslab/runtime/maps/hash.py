@@ -10,7 +10,7 @@ EFW facts (libs/execution_context/ebpf_maps.c, libs/runtime/ebpf_hash_table.c):
   Linux rule (EBPF_OUT_OF_SPACE (29) once max_entries keys exist).
 * lookup_and_delete (helper 4) finds, deletes and returns the (epoch-retired) value.
 * iteration: EFW walks buckets of a randomly seeded hash, so its order is unspecified; ours is
-  insertion order (an updated key keeps its place; an LRU map iterates least recent first).
+  insertion order (an updated key keeps its place; an LRU map iterates in eviction order).
 
 Deliberate difference: EFW's update allocates a fresh value and retires the old one, so a
 pointer a program obtained before an update keeps showing the old bytes; we update in place

@@ -224,6 +224,9 @@ class EmulatedMap:
         self.m = m
         self.split = getattr(m, "split", None)
 
+    def __getattr__(self, name: str) -> Any:   # the runtime map's own attributes (evicted ...)
+        return getattr(self.m, name)
+
     def lookup(self, key: bytes) -> bytes | list[bytes] | None:
         flat = self.m.lookup(key)
         return flat if flat is None or self.split is None else self.split(flat)

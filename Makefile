@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed
 SHARED ?= ../shared
 CONFORMANCE ?= $(SHARED)/conformance/tests
 
-.PHONY: setup demo test test-full conformance build lab bench clean
+.PHONY: setup demo test test-full lint conformance build lab bench clean
 
 setup: $(STAMP)
 
@@ -27,7 +27,11 @@ demo: build
 conformance: setup
 	$(PY) -m ntoslab.conformance $(CONFORMANCE)
 
-test: build
+lint: setup
+	$(VENV)/bin/ruff check ntoslab tests benchmarks
+	$(VENV)/bin/mypy
+
+test: build lint
 	$(PY) -m pytest -q -m "not slow"
 
 test-full: build

@@ -27,10 +27,10 @@ def rss_mib() -> float:
 
 
 def small_programs(n: int) -> None:
+    from ntoslab.elf import load
     from ntoslab.isa.opcodes import encode
     from ntoslab.vm import get_engine
     from ntoslab.vm.engine import Machine, RawCode
-    from ntoslab.elf import load
     jit = get_engine("jit")
     base_insns = load(ROOT / "bpf" / "tests" / "bench_hash.o").programs[0].insns
     import dataclasses

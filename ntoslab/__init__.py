@@ -49,11 +49,27 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:   # what the lazy names are, for type checkers and IDEs
-    from .analysis import (ProcessTree, exit_code_summary, lifetimes, lolbin_table,
-                           parent_child_pairs, prevented, rare_pairs, sql, suspicious_commands,
-                           verdict_summary)
-    from .connectors.emulator import (AccountsUnresolved, EmulatedHook, LoadedObject,
-                                      ProgramFaulted, RecordsDropped, Verdict, emulator)
+    from .analysis import (
+        ProcessTree,
+        exit_code_summary,
+        lifetimes,
+        lolbin_table,
+        parent_child_pairs,
+        prevented,
+        rare_pairs,
+        sql,
+        suspicious_commands,
+        verdict_summary,
+    )
+    from .connectors.emulator import (
+        AccountsUnresolved,
+        EmulatedHook,
+        LoadedObject,
+        ProgramFaulted,
+        RecordsDropped,
+        Verdict,
+        emulator,
+    )
     from .connectors.live import LiveUnavailable, live
     from .elf import ElfLoadError, load
     from .hooks.accounts import AccountTable

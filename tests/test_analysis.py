@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
-from ntoslab.analysis import (ProcessTree, exit_code_name, exit_code_summary, lifetimes,
-                              lolbin_table, parent_child_pairs, prevented, rare_pairs,
-                              suspicious_commands, suspicious_reasons, verdict_summary)
-
 from conftest import SHARED
+
+from ntoslab.analysis import (
+    ProcessTree,
+    exit_code_name,
+    exit_code_summary,
+    lifetimes,
+    lolbin_table,
+    parent_child_pairs,
+    prevented,
+    rare_pairs,
+    suspicious_commands,
+    suspicious_reasons,
+    verdict_summary,
+)
 
 
 def trace_of(rows):
@@ -129,6 +138,7 @@ def test_pairs_on_a_real_log_match_its_raw_parent_image_fields():
     wherever the parent's creation is in the log."""
     evtx = pytest.importorskip("evtx")
     import json
+
     from ntoslab.trace.importer import import_logs
     raw = []
     for rec in evtx.PyEvtxParser(str(ART)).records_json():

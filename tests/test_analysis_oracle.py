@@ -8,17 +8,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from ntoslab.analysis import (ProcessTree, exit_code_summary, lifetimes, parent_child_pairs,
-                              prevented, rare_pairs)
-from ntoslab.trace.synthetic import generate_session
-
 from conftest import SHARED
 from legacy_trace import lifetimes as old_life
 from legacy_trace import pairs as old_pairs
 from legacy_trace import tree as old_tree
 from legacy_trace import verdicts as old_verdicts
 from legacy_trace.importer import import_logs as old_import
+
+from ntoslab.analysis import (
+    ProcessTree,
+    exit_code_summary,
+    lifetimes,
+    parent_child_pairs,
+    prevented,
+    rare_pairs,
+)
+from ntoslab.trace.synthetic import generate_session
 
 DATASETS = SHARED / "datasets"
 LOGS = sorted(p for p in DATASETS.rglob("*") if p.suffix.lower() in (".evtx", ".zip")) \

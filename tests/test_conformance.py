@@ -4,15 +4,13 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import CONFORMANCE_DIR
 
-from ntoslab.conformance import parse_test, requirements, run_bytecode, run_suite
+from ntoslab.conformance import parse_test, run_bytecode, run_suite
 from ntoslab.isa import opcodes as op
 from ntoslab.isa.assembler import assemble
-
-from conftest import CONFORMANCE_DIR
 
 pytestmark = pytest.mark.skipif(not CONFORMANCE_DIR.is_dir(),
                                 reason=f"{CONFORMANCE_DIR} (../shared) is not beside the checkout")

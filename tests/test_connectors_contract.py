@@ -9,13 +9,12 @@ import uuid
 
 import pandas as pd
 import pytest
+from conftest import ROOT
+from test_connectors_windows import FakeProgram, fake_hook
 
 import ntoslab
 from ntoslab import toolchain
 from ntoslab.connectors.contract import HISTORY_COLUMNS, VERDICT_COLUMNS, ProcessHook
-
-from conftest import ROOT
-from test_connectors_windows import FakeProgram, fake_hook
 
 LINEAGE = ("<IIIIQ", ["process_id", "parent_process_id", "root_process_id", "depth",
                       "creation_time"])
@@ -91,7 +90,7 @@ def test_windows_hook_keeps_the_contract():
         emu.attach(emu.load(ROOT / "bpf" / "examples" / "deny_policy.o").program("DenyPolicy"))
         want = emu.replay(trace, progress=False)
         want_verdicts = emu.verdicts()
-    assert list(replay.columns) == VERDICT_COLUMNS
+    assert list(replay.columns) == VERDICT_COLUMNS == list(want.columns)
     assert replay["denied"].tolist()[0] and "nonsense" in replay["error"].tolist()[1]
     verdicts = hook.verdicts()
     assert list(verdicts.columns) == HISTORY_COLUMNS == list(want_verdicts.columns)

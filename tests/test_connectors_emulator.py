@@ -6,12 +6,11 @@ import warnings
 
 import pandas as pd
 import pytest
+from conftest import ROOT
 
 import ntoslab
 from ntoslab.connectors.emulator import ProgramFaulted, RecordsDropped
 from ntoslab.hooks.process import ProcessEvent
-
-from conftest import ROOT
 
 MONITOR = ROOT / "bpf" / "process_monitor.o"
 DENY = ROOT / "bpf" / "examples" / "deny_policy.o"

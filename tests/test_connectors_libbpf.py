@@ -17,8 +17,15 @@ import pytest
 
 from ntoslab import toolchain
 from ntoslab.connectors import libbpf as lb
-from ntoslab.connectors.libbpf import (BpfObjectOpenOpts, BpfTestRunOpts, Libbpf, LibbpfError,
-                                       RingBufferOpts, errno_name, translate)
+from ntoslab.connectors.libbpf import (
+    BpfObjectOpenOpts,
+    BpfTestRunOpts,
+    Libbpf,
+    LibbpfError,
+    RingBufferOpts,
+    errno_name,
+    translate,
+)
 from ntoslab.connectors.live import linux_problems
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from ntoslab.connectors import windows as w
-from ntoslab.hooks import notify_context as nc
 from ntoslab.connectors.libbpf import LibbpfUnavailable, TestRun
+from ntoslab.hooks import notify_context as nc
 from ntoslab.hooks.process import EventError, ProcessEvent
 
 CMD = "notepad.exe test.txt"

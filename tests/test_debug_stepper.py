@@ -4,6 +4,7 @@ define (hand-computed)."""
 from __future__ import annotations
 
 import pytest
+from conftest import CONFORMANCE_DIR, ROOT
 
 import ntoslab
 from ntoslab.conformance import conformance_machine, parse_test
@@ -11,8 +12,6 @@ from ntoslab.debug.stepper import Stepper
 from ntoslab.isa.assembler import AssemblyError, assemble
 from ntoslab.isa.opcodes import decode
 from ntoslab.vm import Engine, Interpreter, Machine, ProgramError, RawCode, VmFault
-
-from conftest import CONFORMANCE_DIR, ROOT
 
 
 class SteppingEngine(Engine):

@@ -5,7 +5,8 @@ import struct
 import subprocess
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ntoslab.elf import ElfLoadError, load, load_bytes
 from ntoslab.isa import opcodes as op

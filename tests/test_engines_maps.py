@@ -26,14 +26,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from efw_lru_model import EfwLru
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ntoslab.elf.program import MAP_TYPE_IDS, ElfObject, MapSpec, Program
 from ntoslab.isa.opcodes import Instruction, decode, encode
 from ntoslab.runtime import Sandbox
 from ntoslab.vm import VmFault
-
-from efw_lru_model import EfwLru
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST, BAD_FLAGS = 0, 1, 2, 3
 MAP_KINDS = ["array", "percpu_array", "hash", "percpu_hash", "lru_hash", "lru_percpu_hash"]

@@ -9,14 +9,13 @@ import zipfile
 
 import pandas as pd
 import pytest
+from conftest import ROOT, SHARED
 
 import ntoslab
 from ntoslab import fleet
 from ntoslab.analysis import lifetimes, parent_child_pairs, rare_pairs
 from ntoslab.trace import TraceFormatError, import_logs, read_trace
 from ntoslab.trace.dataset import dataset_hosts
-
-from conftest import ROOT, SHARED
 
 MONITOR = ROOT / "bpf" / "process_monitor.o"
 POLICY = ROOT / "bpf" / "examples" / "deny_policy.o"

@@ -11,12 +11,11 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, SHARED
 
 import ntoslab
 from ntoslab.hooks.process import ProcessEvent
 from ntoslab.native import abi, lib
-
-from conftest import ROOT, SHARED
 
 DENY = ROOT / "bpf" / "examples" / "deny_policy.o"
 MONITOR = ROOT / "bpf" / "process_monitor.o"

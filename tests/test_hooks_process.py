@@ -6,8 +6,13 @@ import struct
 import pytest
 
 import ntoslab
-from ntoslab.hooks.process import (EventError, ProcessEvent, build_context, sid_from_bytes,
-                                   sid_to_bytes)
+from ntoslab.hooks.process import (
+    EventError,
+    ProcessEvent,
+    build_context,
+    sid_from_bytes,
+    sid_to_bytes,
+)
 from ntoslab.vm.memory import AddressSpace
 
 HEAD = '#include "bpf_helpers.h"\n#include "ebpf_ntos_hooks.h"\n'

@@ -12,7 +12,6 @@ silently dropped (an object that loads with no program and no note saying so).
 """
 from __future__ import annotations
 
-import io
 import json
 import random
 import struct
@@ -22,7 +21,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

@@ -15,7 +15,8 @@ import time
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ntoslab.connectors.emulator import EmulatedHook
 from ntoslab.elf import ElfObject, MapSpec, Program

@@ -13,11 +13,11 @@ import time
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import ROOT
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ntoslab.runner import main
-
-from conftest import ROOT
 
 FIELDS = ["operation", "process_id", "parent_process_id", "creating_process_id",
           "creating_thread_id", "creation_time", "exit_time", "exit_code", "image_path",

@@ -6,10 +6,9 @@ import html as html_lib
 
 import nbformat
 import pytest
+from conftest import ROOT
 
 from ntoslab.report import render
-
-from conftest import ROOT
 
 
 def outputs(nb, mime="text/plain"):

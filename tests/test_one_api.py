@@ -6,11 +6,10 @@ import subprocess
 import uuid
 
 import pytest
+from conftest import ROOT
 
 import ntoslab
 from ntoslab import toolchain
-
-from conftest import ROOT
 
 LINEAGE = ("<IIIIQ", ["process_id", "parent_process_id", "root_process_id", "depth",
                       "creation_time"])

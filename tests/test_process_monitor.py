@@ -7,13 +7,11 @@ import os
 import struct
 from pathlib import Path
 
-import pandas as pd
 import pytest
+from conftest import ROOT
 
 import ntoslab
 from ntoslab.trace.process_monitor import ProcessMonitorReader
-
-from conftest import ROOT
 
 LONG_ARG = "a" * 5000 + "b"          # the Windows test: a 5001-character argument
 LONG_CMD = f'"cmd.exe" /c echo {LONG_ARG}'
@@ -43,7 +41,6 @@ def check_monitor(obj_path: Path):
         for ev in scenario():
             v = hook.inject(ev)
             assert not v.denied and not v.faults, v.faults
-        raw = mon.ringbuf("process_ringbuf")
         frame = reader.to_frame()
     assert reader.skipped == 0 and len(frame) == 4
     n, c, x, d = (frame.iloc[i] for i in range(4))

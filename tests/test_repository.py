@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import nbformat
-
 from conftest import ROOT
 
 

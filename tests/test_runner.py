@@ -7,10 +7,9 @@ import struct
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from ntoslab.runner import main
-
-from conftest import ROOT
 
 EXAMPLES = ROOT / "bpf" / "examples"
 
@@ -174,6 +173,7 @@ def test_hostile_rows_are_row_errors_naming_line_and_field(objects, tmp_path):
 def test_run_rules_agree_with_import_validation(objects, tmp_path):
     """The same rows are refused by `ntoslab import`'s validation (trace.schema.validate)."""
     import pandas as pd
+
     from ntoslab.trace.schema import validate
     rows = [{"operation": "create", "process_id": -5, "time": 1},
             {"operation": "create", "process_id": 2**40, "time": 1},

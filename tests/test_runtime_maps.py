@@ -6,16 +6,36 @@ import struct
 from collections import OrderedDict, deque
 
 import pytest
-from hypothesis import event, given, settings, strategies as st
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from ntoslab.elf.program import MapSpec
-from ntoslab.runtime.maps import (MAP_CLASSES, ArrayOfMapsMap, HashOfMapsMap, MapEnv, MapError,
-                                  MapSpecError, create_map)
-from ntoslab.runtime.maps.base import (BPF_ANY, BPF_EXIST, BPF_NOEXIST, EBPF_INVALID_ARGUMENT,
-                                       EBPF_KEY_NOT_FOUND, EBPF_NO_MEMORY,
-                                       EBPF_OBJECT_ALREADY_EXISTS, EBPF_OBJECT_NOT_FOUND,
-                                       EBPF_OPERATION_NOT_SUPPORTED, EBPF_OUT_OF_SPACE, EEXIST,
-                                       EINVAL, ENOENT, ENOSPC, ENOTSUP)
+from ntoslab.runtime.maps import (
+    MAP_CLASSES,
+    ArrayOfMapsMap,
+    HashOfMapsMap,
+    MapEnv,
+    MapError,
+    MapSpecError,
+    create_map,
+)
+from ntoslab.runtime.maps.base import (
+    BPF_ANY,
+    BPF_EXIST,
+    BPF_NOEXIST,
+    EBPF_INVALID_ARGUMENT,
+    EBPF_KEY_NOT_FOUND,
+    EBPF_NO_MEMORY,
+    EBPF_OBJECT_ALREADY_EXISTS,
+    EBPF_OBJECT_NOT_FOUND,
+    EBPF_OPERATION_NOT_SUPPORTED,
+    EBPF_OUT_OF_SPACE,
+    EEXIST,
+    EINVAL,
+    ENOENT,
+    ENOSPC,
+    ENOTSUP,
+)
 from ntoslab.vm.memory import MemoryFault
 
 HASH, ARRAY, PROG_ARRAY, PERCPU_HASH, PERCPU_ARRAY = 1, 2, 3, 4, 5

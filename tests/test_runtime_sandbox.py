@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import pytest
+from test_elf_loader import PRELUDE
 
 from ntoslab.elf import load
 from ntoslab.runtime import Sandbox
 from ntoslab.vm import VmFault
-
-from test_elf_loader import PRELUDE
 
 FAULTS = PRELUDE + r"""
 struct big { u64 words[4]; };

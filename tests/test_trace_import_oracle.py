@@ -7,12 +7,11 @@ from dataclasses import astuple
 
 import pandas as pd
 import pytest
-
-from ntoslab.trace import import_logs
-
 from conftest import SHARED
 from legacy_trace.importer import import_logs as old_import
 from test_analysis_oracle import LOGS, rows
+
+from ntoslab.trace import import_logs
 
 SAME = ["time", "operation", "process_id", "parent_process_id", "creating_process_id",
         "creating_thread_id", "creation_time", "exit_time", "exit_code", "image_path",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from ntoslab.trace.schema import validate
 from legacy_trace.schema import validate as old_validate
 from test_analysis_oracle import rows
+
+from ntoslab.trace.schema import validate
 
 cells = {
     "time": st.one_of(st.none(), st.integers(0, 2**62), st.sampled_from(

@@ -22,13 +22,12 @@ import struct
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 import ntoslab
 from ntoslab.hooks.notify_context import TestRunRefused
 from ntoslab.hooks.process import STATUS_ACCESS_DENIED, sid_to_bytes
 from ntoslab.trace.process_monitor import ProcessMonitorReader, decode_utf16
-
-from conftest import ROOT
 
 OURS = ROOT / "bpf" / "process_monitor.o"
 NTOS = os.environ.get("NTOSEBPFEXT_DIR")

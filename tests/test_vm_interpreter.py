@@ -5,8 +5,16 @@ import pytest
 
 from ntoslab.isa.assembler import assemble
 from ntoslab.isa.opcodes import decode
-from ntoslab.vm import (HelperError, Interpreter, Machine, ProgramError, RawCode, StopProgram,
-                        TailCall, VmFault)
+from ntoslab.vm import (
+    HelperError,
+    Interpreter,
+    Machine,
+    ProgramError,
+    RawCode,
+    StopProgram,
+    TailCall,
+    VmFault,
+)
 
 
 def code(asm: str, name: str = "test") -> RawCode:

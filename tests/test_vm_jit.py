@@ -9,15 +9,25 @@ import io
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import CONFORMANCE_DIR, ROOT
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ntoslab
 from ntoslab.conformance import run_suite
 from ntoslab.isa.opcodes import Instruction, decode, encode
-from ntoslab.vm import (HelperError, Interpreter, Jit, Machine, MemoryFault, ProgramError, RawCode,
-                        StopProgram, TailCall, VmFault, get_engine)
-
-from conftest import CONFORMANCE_DIR, ROOT
+from ntoslab.vm import (
+    HelperError,
+    Interpreter,
+    Jit,
+    Machine,
+    ProgramError,
+    RawCode,
+    StopProgram,
+    TailCall,
+    VmFault,
+    get_engine,
+)
 
 EXIT = Instruction(0x95, 0, 0, 0, 0)
 

@@ -7,10 +7,11 @@ shift amounts are masked, 32-bit results are zero-extended.
 from __future__ import annotations
 
 import ctypes
-from fractions import Fraction
 import math
+from fractions import Fraction
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ntoslab.isa.opcodes import Instruction, encode
 from ntoslab.vm import Interpreter, Machine, RawCode

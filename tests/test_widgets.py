@@ -3,6 +3,7 @@ Expectations come from the hook itself (its verdicts, maps and rings) and from t
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT
 
 import ntoslab
 from ntoslab.trace.keys import link_processes
@@ -10,8 +11,6 @@ from ntoslab.trace.schema import events_frame
 from ntoslab.trace.synthetic import quickstart_scenario
 from ntoslab.viz.interactive import ProcessTreeView, TimelineView, verdict_labels
 from ntoslab.widgets import DebuggerWidget, Injector, LiveTable, MapInspector
-
-from conftest import ROOT
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ Every analysis takes the trace or its `ProcessTree` (the linked frame, built onc
 from .commands import LOLBINS, lolbin_table, suspicious_commands, suspicious_reasons
 from .lifetimes import EXIT_CODE_NAMES, exit_code_name, exit_code_summary, lifetimes
 from .pairs import parent_child_pairs, rare_pairs
-from .tree import ProcessTree, image_name
 from .sql import sql
+from .tree import ProcessTree, image_name
 from .verdicts import prevented, verdict_summary
 
 __all__ = ["EXIT_CODE_NAMES", "LOLBINS", "ProcessTree", "exit_code_name", "exit_code_summary",

@@ -386,9 +386,11 @@ class Debugger:
 # -- helpers shared with the widget ---------------------------------------------------------------
 
 def _ranges(nums: list[int]) -> str:
-    out, start, prev = [], None, None
-    for n in nums + [None]:
-        if start is not None and (n is None or n != prev + 1):
+    out: list[str] = []
+    start: int | None = None
+    prev: int | None = None
+    for n in [*nums, None]:
+        if start is not None and prev is not None and (n is None or n != prev + 1):
             out.append(str(start) if start == prev else f"{start}-{prev}")
             start = None
         if n is not None and start is None:

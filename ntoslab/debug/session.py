@@ -50,7 +50,8 @@ class _Trap(Engine):
 
 class _Session:
     def __init__(self, box, target, action: Callable[[], Any]) -> None:
-        self.box, self.messages, self.resume = box, queue.Queue(), threading.Event()
+        self.box, self.resume = box, threading.Event()
+        self.messages: queue.Queue = queue.Queue()
         self.trap = _Trap(box.engine, target, self)
         self.thread = threading.Thread(target=self._work, args=(action,), daemon=True,
                                        name=f"ntoslab-debug-{target.name}")

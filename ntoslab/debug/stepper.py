@@ -17,8 +17,16 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..isa.opcodes import MASK64 as M64
-from ..vm.engine import (DEFAULT_BUDGET, Code, HelperError, Machine, RunResult, StopProgram,
-                         VmFault, memory_fault)
+from ..vm.engine import (
+    DEFAULT_BUDGET,
+    Code,
+    HelperError,
+    Machine,
+    RunResult,
+    StopProgram,
+    VmFault,
+    memory_fault,
+)
 from ..vm.interpreter import Interpreter, _Exit, _RunState, _Switch
 from ..vm.memory import MemoryFault, Region
 

@@ -15,7 +15,6 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 
@@ -268,7 +267,7 @@ class _Loader:
         return out
 
     def _btf(self):
-        from .btf import Btf, BtfExt, BtfError
+        from .btf import Btf, BtfError, BtfExt
         sec = self.by_name.get(".BTF")
         if sec is None:
             return None, None

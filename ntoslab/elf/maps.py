@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .program import MAP_TYPES, MAP_TYPE_IDS, MapSpec
+from .program import MAP_TYPE_IDS, MAP_TYPES, MapSpec
 
 if TYPE_CHECKING:
     from .loader import Symbol, _Loader

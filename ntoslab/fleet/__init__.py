@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from ..trace.dataset import read_dataset, write_dataset
 from ..trace.synthetic import fleet_sessions, generate_fleet
-from .analysis import (combine_pairs, host_pairs, lifetimes, link, pairs, processes, rare_pairs,
-                       tree)
+from .analysis import combine_pairs, host_pairs, lifetimes, link, pairs, processes, rare_pairs, tree
 from .cluster import compute, connect, current_client
 from .importing import FleetImport, import_dataset
 from .partitions import as_fleet, by_host, map_hosts

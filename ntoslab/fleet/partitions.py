@@ -117,7 +117,6 @@ def map_hosts(data: Data, fn: Callable[[str | None, "pd.DataFrame"], "pd.DataFra
     """A Dask DataFrame of `fn(host, events)` for every host (its events in time order),
     each result with a first column `host`. `meta`: the shape of `fn`'s result without the
     host column (default: `fn(None, <no events>)`)."""
-    import pandas as pd
 
     from ..trace.schema import as_schema
     events = as_fleet(data)

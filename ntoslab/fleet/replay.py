@@ -17,7 +17,6 @@ ran which host. A worker runs one replay at a time (a lock), whatever its thread
 from __future__ import annotations
 
 import hashlib
-import operator
 import os
 import threading
 import warnings
@@ -58,7 +57,8 @@ def _objects_of(programs) -> tuple[list[ObjectSpec], list[tuple[int, str | None]
         programs = [programs]
     objects: list[ObjectSpec] = []
     index: dict[str, int] = {}
-    attach = []
+    attach: list[tuple[int, str | None]] = []
+    names: list[str | None]
     for item in programs:
         if isinstance(item, (str, os.PathLike)):
             path, names = item, [None]

@@ -14,6 +14,7 @@ event is reported with `from_row`'s message, never dropped.
 """
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +23,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .process import (COMMAND_WINDOW_BASE, TOKEN_SID_MAX_SIZE, EventError, ProcessEvent,
-                      exit_thread, pack_event, sid_to_bytes)
 from .accounts import AccountTable
+from .process import (
+    COMMAND_WINDOW_BASE,
+    TOKEN_SID_MAX_SIZE,
+    EventError,
+    ProcessEvent,
+    exit_thread,
+    pack_event,
+    sid_to_bytes,
+)
 
 INT_COLUMNS = ("process_id", "parent_process_id", "creating_process_id", "creating_thread_id",
                "creation_time", "exit_time", "exit_code", "cpu", "logon_id", "is_admin",
@@ -516,8 +524,6 @@ class Chain:
     STRING_ROOM = 4 * 0x10000     # command line, image, account name and domain
 
     def __init__(self, links: list, budget: int, ncpus: int) -> None:
-        import ctypes
-
         from ..native import abi
         self._ct = ctypes
         self.abi = abi
@@ -656,7 +662,7 @@ class Chain:
         ct = self._ct
         nl = max(len(self.runs), 1)
 
-        class One(ct.Structure):
+        class One(ctypes.Structure):
             _fields_ = [(name, {"<i4": ct.c_int32, "<u4": ct.c_uint32, "<u8": ct.c_uint64,
                                 "<i8": ct.c_int64, "|u1": ct.c_uint8}[self.ONE.fields[name][0].str])
                         for name in self.ONE.names]

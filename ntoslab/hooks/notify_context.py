@@ -28,9 +28,17 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from .process import (CONTEXT_FORMAT, CONTEXT_SIZE, PROCESS_OPERATION_CREATE,
-                      PROCESS_OPERATION_DELETE, TOKEN_SID_MAX_SIZE, EventError, ProcessEvent,
-                      sid_from_bytes, sid_to_bytes)
+from .process import (
+    CONTEXT_FORMAT,
+    CONTEXT_SIZE,
+    PROCESS_OPERATION_CREATE,
+    PROCESS_OPERATION_DELETE,
+    TOKEN_SID_MAX_SIZE,
+    EventError,
+    ProcessEvent,
+    sid_from_bytes,
+    sid_to_bytes,
+)
 
 # the layout (reference §1.7)
 TEST_CONTEXT_SIZE = 296

@@ -22,9 +22,9 @@ from typing import Any, Mapping
 
 from ..filetime import ns_to_filetime, parse_time_ns
 from ..isa.opcodes import sign32
-from .accounts import AccountTable
 from ..native import abi
 from ..vm.memory import AddressSpace, Region
+from .accounts import AccountTable
 
 CONTEXT_SIZE = 144
 LEGACY_CONTEXT_SIZE = 72

@@ -61,8 +61,9 @@ def _digest() -> str:
     h.update(" ".join(compiler() + FLAGS).encode())
     h.update(f"{sys.platform} {platform.machine()}".encode())
     try:
-        import ziglang  # noqa: F401
         from importlib.metadata import version
+
+        import ziglang  # noqa: F401
         h.update(version("ziglang").encode())
     except Exception:
         pass

@@ -13,7 +13,7 @@ from ..isa import opcodes as op
 from ..native import lib
 from ..vm.engine import DEFAULT_BUDGET, Engine, Helper, Machine, RunResult, get_engine
 from ..vm.memory import AddressSpace
-from .helpers import (HELPER_NAMES, NATIVE_GENERAL, NOT_IN_CORE, HelperState, describe_fault)
+from .helpers import HELPER_NAMES, NATIVE_GENERAL, NOT_IN_CORE, HelperState, describe_fault
 from .maps import Map, MapEnv, ProgArrayMap, create_map
 
 

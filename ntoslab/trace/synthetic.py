@@ -424,8 +424,9 @@ def fleet_sessions(hosts: int = 200, events_per_host: int = 500, seed: int = 0,
     import numpy as np
     rng = np.random.default_rng([seed, hosts])
     n_attacked = max(1, round(attacked * hosts)) if attacked > 0 and hosts else 0
-    chosen = rng.choice(hosts, n_attacked, replace=False) if n_attacked else []
-    scenario = {int(h): name for h, name in zip(sorted(chosen), list(ATTACKS) * hosts)}
+    chosen: list[int] = sorted(int(h) for h in rng.choice(hosts, n_attacked, replace=False)) \
+        if n_attacked else []
+    scenario = {h: name for h, name in zip(chosen, list(ATTACKS) * hosts)}
     offsets = rng.integers(0, max(days, 1) * DAY_NS, hosts)
     for i, name in enumerate(fleet_host_names(hosts)):
         attacks = (scenario[i],) if i in scenario else ()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
-from ..analysis import ProcessTree, exit_code_name, image_name, lifetimes
+from ..analysis import ProcessTree, exit_code_name, lifetimes
 from ..analysis.lifetimes import as_ns
 from ..widgets.base import StaticFallback
 

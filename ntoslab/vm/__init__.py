@@ -4,9 +4,23 @@
 >>> get_engine("interpreter").run(RawCode.from_bytes(bytes.fromhex("b7000000010000009500000000000000")), Machine()).r0
 1
 """
-from .engine import (DEFAULT_BUDGET, ENGINES, Code, Engine, Helper, HelperError, Machine,
-                     ProgramError, RawCode, RunResult, StopProgram, TailCall, VmFault, get_engine,
-                     register_engine)
+from .engine import (
+    DEFAULT_BUDGET,
+    ENGINES,
+    Code,
+    Engine,
+    Helper,
+    HelperError,
+    Machine,
+    ProgramError,
+    RawCode,
+    RunResult,
+    StopProgram,
+    TailCall,
+    VmFault,
+    get_engine,
+    register_engine,
+)
 from .memory import AddressSpace, MemoryFault, Region
 
 

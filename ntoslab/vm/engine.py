@@ -15,11 +15,18 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from ..isa.opcodes import (LDDW_NAMES, MAX_CALL_DEPTH, MAX_TAIL_CALLS, STACK_FRAME_SIZE,
-                           Instruction, decode, sign32)
+from ..isa.opcodes import (
+    LDDW_NAMES,
+    MAX_CALL_DEPTH,
+    MAX_TAIL_CALLS,
+    STACK_FRAME_SIZE,
+    Instruction,
+    decode,
+    sign32,
+)
 from ..native import abi, lib
 from .memory import AddressSpace, MemoryFault, Region
-from .semantics import ProgramError
+from .semantics import ProgramError as ProgramError  # re-exported: engines raise it
 
 DEFAULT_BUDGET = 1_000_000
 

@@ -21,17 +21,39 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Sequence
 
 from ..isa import opcodes as op
-from ..isa.opcodes import MASK32 as M32, MASK64 as M64, Instruction
-from ..native import abi, lib
-from .engine import (DEFAULT_BUDGET, Code, Engine, HelperError, Machine, RunResult, StopProgram,
-                     TailCall, VmFault, fault_site, invoke_helper, memory_fault, register_engine)
+from ..isa.opcodes import MASK32 as M32
+from ..isa.opcodes import MASK64 as M64
+from ..native import lib
+from .engine import (
+    DEFAULT_BUDGET,
+    Code,
+    Engine,
+    HelperError,
+    Machine,
+    RunResult,
+    StopProgram,
+    TailCall,
+    VmFault,
+    fault_site,
+    invoke_helper,
+    memory_fault,
+    register_engine,
+)
 from .memory import MemoryFault
-from .semantics import (ROWS, TERMINATORS, Checked, ProgramError, block_starts, check,
-                        condition, emit)
+from .semantics import (
+    ROWS,
+    TERMINATORS,
+    Checked,
+    ProgramError,
+    block_starts,
+    check,
+    condition,
+    emit,
+)
 
 CACHE_LIMIT = 256          # prepared programs kept per machine
 

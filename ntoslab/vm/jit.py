@@ -40,14 +40,37 @@ import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
 from ..isa import opcodes as op
-from ..isa.opcodes import MASK64 as M64, MAX_CALL_DEPTH, STACK_FRAME_SIZE
+from ..isa.opcodes import MASK64 as M64
+from ..isa.opcodes import MAX_CALL_DEPTH, STACK_FRAME_SIZE
 from ..native import abi, lib
-from .engine import (DEFAULT_BUDGET, Code, Engine, HelperError, Machine, RunResult, StopProgram,
-                     TailCall, VmFault, fault_site, invoke_helper, memory_fault, register_engine)
+from .engine import (
+    DEFAULT_BUDGET,
+    Code,
+    Engine,
+    HelperError,
+    Machine,
+    RunResult,
+    StopProgram,
+    TailCall,
+    VmFault,
+    fault_site,
+    invoke_helper,
+    memory_fault,
+    register_engine,
+)
 from .interpreter import Interpreter
 from .memory import MemoryFault
-from .semantics import (ROWS, TERMINATORS, Checked, ProgramError, block_pcs, block_starts,
-                        check, condition, emit)
+from .semantics import (
+    ROWS,
+    TERMINATORS,
+    Checked,
+    ProgramError,
+    block_pcs,
+    block_starts,
+    check,
+    condition,
+    emit,
+)
 
 I1, I8, I16, I32, I64 = (ir.IntType(b) for b in (1, 8, 16, 32, 64))
 INT = {1: I8, 2: I16, 4: I32, 8: I64}

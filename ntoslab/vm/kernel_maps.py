@@ -96,7 +96,8 @@ class KernelMap:
 
     def keys(self) -> list[bytes]:
         """Every key, in the kernel's iteration order."""
-        out, key = [], None
+        out: list[bytes] = []
+        key = None
         while True:
             nxt = ctypes.create_string_buffer(self.key_size)
             try:

@@ -22,7 +22,7 @@ import weakref
 from typing import Any, Callable
 
 from ..native import lib
-from ..native.abi import FIRST_WINDOW, W_HANDLE, W_MAP, W_WRITABLE, WINDOW_SHIFT
+from ..native.abi import FIRST_WINDOW, W_MAP, W_WRITABLE, WINDOW_SHIFT
 
 WINDOW = 1 << WINDOW_SHIFT
 MAX_REGION = WINDOW - 1

@@ -8,8 +8,16 @@ import html
 
 import ipywidgets as W
 
-from ..debug.debugger import (Debugger, _CSS, render_disassembly, render_registers,
-                              render_source, render_stack, render_status, render_panel)
+from ..debug.debugger import (
+    _CSS,
+    Debugger,
+    render_disassembly,
+    render_panel,
+    render_registers,
+    render_source,
+    render_stack,
+    render_status,
+)
 from .base import StaticFallback
 
 

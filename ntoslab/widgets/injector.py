@@ -9,8 +9,8 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..hooks.process import EventError, ProcessEvent
 from ..display import table_html
+from ..hooks.process import EventError, ProcessEvent
 from .base import StaticFallback
 
 _LAYOUT = W.Layout(width="460px")

@@ -26,8 +26,15 @@ from typing import Any, Iterable, Sequence
 
 from .clock import ClockSkew, measure_skew
 from .readers import SourceError, input_size, iter_records
-from .schema import COLUMNS, EXTRA_COLUMNS, TraceFormatError, as_schema, ns_to_filetime, \
-    read_trace, validate
+from .schema import (
+    COLUMNS,
+    EXTRA_COLUMNS,
+    TraceFormatError,
+    as_schema,
+    ns_to_filetime,
+    read_trace,
+    validate,
+)
 from .security import is_security, security_row
 from .sysmon import RecordError, is_sysmon, sysmon_row
 

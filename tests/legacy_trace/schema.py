@@ -32,8 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ntoslab.filetime import (FILETIME_EPOCH_OFFSET, FILETIME_TICKS_PER_NS, U32, filetime_to_ns,  # noqa: F401
-                        ns_to_filetime, parse_time_ns)
+from ntoslab.filetime import (  # noqa: F401
+    FILETIME_EPOCH_OFFSET,
+    FILETIME_TICKS_PER_NS,
+    U32,
+    filetime_to_ns,
+    ns_to_filetime,
+    parse_time_ns,
+)
 from ntoslab.hooks.process import EventError, ProcessEvent, sid_to_bytes
 
 COLUMNS = ["time", "operation", "process_id", "parent_process_id", "creating_process_id",

@@ -51,7 +51,8 @@ class BpfObject(Closing):
 
     @property
     def programs(self) -> list["BpfProgram"]:
-        out, prev = [], None
+        out: list[BpfProgram] = []
+        prev = None
         while True:
             prev = self.libbpf.lib.bpf_object__next_program(self._alive(), prev)
             if not prev:
@@ -67,7 +68,8 @@ class BpfObject(Closing):
 
     @property
     def maps(self) -> list["BpfMap"]:
-        out, prev = [], None
+        out: list[BpfMap] = []
+        prev = None
         while True:
             prev = self.libbpf.lib.bpf_object__next_map(self._alive(), prev)
             if not prev:

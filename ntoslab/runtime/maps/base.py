@@ -59,9 +59,21 @@ EBPF_NO_MORE_TAIL_CALLS = 27
 EBPF_OUT_OF_SPACE = 29
 
 # errno values and the result -> errno table live in one place: ntoslab/runtime/ebpf_result.py
-from ..ebpf_result import (EACCES, EBADF, EEXIST, EFAULT, EINVAL, ENOBUFS, ENOENT, ENOMEM,  # noqa: E402,F401
-                           ENOSPC, ENOTSUP, EOTHER, EPERM)
 from .. import ebpf_result as _result  # noqa: E402
+from ..ebpf_result import (  # noqa: E402,F401
+    EACCES,
+    EBADF,
+    EEXIST,
+    EFAULT,
+    EINVAL,
+    ENOBUFS,
+    ENOENT,
+    ENOMEM,
+    ENOSPC,
+    ENOTSUP,
+    EOTHER,
+    EPERM,
+)
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 PAGE_SIZE = 4096

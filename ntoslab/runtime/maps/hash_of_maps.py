@@ -26,8 +26,16 @@ from __future__ import annotations
 from typing import Callable
 
 from ...elf.program import MapSpec
-from .base import (BPF_ANY, EBADF, EBPF_INVALID_ARGUMENT, EBPF_INVALID_FD, EBPF_INVALID_OBJECT,
-                   EINVAL, Map, MapError)
+from .base import (
+    BPF_ANY,
+    EBADF,
+    EBPF_INVALID_ARGUMENT,
+    EBPF_INVALID_FD,
+    EBPF_INVALID_OBJECT,
+    EINVAL,
+    Map,
+    MapError,
+)
 
 
 class MapOfMaps(Map):

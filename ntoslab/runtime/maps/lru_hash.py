@@ -58,6 +58,7 @@ lru_percpu_hash.py.
 from __future__ import annotations
 
 import ctypes
+
 from ...elf.program import MapSpec
 from ...native.abi import MAPF_TRUE_LRU
 from .base import EBPF_OUT_OF_SPACE, MapEnv, MapError

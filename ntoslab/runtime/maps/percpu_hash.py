@@ -21,7 +21,7 @@ User side: ``lookup(key)`` -> the flat buffer; ``lookup_percpu(key)`` -> list of
 from __future__ import annotations
 
 from ...elf.program import MapSpec
-from .base import EINVAL, EBPF_INVALID_ARGUMENT, MapEnv, MapError, pad8
+from .base import EBPF_INVALID_ARGUMENT, EINVAL, MapEnv, MapError, pad8
 from .hash import HashMap
 
 

@@ -98,3 +98,14 @@ def test_windows_hook_keeps_the_contract():
         shape(want_verdicts.drop(columns="instructions"))
     with pytest.warns(UserWarning, match="ETW"):
         assert list(hook.printk().columns) == ["time", "program", "helper", "text", "object"]
+
+
+def test_readme_documents_the_protocol():
+    """The README's hook API table names exactly the Protocol's members."""
+    import re
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("### The hook API"):text.index("### Live: the same API")]
+    named = set(re.findall(r"`(\w+)[(`]", table)) - {"ntoslab", "typing", "isinstance"}
+    members = {m for m in dir(ProcessHook) if not m.startswith("_")} | {"close"}
+    assert members <= named, members - named
+    assert {"kind", "objects", "links"} <= named

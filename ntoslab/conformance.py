@@ -20,6 +20,7 @@ from typing import Sequence
 
 from .isa import opcodes as op
 from .vm import ENGINES, Machine, ProgramError, RawCode, StopProgram, VmFault, get_engine
+from .vm.memory import RegionKind
 
 CPU_VERSIONS = ("v1", "v2", "v3", "v4")
 GROUPS = ("base32", "base64", "atomic32", "atomic64", "divmul32", "divmul64", "packet", "callx")
@@ -122,7 +123,7 @@ def conformance_machine(mem: bytes) -> tuple[Machine, list[int]]:
     machine = Machine(helpers={UNWIND_HELPER: _unwind})
     args = [0, 0]
     if mem:
-        region = machine.memory.add("test memory", bytearray(mem), kind="packet")
+        region = machine.memory.add("test memory", bytearray(mem), kind=RegionKind.PACKET)
         args = [region.base, len(mem)]
     return machine, args
 

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 from ..filetime import ns_to_filetime, parse_time_ns
 from ..isa.opcodes import sign32
 from ..native import abi
-from ..vm.memory import AddressSpace, Region
+from ..vm.memory import AddressSpace, Region, RegionKind
 from .accounts import AccountTable
 
 CONTEXT_SIZE = 144
@@ -268,9 +268,9 @@ class ProcessWindows:
         self.memory = memory
         self._context_buffer = bytearray(CONTEXT_SIZE)
         self.context = memory.add("context (process_md_t)", self._context_buffer,
-                                  writable=False, kind="context")
+                                  writable=False, kind=RegionKind.CONTEXT)
         self.buffer = bytearray(0x10000)
-        self.command = memory.add("command line", self.buffer, writable=False, kind="packet")
+        self.command = memory.add("command line", self.buffer, writable=False, kind=RegionKind.PACKET)
         memory.repoint(self.command, self.buffer, 0)
         self.event = abi.Event()
         self.event_address = ctypes.addressof(self.event)

@@ -12,7 +12,7 @@ from ..elf.program import ElfObject, Program
 from ..isa import opcodes as op
 from ..native import lib
 from ..vm.engine import DEFAULT_BUDGET, Engine, Helper, Machine, RunResult, get_engine
-from ..vm.memory import AddressSpace
+from ..vm.memory import AddressSpace, RegionKind
 from .helpers import HELPER_NAMES, NATIVE_GENERAL, NOT_IN_CORE, HelperState, describe_fault
 from .maps import Map, MapEnv, ProgArrayMap, create_map
 
@@ -98,7 +98,7 @@ class Sandbox:
             ctx_writable: bool = False, budget: int = DEFAULT_BUDGET) -> RunResult:
         """Run one program with r1 pointing at a copy of `ctx` (region "context")."""
         prog = self.program(program)
-        region = self.memory.add("context", bytearray(ctx), writable=ctx_writable, kind="context")
+        region = self.memory.add("context", bytearray(ctx), writable=ctx_writable, kind=RegionKind.CONTEXT)
         try:
             return self.run_at(prog, region.base, budget)
         finally:
@@ -123,7 +123,7 @@ class Sandbox:
         """
         import time
         prog = self.program(program)
-        region = self.memory.add("context", bytearray(ctx), writable=ctx_writable, kind="context")
+        region = self.memory.add("context", bytearray(ctx), writable=ctx_writable, kind=RegionKind.CONTEXT)
         try:
             self._point_run(prog, region.base)
             native = getattr(self.engine, "native_run", None)

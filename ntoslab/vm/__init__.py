@@ -21,7 +21,7 @@ from .engine import (
     get_engine,
     register_engine,
 )
-from .memory import AddressSpace, MemoryFault, Region
+from .memory import AddressSpace, MemoryFault, Region, RegionKind
 
 
 def __getattr__(name: str):

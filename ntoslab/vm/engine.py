@@ -25,7 +25,7 @@ from ..isa.opcodes import (
     sign32,
 )
 from ..native import abi, lib
-from .memory import AddressSpace, MemoryFault, Region
+from .memory import AddressSpace, MemoryFault, Region, RegionKind
 from .semantics import ProgramError as ProgramError  # re-exported: engines raise it
 
 DEFAULT_BUDGET = 1_000_000
@@ -183,7 +183,7 @@ class Machine:
         """The 8 stack-frame regions (512 bytes each), created on first use."""
         if not self._stack:
             self._stack = [self.memory.add(f"stack frame {i}", bytearray(STACK_FRAME_SIZE),
-                                           kind="stack") for i in range(MAX_CALL_DEPTH)]
+                                           kind=RegionKind.STACK) for i in range(MAX_CALL_DEPTH)]
         return self._stack
 
     def native_run(self) -> abi.Run:

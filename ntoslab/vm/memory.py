@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import struct
 import weakref
+from enum import StrEnum
 from typing import Any, Callable
 
 from ..native import lib
@@ -40,6 +41,17 @@ class MemoryFault(Exception):
         self.region = region
 
 
+class RegionKind(StrEnum):
+    """What a region holds (a str: `region.kind == "stack"` reads as before)."""
+
+    DATA = "data"            # global data, helper buffers, anything else
+    STACK = "stack"          # a program's stack frame
+    CONTEXT = "context"      # the program's context (process_md_t)
+    PACKET = "packet"        # data behind the context (the command line)
+    MAP_VALUE = "map value"  # one map entry's value
+    MAP_STORAGE = "map storage"  # a whole segment of a map's value slots
+
+
 class Region:
     """A contiguous range of addressable bytes (plain regions are one window each; the value of
     a map entry is described by a Region too, made when a fault or a lookup needs one)."""
@@ -48,12 +60,12 @@ class Region:
                  "__weakref__")
 
     def __init__(self, name: str, base: int, data: Any, writable: bool = True,
-                 kind: str = "data", window: int = 0) -> None:
+                 kind: str = RegionKind.DATA, window: int = 0) -> None:
         self.name = name
         self.base = base
         self.data = data
         self.writable = writable
-        self.kind = kind
+        self.kind = RegionKind(kind)
         self.end = base + len(data)
         self.window = window
         self._pin = None       # keeps the host buffer's address fixed (ctypes view of _source)
@@ -135,7 +147,7 @@ class AddressSpace:
 
     # -- region management -------------------------------------------------------------------
     def add(self, name: str, data: bytearray | memoryview | bytes, *, writable: bool = True,
-            kind: str = "data") -> Region:
+            kind: str = RegionKind.DATA) -> Region:
         """Map `data` (shared, not copied, when it is a bytearray) in a window of its own."""
         if not isinstance(data, bytearray):
             data = bytearray(data)
@@ -246,7 +258,8 @@ class AddressSpace:
         start = slot * m.pitch
         base = m.base + (slot << m.shift)
         name = owner.value_name(m.first_slot + slot) if owner is not None else "map value"
-        return Region(name, base, m.view[start:start + m.length], m.writable, "map value")
+        return Region(name, base, m.view[start:start + m.length], m.writable,
+                      RegionKind.MAP_VALUE)
 
     # -- checked access ----------------------------------------------------------------------
     def locate(self, address: int, size: int, write: bool = False) -> tuple[Region, int]:
@@ -406,7 +419,8 @@ class AddressSpace:
                 start = s * m.pitch
                 name = owner.value_name(m.first_slot + s) if owner is not None else "map value"
                 out.append(Region(name, m.base + (s << m.shift),
-                                  m.view[start:start + m.length], m.writable, "map value"))
+                                  m.view[start:start + m.length], m.writable,
+                                  RegionKind.MAP_VALUE))
         return out
 
     def nearest(self, address: int) -> tuple[Region | None, str]:
@@ -459,6 +473,6 @@ class AddressSpace:
             rel = f"runs {address + size - r.end} byte(s) past the end of {r.name!r} " \
                   f"(offset {address - r.base}, region size {len(r)})"
         if stale:
-            rel = f"{stale}; {rel}" if r is not None and r.kind == "map value" else stale
+            rel = f"{stale}; {rel}" if r is not None and r.kind == RegionKind.MAP_VALUE else stale
         return MemoryFault(f"{verb} of {size} byte(s) at {address:#x} is outside every region; "
                            f"closest: {rel}", address, size, write, r.name if r else None)

@@ -40,7 +40,7 @@ from ...elf.program import MapSpec
 from ...native import lib
 from ...native.abi import MAPF_BOUNDED_HASH, MAPF_READONLY, Env
 from ...vm.engine import ProgramRegistry
-from ...vm.memory import AddressSpace, Region, host_view
+from ...vm.memory import AddressSpace, Region, RegionKind, host_view
 
 # ebpf_result_t (EFW include/ebpf_result.h).  Helpers on Windows return the negated value.
 EBPF_SUCCESS = 0
@@ -414,7 +414,7 @@ class Map(ABC):
             size = seg.capacity * s.group * s.pitch
             out.append(Region(f"map {self.name} storage {k}",
                               (FIRST_WINDOW + seg.window) << WINDOW_SHIFT,
-                              host_view(seg.host, size), bool(s.writable), "map storage",
+                              host_view(seg.host, size), bool(s.writable), RegionKind.MAP_STORAGE,
                               seg.window))
         return out
 

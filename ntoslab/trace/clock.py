@@ -87,11 +87,11 @@ def measure_skew_columns(utc, logged, file: str = "", field: str | None = None,
     pairs where either is unreadable are left out."""
     import numpy as np
 
-    from .columns import parse_times
+    from .columns import times_exact
     if not len(utc):
         return None
-    a, _ = parse_times(list(utc), exact=True)
-    b, _ = parse_times(list(logged), exact=True)
+    a = times_exact(utc)
+    b = times_exact(logged)
     both = ~np.equal(a, None) & ~np.equal(b, None)
     if not both.any():
         return None

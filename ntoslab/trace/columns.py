@@ -121,3 +121,119 @@ def normalize_guids(values):
     core = s.str.extract(_GUID.pattern, expand=False).str.lower()
     return ("{" + core + "}").astype("string")
 
+
+
+# ---------------------------------------------------------------------------------------------
+# The same conversions on plain object arrays (the importer's columns): no pandas per column
+# ---------------------------------------------------------------------------------------------
+
+def plain(v: Any) -> Any:
+    """A raw value with NaN (a float that is not equal to itself) as None."""
+    return None if v is None or (type(v) is float and v != v) else v
+
+
+def objects(values) -> np.ndarray:
+    """`values` as a 1-d object array (no copy when it already is one)."""
+    if isinstance(values, np.ndarray) and values.dtype == object:
+        return values
+    out = np.empty(len(values), object)
+    out[:] = values
+    return out
+
+
+def map_values(values, fn: Callable[[Any], Any]) -> np.ndarray:
+    """`fn(value)` once per distinct value (NaN as None), as an object array per row."""
+    cache: dict = {}
+    out = np.empty(len(values), object)
+    get = cache.get
+    for i, v in enumerate(values.tolist() if isinstance(values, np.ndarray) else values):
+        try:
+            r = get((type(v), v), cache)
+        except TypeError:                      # unhashable (a JSON list or object)
+            out[i] = fn(plain(v))
+            continue
+        if r is cache:
+            r = cache[(type(v), v)] = fn(plain(v))
+        out[i] = r
+    return out
+
+
+def checked_values(values, fn: Callable[[Any], tuple[Any, str | None]]):
+    """`fn(value) -> (result, error or None)` once per distinct value: (results, errors)."""
+    pairs = map_values(values, fn)
+    res = np.empty(len(pairs), object)
+    err = np.empty(len(pairs), object)
+    for i, (r, e) in enumerate(pairs.tolist()):
+        res[i], err[i] = r, e
+    return res, err
+
+
+def is_missing(values) -> np.ndarray:
+    """None, NaN or the empty string, per row."""
+    return np.fromiter((v is None or v == "" or (type(v) is float and v != v)
+                        for v in values.tolist()), bool, len(values))
+
+
+def times_ns(values):
+    """(int64 UTC ns, missing, unreadable) for an object array of time texts: what
+    `parse_times` does (one C parse of the column, `parse_time_ns` for any value it did not
+    take), without building Series."""
+    import warnings
+
+    import pandas as pd
+    a = objects(values)
+    gone = is_missing(a)
+    text = a.copy()
+    text[gone] = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            idx = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce").as_unit("ns")
+            ns = np.asarray(idx.asi8, dtype=np.int64).copy() if len(a) else np.empty(0, np.int64)
+            nat = np.asarray(idx.isna(), bool) if len(a) else np.empty(0, bool)
+        except (ValueError, TypeError, OverflowError):
+            ns = np.zeros(len(a), np.int64)
+            nat = np.ones(len(a), bool)
+    retry = nat & ~gone
+    if retry.any():
+        at = np.flatnonzero(retry)
+        vals, errs = checked_values(text[at], _one_time)
+        for i, v, e in zip(at.tolist(), vals.tolist(), errs.tolist()):
+            if e is None and v is not None and -(1 << 63) <= v < (1 << 63):
+                ns[i] = v
+                retry[i] = False
+    ns[gone | retry] = 0
+    return ns, gone, retry
+
+
+def all_ints(a: np.ndarray) -> bool:
+    return all(type(v) is int for v in a.tolist())
+
+
+def guid_values(values) -> np.ndarray:
+    """`{lower-case-guid}` per value (None for a missing or malformed GUID)."""
+    from .keys import normalize_guid
+    return map_values(values, lambda v: None if v is None else normalize_guid(v))
+
+
+def text_values(values) -> np.ndarray:
+    """Raw values as text: strings as they are, other values `str`ed, missing (None, NaN) as
+    None."""
+    a = objects(values)
+    if all(type(v) is str or v is None for v in a.tolist()):
+        return a
+    return map_values(a, lambda v: None if v is None else v if isinstance(v, str) else str(v))
+
+
+def times_exact(values) -> np.ndarray:
+    """`times_ns` as an object array of Python ints (None where missing or unreadable), with
+    times beyond the nanosecond range (after 2262) kept: what `parse_times(exact=True)`
+    gives."""
+    a = objects(values) if not isinstance(values, list) else np.fromiter(values, object, len(values))
+    ns, gone, bad = times_ns(a)
+    out = ns.astype(object)
+    out[gone] = None
+    for i in np.flatnonzero(bad).tolist():
+        v, e = _one_time(a[i])
+        out[i] = v if e is None else None
+    return out

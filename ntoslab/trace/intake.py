@@ -1,0 +1,291 @@
+"""One input log file read into its process records, sorted as they are read.
+
+The importer's hot loop: every record of an EVTX file, a Mordor/OTRF JSON-lines file or the
+members of a `.zip` is decoded once (orjson) and sorted on the spot — a Sysmon EID 1/5 or
+Security 4688/4689 record is kept as its field dict plus a tuple of where it came from, any
+other record is counted as *skipped* with its reason, a record that cannot be read is
+*rejected* with its reason, and Sysmon records of every event id give the two-clock samples of
+`clock.py`. No flat per-record dict is built (`readers.iter_records` gives that form for
+callers that want it); the converters (`sysmon.py`, `security.py`) take the kept records
+column-wise.
+
+An EVTX record that cannot be a process event is recognised from the parser's raw JSON text
+without decoding it (`evtx_prefilter`): its first `"EventID":` (the System one) is not 1, 5,
+4688 or 4689 and the text does not contain `Sysmon` (a Sysmon record would feed the clock
+check); anything unusual goes through the full decode. After an EVTX file is read, its header
+and chunk headers are compared with the records parsed (`evtx_layout.unread_parts`): a
+truncated file, or chunks the parser could not read, are reported with the record numbers the
+headers promised.
+
+>>> intake = read_log(Path("Sysmon.evtx"), "all")                   # doctest: +SKIP
+>>> intake.count, len(intake.sysmon), intake.skipped                 # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .evtx_layout import Unread, unread_parts
+from .readers import EVTX_THREADS, SourceError, _json_reason, _json_type, _kind, _lines
+
+SYSMON_PROVIDER = "Microsoft-Windows-Sysmon"
+SECURITY_PROVIDER = "Microsoft-Windows-Security-Auditing"
+NOT_PROCESS = "not a process create/exit (other event ids and providers)"
+PROCESS_EIDS = frozenset((1, 5, 4688, 4689))
+
+# Meta tuple of a kept record: (seq, file, record_id, record_number, host, event_id, logged)
+META = ("_seq", "_file", "_record", "_number", "_host", "_event_id", "_logged")
+
+
+class Intake:
+    """The sorted records of one input file (all its members)."""
+
+    def __init__(self, path: Path, source: str) -> None:
+        self.path = path
+        self.source = source
+        self.want_sysmon = source in ("all", "sysmon")
+        self.want_security = source in ("all", "security")
+        self.count = 0
+        self.skipped: Counter = Counter()
+        self.rejected: list[dict[str, Any]] = []       # file, record_id, record_number, reason
+        self.sysmon: list[tuple[dict, tuple]] = []     # (fields, META tuple)
+        self.security: list[tuple[dict, tuple]] = []
+        self.clocks: dict[str, tuple[list, list, Any]] = {}   # member -> (UtcTime, log clock, field)
+        self.passthrough: list[dict[str, Any]] = []    # JSON lines already in the trace schema
+        self.unread: list[Unread] = []
+
+    # ------------------------------------------------------------------ one record, sorted
+    def reject(self, file: str, record: Any, number: Any, reason: str) -> None:
+        self.rejected.append({"file": file, "record_id": record, "record_number": number,
+                              "event_id": None, "reason": reason})
+
+    def sort(self, fields: dict, file: str, record: Any, number: Any, provider: Any, eid: Any,
+             host: Any, logged: Any, logged_field: Any, channel: Any) -> None:
+        """File one decoded record (its count already taken)."""
+        if provider == SYSMON_PROVIDER or (type(channel) is str and
+                                           channel.startswith(SYSMON_PROVIDER)):
+            utc = fields.get("UtcTime")
+            if utc and logged:
+                c = self.clocks.get(file)
+                if c is None:
+                    c = self.clocks[file] = ([], [], logged_field)
+                c[0].append(utc)
+                c[1].append(logged)
+            if eid != 1 and eid != 5:
+                self.skipped[NOT_PROCESS] += 1
+            elif self.want_sysmon:
+                self.sysmon.append((fields, (self.count, file, record, number, host, eid, logged)))
+            else:
+                self.skipped[f"sysmon event excluded by source={self.source}"] += 1
+        elif provider == SECURITY_PROVIDER or channel == "Security":
+            if eid != 4688 and eid != 4689:
+                self.skipped[NOT_PROCESS] += 1
+            elif self.want_security:
+                self.security.append((fields, (self.count, file, record, number, host, eid,
+                                               logged)))
+            else:
+                self.skipped[f"security event excluded by source={self.source}"] += 1
+        else:
+            self.skipped[NOT_PROCESS] += 1
+
+    # ------------------------------------------------------------------------------ EVTX
+    def evtx(self, source, name: str) -> None:
+        """Every record of one EVTX file (`source`: a path or a binary file object)."""
+        import evtx
+        import orjson
+
+        try:
+            parser = evtx.PyEvtxParser(source, number_of_threads=EVTX_THREADS)
+            records = parser.records_json()
+        except Exception as exc:  # the parser raises RuntimeError/OSError on a non-EVTX file
+            raise SourceError(f"{name}: cannot read as EVTX: {exc}") from None
+        loads = orjson.loads
+        sort = self.sort
+        skipped = self.skipped
+        parsed: list[int] = []
+        seen = parsed.append
+        while True:
+            try:
+                r = next(records)
+            except StopIteration:
+                break
+            except Exception as exc:  # a damaged record: evtx-rs reports it and goes on
+                self.count += 1
+                self.reject(name, None, None, f"EVTX record unreadable: {exc}")
+                continue
+            self.count += 1
+            number = r["event_record_id"]
+            seen(number)
+            text = r["data"]
+            if evtx_prefilter(text):
+                skipped[NOT_PROCESS] += 1
+                continue
+            try:
+                event = loads(text)["Event"]
+                system = event.get("System") or {}
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                self.reject(name, number, None, f"EVTX record is not an Event ({exc})")
+                continue
+            provider = ((system.get("Provider") or {}).get("#attributes") or {}).get("Name")
+            eid = system.get("EventID")
+            if type(eid) is not int:
+                eid = _evtx_eid(eid)
+            timestamp = r.get("timestamp")
+            logged = timestamp.replace(" UTC", "") if timestamp else \
+                ((system.get("TimeCreated") or {}).get("#attributes") or {}).get("SystemTime")
+            data = event.get("EventData")
+            rid = system.get("EventRecordID")
+            sort(data if type(data) is dict else {}, name, rid if rid is not None else number,
+                 number, provider, eid, system.get("Computer"), logged, "SystemTime",
+                 system.get("Channel"))
+        try:
+            if isinstance(source, (str, Path)):
+                with open(source, "rb") as f:
+                    self.unread.extend(unread_parts(f, name, parsed))
+            else:
+                source.seek(0)
+                self.unread.extend(unread_parts(source, name, parsed))
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------------ JSON lines
+    def json_lines(self, data: bytes, name: str) -> None:
+        import orjson
+        loads = orjson.loads
+        error = orjson.JSONDecodeError
+        sort = self.sort
+        for n, line in enumerate(_lines(data), 1):
+            if not line:
+                continue
+            try:
+                obj = loads(line)
+            except error as exc:
+                if not line.strip():
+                    continue
+                obj = _lenient_json(line)      # lone surrogates, NaN, > 64-bit numbers
+                if obj is None:
+                    self.count += 1
+                    self.reject(name, None, n, f"not valid JSON ({_json_reason(line, exc)})")
+                    continue
+            self.count += 1
+            if type(obj) is not dict:
+                self.reject(name, None, n, f"a JSON {_json_type(obj)}, expected an object")
+                continue
+            get = obj.get
+            if "operation" in obj and "EventID" not in obj:
+                row = {k: v for k, v in obj.items() if not (type(k) is str and k.startswith("_"))}
+                row.setdefault("file", name)
+                row.setdefault("record_number", n)
+                self.passthrough.append(row)
+                continue
+            eid = get("EventID")
+            if type(eid) is not int:
+                try:
+                    eid = int(eid) if eid is not None and not isinstance(eid, bool) else None
+                except (TypeError, ValueError, OverflowError):
+                    eid = None
+            field = "@timestamp" if get("@timestamp") else "TimeCreated" if get("TimeCreated") \
+                else "EventTime" if get("EventTime") else None
+            rid = get("RecordNumber")
+            if rid is None:
+                rid = get("EventRecordID")
+            sort(obj, name, rid, n, get("SourceName") or get("ProviderName"), eid,
+                 get("Hostname") or get("Computer") or get("host"), obj[field] if field else None,
+                 field, get("Channel"))
+
+    # ---------------------------------------------------------------------------- a file
+    def read(self) -> None:
+        path = self.path
+        if not path.exists():
+            raise SourceError(f"{path}: no such file")
+        with path.open("rb") as f:
+            head = f.read(8)
+        kind = _kind(head, path.name)
+        if kind == "evtx":
+            self.evtx(str(path), str(path))
+        elif kind == "json":
+            self.json_lines(path.read_bytes(), str(path))
+        else:
+            self.zip(path)
+
+    def zip(self, path: Path) -> None:
+        try:
+            archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as exc:
+            raise SourceError(f"{path}: not a readable zip archive ({exc})") from None
+        with archive:
+            for info in archive.infolist():
+                if info.is_dir() or "__MACOSX" in info.filename:
+                    continue
+                name = f"{path}!{info.filename}"
+                data = archive.read(info)           # whole: one read per member
+                try:
+                    kind = _kind(data[:8], info.filename)
+                except SourceError as exc:
+                    self.count += 1
+                    self.reject(name, None, None, str(exc).split(": ", 1)[-1])
+                    continue
+                if kind == "evtx":
+                    self.evtx(io.BytesIO(data), name)
+                elif kind == "json":
+                    self.json_lines(data, name)
+                else:
+                    self.count += 1
+                    self.reject(name, None, None, "a zip inside a zip (not read)")
+
+
+def read_log(path: Path, source: str = "all") -> Intake:
+    """Read and sort every record of one log file (raises SourceError when the file as a
+    whole cannot be read; what was read before stays in the returned intake's caller)."""
+    intake = Intake(path, source)
+    intake.read()
+    return intake
+
+
+def _evtx_eid(eid: Any) -> int | None:
+    if isinstance(eid, dict):
+        eid = eid.get("#text")
+    if type(eid) is int:
+        return eid
+    try:
+        return int(eid) if eid is not None and not isinstance(eid, bool) else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+_EID_KEY = '"EventID":'
+
+
+def evtx_prefilter(text: str) -> bool:
+    """True when the raw JSON of an EVTX record is certainly not a process event and not a
+    Sysmon record: its first `"EventID":` key (the System element comes before the event's
+    data, and a quoted key cannot occur inside a JSON string, whose quotes are escaped) is
+    followed by a plain number that is not a process event id, and `Sysmon` occurs nowhere
+    (both the Sysmon provider and its channel name contain it). False means: decode it."""
+    i = text.find(_EID_KEY)
+    if i < 0:
+        return False
+    j = i + len(_EID_KEY)
+    k = j
+    end = len(text)
+    while k < end and "0" <= text[k] <= "9":
+        k += 1
+    if k == j or k >= end or text[k] not in ",}":
+        return False
+    if int(text[j:k]) in PROCESS_EIDS:
+        return False
+    return "Sysmon" not in text
+
+
+def _lenient_json(line: bytes):
+    """A line orjson refuses but the standard library reads (lone surrogates, NaN, numbers
+    beyond 64 bits): the values then meet the converters' own checks. None if neither can."""
+    try:
+        return json.loads(line.decode("utf-8", errors="strict") if isinstance(line, bytes)
+                          else line)
+    except (ValueError, RecursionError):
+        return None

@@ -87,14 +87,23 @@ def measure_skew_columns(utc, logged, file: str = "", field: str | None = None,
     pairs where either is unreadable are left out."""
     import numpy as np
 
-    from .columns import times_exact
+    from .columns import times_exact, times_ns
     if not len(utc):
         return None
-    a = times_exact(utc)
-    b = times_exact(logged)
-    both = ~np.equal(a, None) & ~np.equal(b, None)
-    if not both.any():
-        return None
-    diffs = np.sort(a[both] - b[both])          # Python ints: no overflow, whatever the year
+    a, a_gone, a_bad = times_ns(utc)
+    b, b_gone, b_bad = times_ns(logged)
+    small = 1 << 62                             # differences of these fit in int64
+    if not (a_bad.any() or b_bad.any() or (np.abs(a) >= small).any() or
+            (np.abs(b) >= small).any()):
+        both = ~a_gone & ~b_gone
+        if not both.any():
+            return None
+        diffs = np.sort(a[both] - b[both]).astype(object)
+    else:
+        a, b = times_exact(utc), times_exact(logged)
+        both = ~np.equal(a, None) & ~np.equal(b, None)
+        if not both.any():
+            return None
+        diffs = np.sort(a[both] - b[both])      # Python ints: no overflow, whatever the year
     return ClockSkew(file, field, len(diffs), int(diffs[(len(diffs) - 1) // 2]), int(diffs[0]),
                      int(diffs[-1]), threshold_ns)

@@ -136,6 +136,8 @@ def objects(values) -> np.ndarray:
     """`values` as a 1-d object array (no copy when it already is one)."""
     if isinstance(values, np.ndarray) and values.dtype == object:
         return values
+    if isinstance(values, (list, tuple)):
+        return np.fromiter(values, object, len(values))
     out = np.empty(len(values), object)
     out[:] = values
     return out
@@ -170,8 +172,17 @@ def checked_values(values, fn: Callable[[Any], tuple[Any, str | None]]):
 
 def is_missing(values) -> np.ndarray:
     """None, NaN or the empty string, per row."""
+    a = objects(values)
+    if not len(a):
+        return np.zeros(0, bool)
+    if _types(a) <= {str}:
+        return np.asarray(a == "", bool)
     return np.fromiter((v is None or v == "" or (type(v) is float and v != v)
-                        for v in values.tolist()), bool, len(values))
+                        for v in a.tolist()), bool, len(a))
+
+
+def _types(a: np.ndarray) -> set:
+    return set(map(type, a.tolist()))
 
 
 def times_ns(values):
@@ -206,21 +217,34 @@ def times_ns(values):
     return ns, gone, retry
 
 
-def all_ints(a: np.ndarray) -> bool:
-    return all(type(v) is int for v in a.tolist())
+def all_ints(a: np.ndarray, none: bool = False) -> bool:
+    """Every value a Python int (bools are not), or None too with `none`."""
+    return _types(a) <= ({int, type(None)} if none else {int})
 
 
 def guid_values(values) -> np.ndarray:
-    """`{lower-case-guid}` per value (None for a missing or malformed GUID)."""
+    """`{lower-case-guid}` per value (None for a missing or malformed GUID): what
+    `keys.normalize_guid` gives, on a column of text at once (Arrow's regex and lower-case
+    kernels; any value that is not text goes through `normalize_guid` itself)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     from .keys import normalize_guid
-    return map_values(values, lambda v: None if v is None else normalize_guid(v))
+    a = objects(values)
+    if not len(a) or not _types(a) <= {str, type(None)}:
+        return map_values(a, lambda v: None if v is None else normalize_guid(v))
+    s = pc.utf8_trim_whitespace(pa.array(a, type=pa.string()))
+    ok = pc.match_substring_regex(s, _GUID.pattern)
+    core = pc.utf8_lower(pc.utf8_ltrim(pc.utf8_rtrim(s, "}"), "{"))
+    out = pc.if_else(ok, pc.binary_join_element_wise("{", core, "}", ""), pa.scalar(None, pa.string()))
+    return out.to_numpy(zero_copy_only=False)
 
 
 def text_values(values) -> np.ndarray:
     """Raw values as text: strings as they are, other values `str`ed, missing (None, NaN) as
     None."""
     a = objects(values)
-    if all(type(v) is str or v is None for v in a.tolist()):
+    if _types(a) <= {str, type(None)}:
         return a
     return map_values(a, lambda v: None if v is None else v if isinstance(v, str) else str(v))
 

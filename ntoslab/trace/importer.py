@@ -19,6 +19,7 @@ reason.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time as _time
 from collections import Counter
@@ -32,7 +33,7 @@ from ..filetime import FILETIME_EPOCH_OFFSET, FILETIME_TICKS_PER_NS
 from .clock import ClockSkew, measure_skew_columns
 from .columns import all_ints, checked_values, map_values
 from .evtx_layout import Unread
-from .intake import META, Intake
+from .intake import META, SECURITY_VALUES, SYSMON_VALUES, Intake
 from .keys import LINK_INPUTS, link_columns
 from .readers import SourceError, input_size
 from .schema import COLUMNS, DTYPES, EXTRA_COLUMNS, MAX_COMMAND_LINE_CHARS, STRING_COLUMNS, \
@@ -219,6 +220,10 @@ def import_logs(paths: Iterable[str | Path], source: str = "all", clock_skew: An
     if show:
         from tqdm.auto import tqdm
         bar = tqdm(desc="import", unit="rec", file=sys.stderr)
+    # the records held while a file is read are many small dicts that form no cycles: the
+    # cyclic collector would walk them again and again (a third of the time on large files)
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         for path in paths:
             report = FileReport(str(path))
@@ -239,10 +244,12 @@ def import_logs(paths: Iterable[str | Path], source: str = "all", clock_skew: An
             if rows is not None:
                 frames.append((report, rows))
             report.seconds = _time.perf_counter() - started
+        frame = _finish(frames, passthrough, rejected)
     finally:
+        if collecting:
+            gc.enable()
         if bar is not None:
             bar.close()
-    frame = _finish(frames, passthrough, rejected)
     rej = pd.DataFrame(rejected, columns=["file", "record_id", "record_number", "event_id", "reason"])
     return ImportResult(frame, rej, reports)
 
@@ -250,8 +257,6 @@ def import_logs(paths: Iterable[str | Path], source: str = "all", clock_skew: An
 def _import_log_file(path: Path, source: str, report: FileReport, passthrough, rejected, bar):
     """Read one log file (`intake.py`), convert its process records column-wise; returns the
     rows (a dict of columns in record order, or None) and fills `report`."""
-    from .security import RAW_FIELDS as SECURITY_FIELDS
-    from .sysmon import RAW_FIELDS as SYSMON_FIELDS
     intake = Intake(path, source)
     try:
         intake.read()
@@ -271,20 +276,15 @@ def _import_log_file(path: Path, source: str, report: FileReport, passthrough, r
         if skew is not None:
             report.skew.append(skew)
     out = []
-    for kind, recs, fields, convert in (("sysmon", intake.sysmon, SYSMON_FIELDS, sysmon_rows),
-                                        ("security", intake.security, SECURITY_FIELDS,
+    for kind, recs, fields, convert in (("sysmon", intake.sysmon, SYSMON_VALUES, sysmon_rows),
+                                        ("security", intake.security, SECURITY_VALUES,
                                          security_rows)):
         if not recs:
             continue
         n = len(recs)
-        datas = [r[0] for r in recs]
-        meta = list(zip(*[r[1] for r in recs]))
-        raw = {name: np.fromiter(col, object, n) for name, col in zip(META, meta)}
-        for f in fields:
-            if f not in raw:
-                raw[f] = np.fromiter((d.get(f) for d in datas), object, n)
+        raw = {name: np.fromiter(col, object, n) for name, col in zip(META + fields, zip(*recs))}
         cols, why = convert(raw)
-        cols["_seq"] = np.asarray(meta[0], np.int64)
+        cols["_seq"] = raw["_seq"].astype(np.int64)
         cols["_logged_clock"] = np.full(n, kind == "security")
         bad = np.flatnonzero(~np.equal(why, None))
         eid = raw["_event_id"]
@@ -366,11 +366,13 @@ def _int_problem(c: str):
     return one
 
 
-def _check_rows(cols: dict, n: int) -> np.ndarray:
+def _check_rows(cols: dict, n: int, arrow: dict) -> np.ndarray:
     """The reasons (None: fine) `schema.validate` would give the converted rows, found with
     the checks that can fail for them: record ids that are not integers (Mordor's are
     free-form), text a string column cannot hold, token SIDs, command-line length. Values
-    are converted (record ids to ints) and unstorable text blanked in place."""
+    are converted (record ids to ints) and unstorable text blanked in place; `arrow` gets
+    each text column as an Arrow array."""
+    import pyarrow as pa
     found: list[np.ndarray] = []
     for c in ("event_id", "record_id", "record_number"):
         v = cols[c]
@@ -382,12 +384,18 @@ def _check_rows(cols: dict, n: int) -> np.ndarray:
         v = cols.get(c)
         if v is None or v.dtype != object:
             continue
+        try:                             # the text as Arrow, once: the frame is built from it
+            arrow[c] = pa.array(v, type=pa.large_string(), from_pandas=True)
+            continue
+        except (UnicodeEncodeError, pa.ArrowException, TypeError, ValueError):
+            pass
         errs = surrogate_problems(v, c)
         if errs is not None:
             found.append(errs)
             v = v.copy()
             v[~np.equal(errs, None)] = None
             cols[c] = v
+        arrow[c] = pa.array(v, type=pa.large_string(), from_pandas=True)
     found.append(map_values(cols["token_sid"], sid_problem))
     found.append(np.array([None if type(v) is not str or len(v) <= MAX_COMMAND_LINE_CHARS
                            else command_line_problem(len(v)) for v in cols["command_line"].tolist()]
@@ -408,9 +416,19 @@ def _finish(frames, passthrough, rejected):
         owners = np.concatenate([np.full(len(f["time"]), i) for i, (_, f) in enumerate(frames)])
         cols = _concat_columns([f for _, f in frames]) if len(frames) > 1 else dict(frames[0][1])
         n = len(owners)
+        # in time order first (stable: ties keep the order of the files and records, which is
+        # all the linking looks at), so every later column is built in its final order
+        order = np.argsort(cols["time"], kind="stable")
+        if not (order[1:] > order[:-1]).all():
+            cols = {c: v[order] for c, v in cols.items()}
+            owners = owners[order]
+        else:
+            order = np.arange(n)
         given = {c: cols[c] for c in ("event_id", "record_id", "record_number")}
-        why = _check_rows(cols, n)
+        arrow: dict = {}
+        why = _check_rows(cols, n, arrow)
         bad = np.flatnonzero(~np.equal(why, None))
+        bad = bad[np.argsort(order[bad], kind="stable")]      # reported in record order
         for i in bad.tolist():
             owner = frames[owners[i]][0]
             reason = f"{cols['source'][i]} {given['event_id'][i]}: {why[i]}"
@@ -421,16 +439,16 @@ def _finish(frames, passthrough, rejected):
         if len(bad):
             keep = np.equal(why, None)
             cols = {c: v[keep] for c, v in cols.items()}
+            arrow = {c: v.filter(keep) for c, v in arrow.items()}
             owners = owners[keep]
             n = len(owners)
         cols.update(link_columns({c: cols[c] for c in LINK_INPUTS}))
         for (o, s_, p_), k in Counter(zip(owners.tolist(), cols["source"].tolist(),
                                           cols["operation"].tolist())).items():
             frames[o][0].imported[(s_, p_)] += k
-        order = np.argsort(cols["time"], kind="stable")
-        if not (order[1:] > order[:-1]).all():
-            cols = {c: v[order] for c, v in cols.items()}
-        parts.append(columns_frame(cols, n))
+        for c in ("process_key", "parent_key", "link"):
+            arrow.pop(c, None)                    # made by the linking, after the check
+        parts.append(columns_frame({**cols, **arrow}, n))
         if not passthrough:
             return parts[0]
     for owner, row in passthrough:

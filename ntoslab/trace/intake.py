@@ -5,9 +5,10 @@ members of a `.zip` is decoded once (orjson) and sorted on the spot — a Sysmon
 Security 4688/4689 record is kept as its field dict plus a tuple of where it came from, any
 other record is counted as *skipped* with its reason, a record that cannot be read is
 *rejected* with its reason, and Sysmon records of every event id give the two-clock samples of
-`clock.py`. No flat per-record dict is built (`readers.iter_records` gives that form for
-callers that want it); the converters (`sysmon.py`, `security.py`) take the kept records
-column-wise.
+`clock.py`. No flat per-record dict is kept (`readers.iter_records` gives that form for
+callers that want it): a kept record is one tuple of the values its converter (`sysmon.py`,
+`security.py`) reads, taken while the decoded record is still in the cache, and the
+converters take the tuples column-wise.
 
 An EVTX record that cannot be a process event is recognised from the parser's raw JSON text
 without decoding it (`evtx_prefilter`): its first `"EventID":` (the System one) is not 1, 5,
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -31,14 +33,18 @@ from typing import Any
 
 from .evtx_layout import Unread, unread_parts
 from .readers import EVTX_THREADS, SourceError, _json_reason, _json_type, _kind, _lines
+from .security import RAW_FIELDS as SECURITY_FIELDS
+from .sysmon import RAW_FIELDS as SYSMON_FIELDS
 
 SYSMON_PROVIDER = "Microsoft-Windows-Sysmon"
 SECURITY_PROVIDER = "Microsoft-Windows-Security-Auditing"
 NOT_PROCESS = "not a process create/exit (other event ids and providers)"
 PROCESS_EIDS = frozenset((1, 5, 4688, 4689))
 
-# Meta tuple of a kept record: (seq, file, record_id, record_number, host, event_id, logged)
+# A kept record: where it came from (META), then its values of the converter's fields
 META = ("_seq", "_file", "_record", "_number", "_host", "_event_id", "_logged")
+SYSMON_VALUES = tuple(f for f in SYSMON_FIELDS if f not in META)
+SECURITY_VALUES = tuple(f for f in SECURITY_FIELDS if f not in META)
 
 
 class Intake:
@@ -52,8 +58,8 @@ class Intake:
         self.count = 0
         self.skipped: Counter = Counter()
         self.rejected: list[dict[str, Any]] = []       # file, record_id, record_number, reason
-        self.sysmon: list[tuple[dict, tuple]] = []     # (fields, META tuple)
-        self.security: list[tuple[dict, tuple]] = []
+        self.sysmon: list[tuple] = []      # META values, then SYSMON_VALUES
+        self.security: list[tuple] = []    # META values, then SECURITY_VALUES
         self.clocks: dict[str, tuple[list, list, Any]] = {}   # member -> (UtcTime, log clock, field)
         self.passthrough: list[dict[str, Any]] = []    # JSON lines already in the trace schema
         self.unread: list[Unread] = []
@@ -77,16 +83,17 @@ class Intake:
                 c[1].append(logged)
             if eid != 1 and eid != 5:
                 self.skipped[NOT_PROCESS] += 1
-            elif self.want_sysmon:
-                self.sysmon.append((fields, (self.count, file, record, number, host, eid, logged)))
+            elif self.want_sysmon:      # the values now, while the record is in the cache
+                self.sysmon.append((self.count, file, record, number, host, eid, logged,
+                                    *map(fields.get, SYSMON_VALUES)))
             else:
                 self.skipped[f"sysmon event excluded by source={self.source}"] += 1
         elif provider == SECURITY_PROVIDER or channel == "Security":
             if eid != 4688 and eid != 4689:
                 self.skipped[NOT_PROCESS] += 1
             elif self.want_security:
-                self.security.append((fields, (self.count, file, record, number, host, eid,
-                                               logged)))
+                self.security.append((self.count, file, record, number, host, eid, logged,
+                                      *map(fields.get, SECURITY_VALUES)))
             else:
                 self.skipped[f"security event excluded by source={self.source}"] += 1
         else:
@@ -104,44 +111,81 @@ class Intake:
         except Exception as exc:  # the parser raises RuntimeError/OSError on a non-EVTX file
             raise SourceError(f"{name}: cannot read as EVTX: {exc}") from None
         loads = orjson.loads
-        sort = self.sort
         skipped = self.skipped
+        sysmon, security = self.sysmon.append, self.security.append
+        want_sysmon, want_security = self.want_sysmon, self.want_security
+        sysmon_get, security_get = SYSMON_VALUES, SECURITY_VALUES
+        prefilter = evtx_prefilter
+        clock: tuple | None = None
         parsed: list[int] = []
         seen = parsed.append
+        count = self.count
+        not_process = 0
+        empty: dict = {}
         while True:
             try:
                 r = next(records)
             except StopIteration:
                 break
             except Exception as exc:  # a damaged record: evtx-rs reports it and goes on
-                self.count += 1
+                count += 1
                 self.reject(name, None, None, f"EVTX record unreadable: {exc}")
                 continue
-            self.count += 1
+            count += 1
             number = r["event_record_id"]
             seen(number)
             text = r["data"]
-            if evtx_prefilter(text):
-                skipped[NOT_PROCESS] += 1
+            if prefilter(text):
+                not_process += 1
                 continue
             try:
                 event = loads(text)["Event"]
-                system = event.get("System") or {}
+                system = event.get("System") or empty
+                provider = ((system.get("Provider") or empty).get("#attributes") or empty).get("Name")
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 self.reject(name, number, None, f"EVTX record is not an Event ({exc})")
                 continue
-            provider = ((system.get("Provider") or {}).get("#attributes") or {}).get("Name")
             eid = system.get("EventID")
             if type(eid) is not int:
                 eid = _evtx_eid(eid)
+            channel = system.get("Channel")
             timestamp = r.get("timestamp")
             logged = timestamp.replace(" UTC", "") if timestamp else \
-                ((system.get("TimeCreated") or {}).get("#attributes") or {}).get("SystemTime")
-            data = event.get("EventData")
-            rid = system.get("EventRecordID")
-            sort(data if type(data) is dict else {}, name, rid if rid is not None else number,
-                 number, provider, eid, system.get("Computer"), logged, "SystemTime",
-                 system.get("Channel"))
+                ((system.get("TimeCreated") or empty).get("#attributes") or empty).get("SystemTime")
+            fields = event.get("EventData")
+            if type(fields) is not dict:
+                fields = empty
+            if provider == SYSMON_PROVIDER or (type(channel) is str and
+                                               channel.startswith(SYSMON_PROVIDER)):
+                utc = fields.get("UtcTime")
+                if utc and logged:
+                    if clock is None:
+                        clock = self.clocks.setdefault(name, ([], [], "SystemTime"))
+                    clock[0].append(utc)
+                    clock[1].append(logged)
+                if eid != 1 and eid != 5:
+                    not_process += 1
+                elif want_sysmon:     # the values now, while the record is in the cache
+                    rid = system.get("EventRecordID")
+                    sysmon((count, name, rid if rid is not None else number, number,
+                            system.get("Computer"), eid, logged, *map(fields.get, sysmon_get)))
+                else:
+                    skipped[f"sysmon event excluded by source={self.source}"] += 1
+            elif provider == SECURITY_PROVIDER or channel == "Security":
+                if eid != 4688 and eid != 4689:
+                    not_process += 1
+                elif want_security:
+                    rid = system.get("EventRecordID")
+                    security((count, name, rid if rid is not None else number, number,
+                              system.get("Computer"), eid, logged,
+                              *map(fields.get, security_get)))
+                else:
+                    skipped[f"security event excluded by source={self.source}"] += 1
+            else:
+                not_process += 1
+        self.count = count
+        if not_process:
+            skipped[NOT_PROCESS] += not_process
         try:
             if isinstance(source, (str, Path)):
                 with open(source, "rb") as f:
@@ -258,6 +302,7 @@ def _evtx_eid(eid: Any) -> int | None:
 
 
 _EID_KEY = '"EventID":'
+_EID_NUMBER = re.compile(r"(\d+)[,}]")
 
 
 def evtx_prefilter(text: str) -> bool:
@@ -269,16 +314,8 @@ def evtx_prefilter(text: str) -> bool:
     i = text.find(_EID_KEY)
     if i < 0:
         return False
-    j = i + len(_EID_KEY)
-    k = j
-    end = len(text)
-    while k < end and "0" <= text[k] <= "9":
-        k += 1
-    if k == j or k >= end or text[k] not in ",}":
-        return False
-    if int(text[j:k]) in PROCESS_EIDS:
-        return False
-    return "Sysmon" not in text
+    m = _EID_NUMBER.match(text, i + len(_EID_KEY))
+    return m is not None and int(m.group(1)) not in PROCESS_EIDS and "Sysmon" not in text
 
 
 def _lenient_json(line: bytes):

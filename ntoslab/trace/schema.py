@@ -459,7 +459,8 @@ def surrogate_problems(values, column: str):
 def columns_frame(cols: dict, n: int):
     """A schema-form frame (`COLUMNS` + `EXTRA_COLUMNS`, in that order) built once from plain
     columns: `time` int64 UTC ns, integer columns object arrays of ints or None, text columns
-    object arrays of str or None, `creator_inferred` bool. Missing columns are all null."""
+    object arrays of str or None (or Arrow string arrays), `creator_inferred` bool. Missing
+    columns are all null."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
@@ -487,8 +488,8 @@ def columns_frame(cols: dict, n: int):
             else:
                 out[c] = pd.arrays.BooleanArray(np.asarray(v, bool), np.zeros(n, bool))
         else:
-            arr = pa.nulls(n, pa.large_string()) if v is None else \
-                pa.array(v, type=pa.large_string(), from_pandas=True)
+            arr = pa.nulls(n, pa.large_string()) if v is None else v \
+                if isinstance(v, pa.Array) else pa.array(v, type=pa.large_string(), from_pandas=True)
             out[c] = pd.arrays.ArrowStringArray(arr)
     return pd.DataFrame(out, copy=False)
 

@@ -84,16 +84,25 @@ RAW_FIELDS = ["_event_id", "_record", "_number", "_file", "_host", "UtcTime", "P
 
 
 def pid_values(values, field: str, hex_default: bool = False):
-    """(object array of ints or None, reasons or None per row) for a column of process ids."""
+    """(ints, reasons or None per row) for a column of process ids: an int64 array when every
+    value is an int (evtx-rs gives ints), else an object array with None where unreadable."""
     a = objects(values)
-    if all_ints(a):                              # evtx-rs gives ints: check the range at once
-        v = np.array(a.tolist(), dtype=object)
-        small = np.fromiter((0 <= x < 1 << 32 for x in a.tolist()), bool, len(a))
-        errs = np.full(len(a), None, object)
-        if not small.all():
-            errs[~small] = f"{field} out of 32-bit range"
-            v[~small] = None
-        return v, errs
+    if all_ints(a, none=True):
+        gone = np.equal(a, None)
+        try:
+            x = np.where(gone, 0, a).astype(np.int64)
+        except OverflowError:
+            x = None
+        if x is not None:
+            errs = np.full(len(a), None, object)
+            errs[gone] = f"{field} missing"
+            out = (x < 0) | (x >= 1 << 32)
+            errs[out] = f"{field} out of 32-bit range"
+            if not gone.any() and not out.any():
+                return x, errs
+            res = x.astype(object)
+            res[gone | out] = None
+            return res, errs
 
     def one(v):
         if v is None:

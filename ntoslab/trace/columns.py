@@ -145,10 +145,14 @@ def objects(values) -> np.ndarray:
 
 def map_values(values, fn: Callable[[Any], Any]) -> np.ndarray:
     """`fn(value)` once per distinct value (NaN as None), as an object array per row."""
+    lst = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    if set(map(type, lst)) <= {str, type(None)}:        # text: one dict, C-level lookups
+        table = {v: fn(v) for v in set(lst)}
+        return np.fromiter(map(table.__getitem__, lst), object, len(lst))
     cache: dict = {}
-    out = np.empty(len(values), object)
+    out = np.empty(len(lst), object)
     get = cache.get
-    for i, v in enumerate(values.tolist() if isinstance(values, np.ndarray) else values):
+    for i, v in enumerate(lst):
         try:
             r = get((type(v), v), cache)
         except TypeError:                      # unhashable (a JSON list or object)
@@ -249,12 +253,12 @@ def text_values(values) -> np.ndarray:
     return map_values(a, lambda v: None if v is None else v if isinstance(v, str) else str(v))
 
 
-def times_exact(values) -> np.ndarray:
+def times_exact(values, parsed=None) -> np.ndarray:
     """`times_ns` as an object array of Python ints (None where missing or unreadable), with
-    times beyond the nanosecond range (after 2262) kept: what `parse_times(exact=True)`
-    gives."""
-    a = objects(values) if not isinstance(values, list) else np.fromiter(values, object, len(values))
-    ns, gone, bad = times_ns(a)
+    times beyond the nanosecond range (before 1677, after 2262) kept: what
+    `parse_times(exact=True)` gives. `parsed`: `times_ns(values)` when already at hand."""
+    a = objects(values)
+    ns, gone, bad = parsed if parsed is not None else times_ns(a)
     out = ns.astype(object)
     out[gone] = None
     for i in np.flatnonzero(bad).tolist():

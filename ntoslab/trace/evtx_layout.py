@@ -126,10 +126,12 @@ def unread_parts(f: BinaryIO, name: str, parsed: Iterable[int]) -> list[Unread]:
 
 
 def _gaps(ids: list[int], lo: int, hi: int) -> list[tuple[int, int]]:
-    """Ranges of [lo, hi] not in the sorted `ids`."""
+    """Ranges of [lo, hi] not in the sorted, distinct `ids`."""
     import bisect
-    out = []
     i = bisect.bisect_left(ids, lo)
+    if bisect.bisect_right(ids, hi) - i == hi - lo + 1:
+        return []                               # all there (the usual case): no walk
+    out = []
     at = lo
     while i < len(ids) and ids[i] <= hi:
         if ids[i] > at:

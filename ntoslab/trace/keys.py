@@ -208,9 +208,14 @@ def link_columns(cols: dict[str, Any]) -> dict[str, Any]:
               "creation_time": out_ctime, "parent_process_id": out_ppid}
     if not n:
         return result
-    groups: dict[tuple, int] = {}
-    g = np.fromiter((groups.setdefault(k, len(groups)) for k in zip(cols["source"], hosts)),
-                    np.int64, n)
+    sources, host_list = obj("source").tolist(), hosts.tolist()
+    single = len(set(sources)) <= 1 and len(set(host_list)) <= 1
+    if single:                                    # one source and host: the usual file
+        g = np.zeros(n, np.int64)
+    else:
+        groups: dict[tuple, int] = {}
+        g = np.fromiter((groups.setdefault(k, len(groups)) for k in zip(sources, host_list)),
+                        np.int64, n)
     order = np.lexsort((np.arange(n), time, g))
     pos = np.empty(n, np.int64)
     pos[order] = np.arange(n)
@@ -219,13 +224,32 @@ def link_columns(cols: dict[str, Any]) -> dict[str, Any]:
     eidx = np.flatnonzero(~create)
     bad_groups: set[int] = set()
 
+    def gkeys(rows, values):
+        """Lookup keys: the values themselves in one group, else (group, value)."""
+        vals = values[rows].tolist()
+        return vals if single else list(zip(g[rows].tolist(), vals))
+
     # the creation each GUID names (a GUID on two creations of a group: that group is walked)
-    by_guid: dict[tuple, int] = {}
-    for i, gi, gu in zip(cidx.tolist(), g[cidx].tolist(), guid[cidx].tolist()):
-        if gu:
-            if (gi, gu) in by_guid:
-                bad_groups.add(gi)
-            by_guid[(gi, gu)] = i
+    named = cidx[np.fromiter(map(bool, guid[cidx].tolist()), bool, len(cidx))]
+    by_guid = dict(zip(gkeys(named, guid), named.tolist()))
+    if len(by_guid) < len(named):
+        keys = gkeys(named, guid)
+        seen_keys: set = set()
+        for k in keys:
+            if k in seen_keys:
+                bad_groups.add(0 if single else k[0])
+            seen_keys.add(k)
+
+    def named_by(rows, values, want_pid):
+        """The creation `values` (GUIDs) name for each row, -1 where none or where it is not
+        earlier or its pid is not `want_pid`."""
+        if not len(rows):
+            return np.zeros(0, np.int64)
+        found = np.array(list(map(by_guid.get, gkeys(rows, values))), dtype=object)
+        hit = ~np.equal(found, None)
+        c = np.where(hit, found, 0).astype(np.int64)
+        ok = hit & (pos[c] < pos[rows]) & (pid[c] == want_pid)
+        return np.where(ok, c, -1)
 
     # latest creation of (group, pid) strictly before a position: one sorted search
     ckey = g[cidx] * (1 << 32) + pid[cidx]
@@ -252,22 +276,19 @@ def link_columns(cols: dict[str, Any]) -> dict[str, Any]:
         return np.fromiter((x == y or images_match(x, y) for x, y in
                             zip(image[a_rows].tolist(), b_values)), bool, len(a_rows))
 
-    # keys of creations
-    ckeys = [gu or f"{h or ''}:{p}:{ct}" for gu, h, p, ct in
-             zip(guid[cidx].tolist(), hosts[cidx].tolist(), pid[cidx].tolist(),
-                 ctime[cidx].tolist())]
-    out_key[cidx] = np.array(ckeys, dtype=object) if ckeys else out_key[cidx]
+    # keys of creations: the GUID, else host:pid:creation_time
+    ckeys = guid[cidx].copy()
+    plain = np.flatnonzero(~np.fromiter(map(bool, ckeys.tolist()), bool, len(cidx)))
+    if len(plain):
+        rows = cidx[plain]
+        ckeys[plain] = [f"{h or ''}:{p}:{ct}" for h, p, ct in
+                        zip(hosts[rows].tolist(), pid[rows].tolist(), ctime[rows].tolist())]
+    out_key[cidx] = ckeys
 
     # exits, paired as if no creation had exited yet
-    cand = np.full(len(eidx), -1, np.int64)
-    how = np.full(len(eidx), "unpaired", object)
     eg, epos, epid = g[eidx], pos[eidx], pid[eidx]
-    for k, (gi, gu, p, ps) in enumerate(zip(eg.tolist(), guid[eidx].tolist(), epid.tolist(),
-                                            epos.tolist())):
-        if gu:
-            c = by_guid.get((gi, gu))
-            if c is not None and pos[c] < ps and pid[c] == p:
-                cand[k], how[k] = c, "guid"
+    cand = named_by(eidx, guid, epid)
+    how = np.where(cand >= 0, "guid", "unpaired").astype(object)
     rest = np.flatnonzero(cand < 0)
     if len(rest):
         lat = latest_before(eg[rest], epid[rest], epos[rest])
@@ -284,16 +305,12 @@ def link_columns(cols: dict[str, Any]) -> dict[str, Any]:
     exit_pos[claimed] = epos[paired]        # where a claim repeats, that group is walked anyway
 
     # parents of creations
-    parent = np.full(len(cidx), -1, np.int64)
-    chow = np.full(len(cidx), "unlinked", object)
     cg, cpos = g[cidx], pos[cidx]
     cppid = ppid[cidx]
-    for k, (gi, pg, pp, ps) in enumerate(zip(cg.tolist(), pguid[cidx].tolist(), cppid.tolist(),
-                                             cpos.tolist())):
-        if pg:
-            c = by_guid.get((gi, pg))
-            if c is not None and pos[c] < ps and pid[c] == pp:
-                parent[k], chow[k] = c, "guid"
+    known = ~np.equal(cppid, None)
+    want = np.where(known, cppid, -1).astype(np.int64)
+    parent = named_by(cidx, pguid, want)
+    chow = np.where(parent >= 0, "guid", "unlinked").astype(object)
     rest = np.flatnonzero((parent < 0) & ~np.equal(cppid, None))
     if len(rest):
         lat = latest_before(cg[rest], cppid[rest].astype(np.int64), cpos[rest])
@@ -321,11 +338,13 @@ def link_columns(cols: dict[str, Any]) -> dict[str, Any]:
 
     # a key made twice in a group (link_rows would number it): walk that group
     fresh = np.concatenate([cidx, ue])
-    seen: set[tuple] = set()
-    for gi, key in zip(g[fresh].tolist(), out_key[fresh].tolist()):
-        if (gi, key) in seen:
-            bad_groups.add(gi)
-        seen.add((gi, key))
+    keys = gkeys(fresh, out_key)
+    if len(set(keys)) < len(keys):
+        seen: set = set()
+        for k in keys:
+            if k in seen:
+                bad_groups.add(0 if single else k[0])
+            seen.add(k)
     for gi in bad_groups:
         rows = np.flatnonzero(g == gi)
         recs = [dict(zip(LINK_INPUTS, v)) for v in zip(

@@ -189,23 +189,63 @@ def _types(a: np.ndarray) -> set:
     return set(map(type, a.tolist()))
 
 
+SMALL_COLUMN = 32      # below this many values, a C parse costs more than it saves
+
+
 def times_ns(values):
     """(int64 UTC ns, missing, unreadable) for an object array of time texts: what
     `parse_times` does (one C parse of the column, `parse_time_ns` for any value it did not
-    take), without building Series."""
+    take), without building Series. A short column is parsed by `parse_time_ns` first (the
+    two agree on every text both read), the C parse taking only what it refuses."""
+    a = objects(values)
+    if len(a) > SMALL_COLUMN:
+        return _times_ns_column(a)
+    gone = is_missing(a)
+    ns = np.zeros(len(a), np.int64)
+    left = np.zeros(len(a), bool)
+    bad = np.zeros(len(a), bool)
+    for i, v in enumerate(a.tolist()):
+        if gone[i]:
+            continue
+        try:
+            k = parse_time_ns(v) if type(v) is str else None
+        except ValueError:
+            k = None
+        if k is None:
+            left[i] = True
+        elif -(1 << 63) <= k < (1 << 63):
+            ns[i] = k
+        else:
+            bad[i] = True           # a real time the ns range cannot hold (before 1677 ...)
+    if left.any():
+        at = np.flatnonzero(left)
+        ns[at], _, bad[at] = _times_ns_column(a[at])
+    return ns, gone, bad
+
+
+_UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+
+
+def _times_ns_column(a):
     import warnings
 
     import pandas as pd
-    a = objects(values)
     gone = is_missing(a)
     text = a.copy()
     text[gone] = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            idx = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce").as_unit("ns")
-            ns = np.asarray(idx.asi8, dtype=np.int64).copy() if len(a) else np.empty(0, np.int64)
-            nat = np.asarray(idx.isna(), bool) if len(a) else np.empty(0, bool)
+            idx = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+            # in the unit pandas chose for this column, scaled to ns without overflowing: a
+            # time the ns range cannot hold goes to the per-value parse below, whatever
+            # else the column holds
+            raw = np.asarray(idx.asi8, dtype=np.int64) if len(a) else np.empty(0, np.int64)
+            nat = np.array(idx.isna(), bool) if len(a) else np.empty(0, bool)
+            scale = _UNIT_NS[getattr(idx, "unit", "ns")]
+            over = ~nat & (np.abs(raw) > (np.iinfo(np.int64).max // scale))
+            nat |= over
+            ns = np.where(nat, 0, raw) * scale
         except (ValueError, TypeError, OverflowError):
             ns = np.zeros(len(a), np.int64)
             nat = np.ones(len(a), bool)
@@ -235,7 +275,7 @@ def guid_values(values) -> np.ndarray:
 
     from .keys import normalize_guid
     a = objects(values)
-    if not len(a) or not _types(a) <= {str, type(None)}:
+    if len(a) <= SMALL_COLUMN or not _types(a) <= {str, type(None)}:
         return map_values(a, lambda v: None if v is None else normalize_guid(v))
     s = pc.utf8_trim_whitespace(pa.array(a, type=pa.string()))
     ok = pc.match_substring_regex(s, _GUID.pattern)

@@ -250,7 +250,9 @@ def import_logs(paths: Iterable[str | Path], source: str = "all", clock_skew: An
             gc.enable()
         if bar is not None:
             bar.close()
-    rej = pd.DataFrame(rejected, columns=["file", "record_id", "record_number", "event_id", "reason"])
+    names = ["file", "record_id", "record_number", "event_id", "reason"]
+    rej = pd.DataFrame(rejected, columns=names) if rejected else \
+        pd.DataFrame({c: np.empty(0, object) for c in names})
     return ImportResult(frame, rej, reports)
 
 

@@ -485,3 +485,19 @@ def test_lone_surrogate_is_a_named_row_error(tmp_path):
     assert "REJECTED" in result.summary()
     clean, rejected = read_trace(trace)                     # the schema reader as well
     assert len(clean) == len(lines) - 1 and list(rejected["row"]) == [1]
+
+
+def test_values_that_are_not_text_become_text(tmp_path):
+    """Mordor fields are free-form JSON: a number or a list where text belongs is kept as its
+    `str` (nothing rejected, nothing raised); a NaN (read by the lenient JSON fallback) is
+    missing."""
+    event = next(d for d in mordor_lines(LSASS) if d["EventID"] == 1 and
+                 d["SourceName"] == "Microsoft-Windows-Sysmon")
+    odd = dict(event, Image=42, CommandLine=["a", "b"], Company=float("nan"))
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(event) + "\n" + json.dumps(odd) + "\n")   # NaN: not orjson's JSON
+    result = import_logs([path], progress=False)
+    assert result.rejected.empty and len(result.frame) == 2
+    row = result.frame[result.frame.record_number == 2].iloc[0]
+    assert (row.image_path, row.command_line) == ("42", "['a', 'b']")
+    assert row.company is pd.NA

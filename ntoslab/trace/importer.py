@@ -31,7 +31,7 @@ import numpy as np
 
 from ..filetime import FILETIME_EPOCH_OFFSET, FILETIME_TICKS_PER_NS
 from .clock import ClockSkew, measure_skew_columns
-from .columns import all_ints, checked_values, map_values
+from .columns import all_ints, checked_values, map_values, text_values
 from .evtx_layout import Unread
 from .intake import META, SECURITY_VALUES, SYSMON_VALUES, Intake
 from .keys import LINK_INPUTS, link_columns
@@ -387,6 +387,12 @@ def _check_rows(cols: dict, n: int, arrow: dict) -> np.ndarray:
         if v is None or v.dtype != object:
             continue
         try:                             # the text as Arrow, once: the frame is built from it
+            arrow[c] = pa.array(v, type=pa.large_string(), from_pandas=True)
+            continue
+        except (UnicodeEncodeError, pa.ArrowException, TypeError, ValueError):
+            pass
+        v = cols[c] = text_values(v)     # values that are not text yet: as text (str)
+        try:
             arrow[c] = pa.array(v, type=pa.large_string(), from_pandas=True)
             continue
         except (UnicodeEncodeError, pa.ArrowException, TypeError, ValueError):

@@ -92,10 +92,10 @@ def security_rows(raw):
                               for t in target.tolist()), bool, n)
     subj = map_values(objects(raw["SubjectUserSid"]), _sid_of)
     sid = np.where(use_target, target, subj)
-    name = np.where(use_target, text_values(raw["TargetUserName"]),
-                    text_values(raw["SubjectUserName"]))
-    domain = np.where(use_target, text_values(raw["TargetDomainName"]),
-                      text_values(raw["SubjectDomainName"]))
+    name = np.where(use_target, objects(raw["TargetUserName"]),
+                    objects(raw["SubjectUserName"]))
+    domain = np.where(use_target, objects(raw["TargetDomainName"]),
+                      objects(raw["SubjectDomainName"]))
     ft = (ns // FILETIME_TICKS_PER_NS + FILETIME_EPOCH_OFFSET).astype(object)
     none = np.full(n, None, object)
     cre = lambda v: np.where(c, v, none)                 # noqa: E731  (creates only)
@@ -107,17 +107,17 @@ def security_rows(raw):
         "creating_process_id": ppid, "creating_thread_id": none,
         "creation_time": cre(ft), "exit_time": np.where(c, none, ft),
         "exit_code": np.where(c, none, code),
-        "image_path": np.where(c, text_values(raw["NewProcessName"]),
-                               text_values(raw["ProcessName"])),
-        "command_line": cre(text_values(raw["CommandLine"])),
+        "image_path": np.where(c, objects(raw["NewProcessName"]),
+                               objects(raw["ProcessName"])),
+        "command_line": cre(objects(raw["CommandLine"])),
         "token_sid": sid, "account_name": name, "account_domain": domain,
         "host": text_values(raw["_host"]), "source": np.full(n, "security", object),
-        "creator_inferred": c, "parent_image": cre(text_values(raw["ParentProcessName"])),
+        "creator_inferred": c, "parent_image": cre(objects(raw["ParentProcessName"])),
         "process_guid": none, "parent_process_guid": none,
         "event_id": eid, "record_id": objects(raw["_record"]),
         "record_number": objects(raw["_number"]), "file": objects(raw["_file"]),
-        "token_elevation_type": text_values(raw["TokenElevationType"]),
-        "mandatory_label": text_values(raw["MandatoryLabel"]),
+        "token_elevation_type": objects(raw["TokenElevationType"]),
+        "mandatory_label": objects(raw["MandatoryLabel"]),
         "subject_logon_id": logon,
         # the creator's session: what bpf_get_current_logon_id answers in the creation callback
         "logon_id": logon,

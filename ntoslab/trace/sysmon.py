@@ -158,16 +158,16 @@ def sysmon_rows(raw):
         "process_id": pid, "parent_process_id": ppid_c, "creating_process_id": ppid_c,
         "creating_thread_id": none, "creation_time": cre(ft),
         "exit_time": np.where(create, none, ft), "exit_code": none,
-        "image_path": text_values(raw["Image"]), "command_line": cre(text_values(raw["CommandLine"])),
+        "image_path": objects(raw["Image"]), "command_line": cre(objects(raw["CommandLine"])),
         "token_sid": sid, "account_name": name, "account_domain": domain,
         "host": text_values(raw["_host"]), "source": np.full(n, "sysmon", object),
-        "creator_inferred": create, "parent_image": cre(text_values(raw["ParentImage"])),
+        "creator_inferred": create, "parent_image": cre(objects(raw["ParentImage"])),
         "process_guid": guid_values(objects(raw["ProcessGuid"])),
         "parent_process_guid": cre(guid_values(objects(raw["ParentProcessGuid"]))),
         "event_id": eid, "record_id": objects(raw["_record"]),
         "record_number": objects(raw["_number"]), "file": objects(raw["_file"]),
     }
     for field, column in KEPT_TEXT.items():
-        cols[column] = text_values(raw[field])
+        cols[column] = objects(raw[field])
     cols["logon_id"] = hex_values(raw["LogonId"])
     return cols, why.why

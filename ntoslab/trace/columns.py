@@ -4,7 +4,11 @@ distinct value parsed once, every row that fails given its reason.
 A `Reasons` collects, per row, the first reason it cannot become a trace row (the checks of a
 record run in order and the first failure is the one reported, as a per-record parser would).
 
->>> times, bad = parse_times(pd.Series(["2019-07-19 14:42:51.257", "noon"]))   # doctest: +SKIP
+The importer's columns are plain object arrays (no pandas per column): `times_ns`, `guid_values`,
+`text_values`, `map_values`/`checked_values` (a function once per distinct value); `per_value`
+is the pandas form `schema.validate` uses.
+
+>>> ns, missing, bad = times_ns(np.array(["2019-07-19 14:42:51.257", "noon"], object))  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..filetime import FILETIME_EPOCH_OFFSET, FILETIME_TICKS_PER_NS, parse_time_ns
+from ..filetime import parse_time_ns
 
 _GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                    r"[0-9a-fA-F]{12})\}?$")
@@ -37,16 +41,6 @@ class Reasons:
         return np.equal(self.why, None)
 
 
-def missing(values) -> np.ndarray:
-    """None, NaN, NA or the empty string."""
-    import pandas as pd
-    s = pd.Series(values, copy=False)
-    out = np.array(s.isna().to_numpy(bool), copy=True)
-    if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
-        out |= (s.astype(object) == "").to_numpy(bool)
-    return out
-
-
 def per_value(values, fn: Callable[[Any], tuple[Any, str | None]]):
     """`fn(value) -> (result, error or None)` for each distinct value; (results, errors) as
     object arrays, one per row."""
@@ -60,46 +54,6 @@ def per_value(values, fn: Callable[[Any], tuple[Any, str | None]]):
     return res[codes], err[codes]
 
 
-def parse_times(values, exact: bool = False):
-    """UTC nanoseconds (Int64 Series, NA where missing or unreadable) and the unreadable mask:
-    ISO-8601 with 'T' or a space, 'Z', an offset, or no zone (UTC); one C parse of the column,
-    then `parse_time_ns` for any value it did not take. With `exact`, the times are an object
-    array of Python ints (None where missing), so years beyond 2262 are kept too."""
-    import warnings
-
-    import pandas as pd
-    s = pd.Series(values, copy=False)
-    gone = missing(s)
-    text = s.astype(object).where(~gone, None)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            ts = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
-        except (ValueError, TypeError, OverflowError):
-            ts = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
-    ts = ts.astype("datetime64[ns, UTC]")
-    nat = ts.isna().to_numpy()
-    retry = nat & ~gone
-    if not retry.any() and not exact:
-        ns = pd.array(ts.array.asi8, dtype="Int64")
-        ns[nat] = pd.NA
-        return pd.Series(ns, index=s.index), retry
-    out = np.array(ts.array.asi8, dtype=object)
-    out[nat] = None
-    if retry.any():
-        idx = np.flatnonzero(retry)
-        vals, errs = per_value(text.iloc[idx], _one_time)
-        ok = np.equal(errs, None) & ~np.equal(vals, None)
-        out[idx[ok]] = vals[ok]
-        retry[idx[ok]] = False
-    if exact:
-        return out, retry
-    big = np.array([v is not None and not -(1 << 63) <= v < (1 << 63) for v in out], bool)
-    out[big] = None
-    retry |= big
-    return pd.Series(pd.array(list(out), dtype="Int64"), index=s.index), retry
-
-
 def _one_time(v):
     if v is None:
         return None, None
@@ -109,22 +63,8 @@ def _one_time(v):
         return None, str(exc)
 
 
-def ns_to_filetime_column(ns):
-    """Int64 ns -> Int64 FILETIME ticks (missing stays missing)."""
-    return ns // FILETIME_TICKS_PER_NS + FILETIME_EPOCH_OFFSET
-
-
-def normalize_guids(values):
-    """`{lower-case-guid}` per value (string Series, NA for a missing or malformed GUID)."""
-    import pandas as pd
-    s = pd.Series(values, copy=False).astype("string").str.strip()
-    core = s.str.extract(_GUID.pattern, expand=False).str.lower()
-    return ("{" + core + "}").astype("string")
-
-
-
 # ---------------------------------------------------------------------------------------------
-# The same conversions on plain object arrays (the importer's columns): no pandas per column
+# The importer's columns: plain object arrays, no pandas per column
 # ---------------------------------------------------------------------------------------------
 
 def plain(v: Any) -> Any:

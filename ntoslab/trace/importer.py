@@ -2,9 +2,11 @@
 
 Inputs: EVTX files (Sysmon and/or Security channels), Mordor/OTRF JSON lines, `.zip` archives of
 either, and files already in the trace schema (`.csv`, `.parquet`, JSON lines with `operation`,
-which pass through validation unchanged). Sysmon EID 1/5 and Security 4688/4689 become one row
-each (`sysmon.py`, `security.py`); keys and parents are linked by `keys.py`; a file with two
-clocks is checked by `clock.py`.
+which pass through validation unchanged). Records are read and sorted by `intake.py`; Sysmon
+EID 1/5 and Security 4688/4689 become one row each (`sysmon.py`, `security.py`), column-wise;
+keys and parents are linked by `keys.link_columns`; a file with two clocks is checked by
+`clock.py`; an EVTX file whose headers promise records that were not read (truncated, a bad
+chunk) is reported by `evtx_layout.py` in `FileReport.unread` and the summary.
 
 Nothing vanishes silently: every record read is either imported, *skipped* (not a process
 create/exit, or excluded by `source`) or *rejected* (a process record that cannot become a row,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .evtx_layout import Unread, unread_parts
-from .readers import EVTX_THREADS, SourceError, _json_reason, _json_type, _kind, _lines
+from .readers import EVTX_THREADS, SourceError, _json_reason, _json_type, _lines, kind_of
 from .security import RAW_FIELDS as SECURITY_FIELDS
 from .sysmon import RAW_FIELDS as SYSMON_FIELDS
 
@@ -248,7 +248,7 @@ class Intake:
             raise SourceError(f"{path}: no such file")
         with path.open("rb") as f:
             head = f.read(8)
-        kind = _kind(head, path.name)
+        kind = kind_of(head, path.name)
         if kind == "evtx":
             self.evtx(str(path), str(path))
         elif kind == "json":
@@ -268,7 +268,7 @@ class Intake:
                 name = f"{path}!{info.filename}"
                 data = archive.read(info)           # whole: one read per member
                 try:
-                    kind = _kind(data[:8], info.filename)
+                    kind = kind_of(data[:8], info.filename)
                 except SourceError as exc:
                     self.count += 1
                     self.reject(name, None, None, str(exc).split(": ", 1)[-1])

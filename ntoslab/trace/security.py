@@ -19,8 +19,8 @@ No creating process/thread is logged: creates get `creating_process_id = parent_
 `creating_thread_id` null, `creator_inferred = True`.
 
 Kept as well (null where absent): 4688 `TokenElevationType` (`%%1936`...), `MandatoryLabel`
-(the integrity level SID) and `SubjectLogonId` (hex, as an integer). `security_rows` converts a
-whole frame of raw records at once.
+(the integrity level SID) and `SubjectLogonId` (hex, as an integer). `security_rows` converts the
+columns of all raw records at once.
 """
 from __future__ import annotations
 

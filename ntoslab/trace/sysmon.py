@@ -12,8 +12,8 @@ service) and no exit code: creates get `creating_process_id = parent_process_id`
 
 Every other field a hunter needs is kept (null where the record lacks it): `OriginalFileName`,
 `Description`, `Product`, `Company`, `Hashes`, `IntegrityLevel`, `CurrentDirectory`, `User`
-(as recorded) and `LogonId` (hex, as an integer). `sysmon_rows` converts a whole frame of raw
-records at once; a record that cannot become a row gets its reason (first failure wins).
+(as recorded) and `LogonId` (hex, as an integer). `sysmon_rows` converts the columns of all
+raw records at once; a record that cannot become a row gets its reason (first failure wins).
 """
 from __future__ import annotations
 

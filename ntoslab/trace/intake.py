@@ -5,8 +5,7 @@ members of a `.zip` is decoded once (orjson) and sorted on the spot — a Sysmon
 Security 4688/4689 record is kept as its field dict plus a tuple of where it came from, any
 other record is counted as *skipped* with its reason, a record that cannot be read is
 *rejected* with its reason, and Sysmon records of every event id give the two-clock samples of
-`clock.py`. No flat per-record dict is kept (`readers.iter_records` gives that form for
-callers that want it): a kept record is one tuple of the values its converter (`sysmon.py`,
+`clock.py`. No flat per-record dict is kept: a kept record is one tuple of the values its converter (`sysmon.py`,
 `security.py`) reads, taken while the decoded record is still in the cache, and the
 converters take the tuples column-wise.
 

@@ -435,3 +435,69 @@ def test_processes_in_both_sysmon_and_security_are_reported():
     # one source only: nothing to report
     only = import_logs([APTSIM], source="sysmon", progress=False)
     assert len(only.seen_twice()) == 0 and "seen twice" not in only.summary()
+
+
+# ------------------------------------------------------- trace-schema inputs, unstorable text
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_trace_schema_files_import_and_summarise(tmp_path, suffix):
+    """Files already in the trace schema (as `ntoslab import -o` or `ntoslab capture` wrote
+    them, with or without the importer's extra columns) pass through, and the summary counts
+    their links (null where the file has none) instead of failing on the missing column."""
+    from ntoslab.trace.schema import COLUMNS, write_trace
+    log = imported(MALDOC).frame
+    full, bare = tmp_path / f"full{suffix}", tmp_path / f"bare{suffix}"
+    write_trace(log, full)
+    write_trace(log[COLUMNS], bare)                      # no link, file, record columns
+    result = import_logs([full, bare, PPID_SPOOF], progress=False)
+    text = result.summary()
+    assert len(result.frame) == 2 * len(log) + len(imported(PPID_SPOOF).frame)
+    assert [f.rows for f in result.files[:2]] == [len(log), len(log)]
+    assert result.rejected.empty
+    links = result.frame.groupby(["file"], dropna=False)["link"].count()
+    assert links.get(str(MALDOC), 0) == len(log)           # the full file kept its links
+    assert "links: " in text and "<NA>" in text            # the bare one: counted as null
+    assert f"total: {len(result.frame)} rows imported, 0 records rejected" in text
+
+
+def test_lone_surrogate_is_a_named_row_error(tmp_path):
+    """A JSON `\\udcff` escape decodes to a lone surrogate, which no text column can hold: the
+    row is rejected naming the field, the code point and where, in a trace-schema file and in a
+    Mordor log alike; every other row is imported and nothing raises."""
+    from ntoslab.trace.schema import read_trace, write_trace
+    trace = tmp_path / "trace.jsonl"
+    write_trace(imported(PPID_SPOOF).frame, trace)
+    lines = trace.read_text().splitlines()
+    row = json.loads(lines[1])
+    row["command_line"] = "cmd /c \udcff"
+    lines[1] = json.dumps(row)                      # json writes the lone surrogate as \udcff
+    trace.write_text("\n".join(lines) + "\n")
+    mordor = tmp_path / "mordor.json"
+    events = [d for d in mordor_lines(LSASS) if d["EventID"] == 1 and
+              d["SourceName"] == "Microsoft-Windows-Sysmon"]
+    events[0] = dict(events[0], Image="C:\\x\udc80.exe")
+    mordor.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    result = import_logs([trace, mordor], progress=False)
+    assert result.reasons() == Counter({
+        "trace row: command_line: lone surrogate U+DCFF at character 7 cannot be encoded as text": 1,
+        "sysmon 1: image_path: lone surrogate U+DC80 at character 4 cannot be encoded as text": 1})
+    assert len(result.frame) == len(lines) - 1 + len(events) - 1
+    assert "REJECTED" in result.summary()
+    clean, rejected = read_trace(trace)                     # the schema reader as well
+    assert len(clean) == len(lines) - 1 and list(rejected["row"]) == [1]
+
+
+def test_values_that_are_not_text_become_text(tmp_path):
+    """Mordor fields are free-form JSON: a number or a list where text belongs is kept as its
+    `str` (nothing rejected, nothing raised); a NaN (read by the lenient JSON fallback) is
+    missing."""
+    event = next(d for d in mordor_lines(LSASS) if d["EventID"] == 1 and
+                 d["SourceName"] == "Microsoft-Windows-Sysmon")
+    odd = dict(event, Image=42, CommandLine=["a", "b"], Company=float("nan"))
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(event) + "\n" + json.dumps(odd) + "\n")   # NaN: not orjson's JSON
+    result = import_logs([path], progress=False)
+    assert result.rejected.empty and len(result.frame) == 2
+    row = result.frame[result.frame.record_number == 2].iloc[0]
+    assert (row.image_path, row.command_line) == ("42", "['a', 'b']")
+    assert row.company is pd.NA

@@ -104,3 +104,24 @@ def test_from_row_accepts_schema_rows():
     frame = as_schema(events_frame(quickstart_scenario()))
     events = [ProcessEvent.from_row(r) for r in frame.to_dict("records")]
     assert [e.to_row() for e in events] == [e.to_row() for e in quickstart_scenario()]
+
+
+def test_short_and_long_time_columns_agree():
+    """`times_ns` parses a short column value by value and a long one in one C call; both
+    give the same times, the same missing and the same unreadable rows."""
+    import numpy as np
+
+    from ntoslab.trace import columns
+    texts = ["2019-07-19 14:42:51.257", "2022-08-31T19:18:41.7428329Z", "2022-08-31T19:18:41Z",
+             "2021-03-01T10:00:00+02:00", "2021-03-01 10:00:00 UTC", "2021-03-01T10:00:00.1234567891Z",
+             "2019-07-19", "1601-01-01T00:00:00Z", "3000-01-01T00:00:00Z", "2016-12-31T23:59:60Z",
+             "2021-02-30T00:00:00Z", "noon", "", None, float("nan"), 12, "  2020-01-01T00:00:00Z ",
+             "2020-01-01T00:00:00,5Z", "2020-01-01T24:00:00Z", "2020-01-01t00:00:00z"]
+    a = np.array(texts, dtype=object)
+    short = columns.times_ns(a)
+    long = columns._times_ns_column(a)
+    for x, y in zip(short, long):
+        assert x.tolist() == y.tolist()
+    assert len(a) <= columns.SMALL_COLUMN < len(np.repeat(a, 2))
+    assert [x.tolist() for x in columns.times_ns(np.repeat(a, 2))] == \
+        [np.repeat(y, 2).tolist() for y in long]

@@ -87,14 +87,23 @@ def measure_skew_columns(utc, logged, file: str = "", field: str | None = None,
     pairs where either is unreadable are left out."""
     import numpy as np
 
-    from .columns import parse_times
+    from .columns import objects, times_exact, times_ns
     if not len(utc):
         return None
-    a, _ = parse_times(list(utc), exact=True)
-    b, _ = parse_times(list(logged), exact=True)
-    both = ~np.equal(a, None) & ~np.equal(b, None)
-    if not both.any():
+    ua, la = objects(utc), objects(logged)
+    a, a_gone, a_bad = times_ns(ua)
+    b, b_gone, b_bad = times_ns(la)
+    small = 1 << 62                             # differences of these fit in int64
+    fast = ~(a_gone | b_gone | a_bad | b_bad) & (np.abs(a) < small) & (np.abs(b) < small)
+    diffs = np.sort(a[fast] - b[fast]).tolist()
+    odd = np.flatnonzero(~fast & ~a_gone & ~b_gone)   # beyond the ns range: Python ints
+    if len(odd):
+        ea = times_exact(ua[odd], (a[odd], a_gone[odd], a_bad[odd]))
+        eb = times_exact(la[odd], (b[odd], b_gone[odd], b_bad[odd]))
+        diffs += [x - y for x, y in zip(ea.tolist(), eb.tolist()) if x is not None and
+                  y is not None]
+        diffs.sort()                            # nearly sorted: one merge pass
+    if not diffs:
         return None
-    diffs = np.sort(a[both] - b[both])          # Python ints: no overflow, whatever the year
     return ClockSkew(file, field, len(diffs), int(diffs[(len(diffs) - 1) // 2]), int(diffs[0]),
                      int(diffs[-1]), threshold_ns)

@@ -4,7 +4,11 @@ distinct value parsed once, every row that fails given its reason.
 A `Reasons` collects, per row, the first reason it cannot become a trace row (the checks of a
 record run in order and the first failure is the one reported, as a per-record parser would).
 
->>> times, bad = parse_times(pd.Series(["2019-07-19 14:42:51.257", "noon"]))   # doctest: +SKIP
+The importer's columns are plain object arrays (no pandas per column): `times_ns`, `guid_values`,
+`text_values`, `map_values`/`checked_values` (a function once per distinct value); `per_value`
+is the pandas form `schema.validate` uses.
+
+>>> ns, missing, bad = times_ns(np.array(["2019-07-19 14:42:51.257", "noon"], object))  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..filetime import FILETIME_EPOCH_OFFSET, FILETIME_TICKS_PER_NS, parse_time_ns
+from ..filetime import parse_time_ns
 
 _GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                    r"[0-9a-fA-F]{12})\}?$")
@@ -37,16 +41,6 @@ class Reasons:
         return np.equal(self.why, None)
 
 
-def missing(values) -> np.ndarray:
-    """None, NaN, NA or the empty string."""
-    import pandas as pd
-    s = pd.Series(values, copy=False)
-    out = np.array(s.isna().to_numpy(bool), copy=True)
-    if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
-        out |= (s.astype(object) == "").to_numpy(bool)
-    return out
-
-
 def per_value(values, fn: Callable[[Any], tuple[Any, str | None]]):
     """`fn(value) -> (result, error or None)` for each distinct value; (results, errors) as
     object arrays, one per row."""
@@ -60,46 +54,6 @@ def per_value(values, fn: Callable[[Any], tuple[Any, str | None]]):
     return res[codes], err[codes]
 
 
-def parse_times(values, exact: bool = False):
-    """UTC nanoseconds (Int64 Series, NA where missing or unreadable) and the unreadable mask:
-    ISO-8601 with 'T' or a space, 'Z', an offset, or no zone (UTC); one C parse of the column,
-    then `parse_time_ns` for any value it did not take. With `exact`, the times are an object
-    array of Python ints (None where missing), so years beyond 2262 are kept too."""
-    import warnings
-
-    import pandas as pd
-    s = pd.Series(values, copy=False)
-    gone = missing(s)
-    text = s.astype(object).where(~gone, None)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            ts = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
-        except (ValueError, TypeError, OverflowError):
-            ts = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
-    ts = ts.astype("datetime64[ns, UTC]")
-    nat = ts.isna().to_numpy()
-    retry = nat & ~gone
-    if not retry.any() and not exact:
-        ns = pd.array(ts.array.asi8, dtype="Int64")
-        ns[nat] = pd.NA
-        return pd.Series(ns, index=s.index), retry
-    out = np.array(ts.array.asi8, dtype=object)
-    out[nat] = None
-    if retry.any():
-        idx = np.flatnonzero(retry)
-        vals, errs = per_value(text.iloc[idx], _one_time)
-        ok = np.equal(errs, None) & ~np.equal(vals, None)
-        out[idx[ok]] = vals[ok]
-        retry[idx[ok]] = False
-    if exact:
-        return out, retry
-    big = np.array([v is not None and not -(1 << 63) <= v < (1 << 63) for v in out], bool)
-    out[big] = None
-    retry |= big
-    return pd.Series(pd.array(list(out), dtype="Int64"), index=s.index), retry
-
-
 def _one_time(v):
     if v is None:
         return None, None
@@ -109,15 +63,185 @@ def _one_time(v):
         return None, str(exc)
 
 
-def ns_to_filetime_column(ns):
-    """Int64 ns -> Int64 FILETIME ticks (missing stays missing)."""
-    return ns // FILETIME_TICKS_PER_NS + FILETIME_EPOCH_OFFSET
+# ---------------------------------------------------------------------------------------------
+# The importer's columns: plain object arrays, no pandas per column
+# ---------------------------------------------------------------------------------------------
+
+def plain(v: Any) -> Any:
+    """A raw value with NaN (a float that is not equal to itself) as None."""
+    return None if v is None or (type(v) is float and v != v) else v
 
 
-def normalize_guids(values):
-    """`{lower-case-guid}` per value (string Series, NA for a missing or malformed GUID)."""
+def objects(values) -> np.ndarray:
+    """`values` as a 1-d object array (no copy when it already is one)."""
+    if isinstance(values, np.ndarray) and values.dtype == object:
+        return values
+    if isinstance(values, (list, tuple)):
+        return np.fromiter(values, object, len(values))
+    out = np.empty(len(values), object)
+    out[:] = values
+    return out
+
+
+def map_values(values, fn: Callable[[Any], Any]) -> np.ndarray:
+    """`fn(value)` once per distinct value (NaN as None), as an object array per row."""
+    lst = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    if set(map(type, lst)) <= {str, type(None)}:        # text: one dict, C-level lookups
+        table = {v: fn(v) for v in set(lst)}
+        return np.fromiter(map(table.__getitem__, lst), object, len(lst))
+    cache: dict = {}
+    out = np.empty(len(lst), object)
+    get = cache.get
+    for i, v in enumerate(lst):
+        try:
+            r = get((type(v), v), cache)
+        except TypeError:                      # unhashable (a JSON list or object)
+            out[i] = fn(plain(v))
+            continue
+        if r is cache:
+            r = cache[(type(v), v)] = fn(plain(v))
+        out[i] = r
+    return out
+
+
+def checked_values(values, fn: Callable[[Any], tuple[Any, str | None]]):
+    """`fn(value) -> (result, error or None)` once per distinct value: (results, errors)."""
+    pairs = map_values(values, fn)
+    res = np.empty(len(pairs), object)
+    err = np.empty(len(pairs), object)
+    for i, (r, e) in enumerate(pairs.tolist()):
+        res[i], err[i] = r, e
+    return res, err
+
+
+def is_missing(values) -> np.ndarray:
+    """None, NaN or the empty string, per row."""
+    a = objects(values)
+    if not len(a):
+        return np.zeros(0, bool)
+    if _types(a) <= {str}:
+        return np.asarray(a == "", bool)
+    return np.fromiter((v is None or v == "" or (type(v) is float and v != v)
+                        for v in a.tolist()), bool, len(a))
+
+
+def _types(a: np.ndarray) -> set:
+    return set(map(type, a.tolist()))
+
+
+SMALL_COLUMN = 32      # below this many values, a C parse costs more than it saves
+
+
+def times_ns(values):
+    """(int64 UTC ns, missing, unreadable) for an object array of time texts: what
+    `parse_times` does (one C parse of the column, `parse_time_ns` for any value it did not
+    take), without building Series. A short column is parsed by `parse_time_ns` first (the
+    two agree on every text both read), the C parse taking only what it refuses."""
+    a = objects(values)
+    if len(a) > SMALL_COLUMN:
+        return _times_ns_column(a)
+    gone = is_missing(a)
+    ns = np.zeros(len(a), np.int64)
+    left = np.zeros(len(a), bool)
+    bad = np.zeros(len(a), bool)
+    for i, v in enumerate(a.tolist()):
+        if gone[i]:
+            continue
+        try:
+            k = parse_time_ns(v) if type(v) is str else None
+        except ValueError:
+            k = None
+        if k is None:
+            left[i] = True
+        elif -(1 << 63) <= k < (1 << 63):
+            ns[i] = k
+        else:
+            bad[i] = True           # a real time the ns range cannot hold (before 1677 ...)
+    if left.any():
+        at = np.flatnonzero(left)
+        ns[at], _, bad[at] = _times_ns_column(a[at])
+    return ns, gone, bad
+
+
+_UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+
+
+def _times_ns_column(a):
+    import warnings
+
     import pandas as pd
-    s = pd.Series(values, copy=False).astype("string").str.strip()
-    core = s.str.extract(_GUID.pattern, expand=False).str.lower()
-    return ("{" + core + "}").astype("string")
+    gone = is_missing(a)
+    text = a.copy()
+    text[gone] = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            idx = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+            # in the unit pandas chose for this column, scaled to ns without overflowing: a
+            # time the ns range cannot hold goes to the per-value parse below, whatever
+            # else the column holds
+            raw = np.asarray(idx.asi8, dtype=np.int64) if len(a) else np.empty(0, np.int64)
+            nat = np.array(idx.isna(), bool) if len(a) else np.empty(0, bool)
+            scale = _UNIT_NS[getattr(idx, "unit", "ns")]
+            over = ~nat & (np.abs(raw) > (np.iinfo(np.int64).max // scale))
+            nat |= over
+            ns = np.where(nat, 0, raw) * scale
+        except (ValueError, TypeError, OverflowError):
+            ns = np.zeros(len(a), np.int64)
+            nat = np.ones(len(a), bool)
+    retry = nat & ~gone
+    if retry.any():
+        at = np.flatnonzero(retry)
+        vals, errs = checked_values(text[at], _one_time)
+        for i, v, e in zip(at.tolist(), vals.tolist(), errs.tolist()):
+            if e is None and v is not None and -(1 << 63) <= v < (1 << 63):
+                ns[i] = v
+                retry[i] = False
+    ns[gone | retry] = 0
+    return ns, gone, retry
 
+
+def all_ints(a: np.ndarray, none: bool = False) -> bool:
+    """Every value a Python int (bools are not), or None too with `none`."""
+    return _types(a) <= ({int, type(None)} if none else {int})
+
+
+def guid_values(values) -> np.ndarray:
+    """`{lower-case-guid}` per value (None for a missing or malformed GUID): what
+    `keys.normalize_guid` gives, on a column of text at once (Arrow's regex and lower-case
+    kernels; any value that is not text goes through `normalize_guid` itself)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .keys import normalize_guid
+    a = objects(values)
+    if len(a) <= SMALL_COLUMN or not _types(a) <= {str, type(None)}:
+        return map_values(a, lambda v: None if v is None else normalize_guid(v))
+    s = pc.utf8_trim_whitespace(pa.array(a, type=pa.string()))
+    ok = pc.match_substring_regex(s, _GUID.pattern)
+    core = pc.utf8_lower(pc.utf8_ltrim(pc.utf8_rtrim(s, "}"), "{"))
+    out = pc.if_else(ok, pc.binary_join_element_wise("{", core, "}", ""), pa.scalar(None, pa.string()))
+    return out.to_numpy(zero_copy_only=False)
+
+
+def text_values(values) -> np.ndarray:
+    """Raw values as text: strings as they are, other values `str`ed, missing (None, NaN) as
+    None."""
+    a = objects(values)
+    if _types(a) <= {str, type(None)}:
+        return a
+    return map_values(a, lambda v: None if v is None else v if isinstance(v, str) else str(v))
+
+
+def times_exact(values, parsed=None) -> np.ndarray:
+    """`times_ns` as an object array of Python ints (None where missing or unreadable), with
+    times beyond the nanosecond range (before 1677, after 2262) kept: what
+    `parse_times(exact=True)` gives. `parsed`: `times_ns(values)` when already at hand."""
+    a = objects(values)
+    ns, gone, bad = parsed if parsed is not None else times_ns(a)
+    out = ns.astype(object)
+    out[gone] = None
+    for i in np.flatnonzero(bad).tolist():
+        v, e = _one_time(a[i])
+        out[i] = v if e is None else None
+    return out

@@ -2,9 +2,11 @@
 
 Inputs: EVTX files (Sysmon and/or Security channels), Mordor/OTRF JSON lines, `.zip` archives of
 either, and files already in the trace schema (`.csv`, `.parquet`, JSON lines with `operation`,
-which pass through validation unchanged). Sysmon EID 1/5 and Security 4688/4689 become one row
-each (`sysmon.py`, `security.py`); keys and parents are linked by `keys.py`; a file with two
-clocks is checked by `clock.py`.
+which pass through validation unchanged). Records are read and sorted by `intake.py`; Sysmon
+EID 1/5 and Security 4688/4689 become one row each (`sysmon.py`, `security.py`), column-wise;
+keys and parents are linked by `keys.link_columns`; a file with two clocks is checked by
+`clock.py`; an EVTX file whose headers promise records that were not read (truncated, a bad
+chunk) is reported by `evtx_layout.py` in `FileReport.unread` and the summary.
 
 Nothing vanishes silently: every record read is either imported, *skipped* (not a process
 create/exit, or excluded by `source`) or *rejected* (a process record that cannot become a row,
@@ -19,6 +21,7 @@ reason.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time as _time
 from collections import Counter
@@ -28,14 +31,17 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..filetime import FILETIME_EPOCH_OFFSET
+from ..filetime import FILETIME_EPOCH_OFFSET, FILETIME_TICKS_PER_NS
 from .clock import ClockSkew, measure_skew_columns
-from .readers import SourceError, input_size, iter_records
-from .schema import COLUMNS, DTYPES, EXTRA_COLUMNS, TraceFormatError, as_schema, read_trace, \
-    validate
-from .security import PROVIDER as SECURITY_PROVIDER
+from .columns import all_ints, checked_values, map_values, text_values
+from .evtx_layout import Unread
+from .intake import META, SECURITY_VALUES, SYSMON_VALUES, Intake
+from .keys import LINK_INPUTS, link_columns
+from .readers import SourceError, input_size
+from .schema import COLUMNS, DTYPES, EXTRA_COLUMNS, MAX_COMMAND_LINE_CHARS, STRING_COLUMNS, \
+    TraceFormatError, _int_value, as_schema, columns_frame, command_line_problem, read_trace, \
+    sid_problem, surrogate_problems, validate
 from .security import security_rows
-from .sysmon import PROVIDER as SYSMON_PROVIDER
 from .sysmon import sysmon_rows
 
 SOURCES = ("sysmon", "security", "all")
@@ -54,6 +60,12 @@ class FileReport:
     skew: list[ClockSkew] = field(default_factory=list)  # one per member with two clocks
     correction_ns: int = 0                               # applied to its log-clock times
     seconds: float = 0.0
+    unread: list[Unread] = field(default_factory=list)   # EVTX parts not read (truncated ...)
+
+    @property
+    def unread_records(self) -> int:
+        """Records the EVTX headers list that were not read (a truncated file, a bad chunk)."""
+        return sum(u.records for u in self.unread)
 
     @property
     def rows(self) -> int:
@@ -65,6 +77,10 @@ class FileReport:
             parts[0] += " (" + ", ".join(f"{s} {o}: {n}" for (s, o), n in
                                          sorted(self.imported.items())) + ")"
         parts[0] += f"; skipped {sum(self.skipped.values())}; rejected {sum(self.rejected.values())}"
+        if self.unread:
+            parts[0] += f"; NOT READ {self.unread_records} (file incomplete)"
+        for u in self.unread:
+            parts.append("  NOT READ " + u.describe())
         for reason, n in sorted(self.skipped.items(), key=lambda x: (-x[1], x[0])):
             parts.append(f"  skipped  {n:7d}  {reason}")
         for reason, n in sorted(self.rejected.items(), key=lambda x: (-x[1], x[0])):
@@ -137,7 +153,12 @@ class ImportResult:
                              f"trees and counts see each twice; import with --source sysmon "
                              f"(richer: GUIDs, hashes, parent image) or --source security to "
                              f"keep one (`result.seen_twice()` lists them)")
-        lines.append(f"total: {len(fr)} rows imported, {len(self.rejected)} records rejected")
+        total = f"total: {len(fr)} rows imported, {len(self.rejected)} records rejected"
+        cut = [f for f in self.files if f.unread]
+        if cut:
+            total += (f", {sum(f.unread_records for f in cut)} records not read from "
+                      f"{len(cut)} incomplete EVTX file(s)")
+        lines.append(total)
         return "\n".join(lines)
 
 
@@ -201,6 +222,10 @@ def import_logs(paths: Iterable[str | Path], source: str = "all", clock_skew: An
     if show:
         from tqdm.auto import tqdm
         bar = tqdm(desc="import", unit="rec", file=sys.stderr)
+    # the records held while a file is read are many small dicts that form no cycles: the
+    # cyclic collector would walk them again and again (a third of the time on large files)
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         for path in paths:
             report = FileReport(str(path))
@@ -221,130 +246,94 @@ def import_logs(paths: Iterable[str | Path], source: str = "all", clock_skew: An
             if rows is not None:
                 frames.append((report, rows))
             report.seconds = _time.perf_counter() - started
+        frame = _finish(frames, passthrough, rejected)
     finally:
+        if collecting:
+            gc.enable()
         if bar is not None:
             bar.close()
-    frame = _finish(frames, passthrough, rejected)
-    rej = pd.DataFrame(rejected, columns=["file", "record_id", "record_number", "event_id", "reason"])
+    names = ["file", "record_id", "record_number", "event_id", "reason"]
+    rej = pd.DataFrame(rejected, columns=names) if rejected else \
+        pd.DataFrame({c: np.empty(0, object) for c in names})
     return ImportResult(frame, rej, reports)
 
 
-_NOT_PROCESS = "not a process create/exit (other event ids and providers)"
-
-
 def _import_log_file(path: Path, source: str, report: FileReport, passthrough, rejected, bar):
-    """Read one log file: sort its records, convert the process ones column-wise; returns the
-    rows (a frame, or None) and fills `report`."""
-    import pandas as pd
-
-    from .sysmon import RAW_FIELDS as SYSMON_FIELDS
-    from .security import RAW_FIELDS as SECURITY_FIELDS
-    sysmon: list[dict] = []
-    security: list[dict] = []
-    order: dict[str, list[int]] = {"sysmon": [], "security": []}    # record sequence numbers
-    clocks: dict[str, tuple[list, list, Any]] = {}
-    skipped = report.skipped
-    want_sysmon = source in ("all", "sysmon")
-    want_security = source in ("all", "security")
-    count = 0
+    """Read one log file (`intake.py`), convert its process records column-wise; returns the
+    rows (a dict of columns in record order, or None) and fills `report`."""
+    intake = Intake(path, source)
     try:
-        for rec in iter_records(path):
-            count += 1
-            if "_error" in rec:
-                report.rejected[rec["_error"]] += 1
-                rejected.append({"file": rec.get("_file"), "record_id": rec.get("_record"),
-                                 "record_number": rec.get("_number"), "event_id": None,
-                                 "reason": rec["_error"]})
-                continue
-            if rec.get("_trace_row"):
-                row = {k: v for k, v in rec.items() if not k.startswith("_")}
-                row.setdefault("file", rec.get("_file"))
-                row.setdefault("record_number", rec.get("_record"))
-                passthrough.append((report, row))
-                continue
-            provider = rec["_provider"]
-            eid = rec["_event_id"]
-            channel = rec.get("_channel")
-            if provider == SYSMON_PROVIDER or (isinstance(channel, str) and
-                                               channel.startswith("Microsoft-Windows-Sysmon")):
-                utc = rec.get("UtcTime")
-                if utc and rec["_logged"]:
-                    file = rec["_file"]
-                    c = clocks.get(file)
-                    if c is None:
-                        c = clocks[file] = ([], [], rec.get("_logged_field"))
-                    c[0].append(utc)
-                    c[1].append(rec["_logged"])
-                if eid != 1 and eid != 5:
-                    skipped[_NOT_PROCESS] += 1
-                elif want_sysmon:
-                    sysmon.append(rec)
-                    order["sysmon"].append(count)
-                else:
-                    skipped[f"sysmon event excluded by source={source}"] += 1
-            elif provider == SECURITY_PROVIDER or channel == "Security":
-                if eid != 4688 and eid != 4689:
-                    skipped[_NOT_PROCESS] += 1
-                elif want_security:
-                    security.append(rec)
-                    order["security"].append(count)
-                else:
-                    skipped[f"security event excluded by source={source}"] += 1
-            else:
-                skipped[_NOT_PROCESS] += 1
+        intake.read()
     except SourceError as exc:
-        report.rejected[f"unreadable file: {exc}"] += 1
-        rejected.append({"file": str(path), "record_id": None, "record_number": None,
-                         "event_id": None, "reason": f"unreadable file: {exc}"})
-    report.records += count
+        intake.reject(str(path), None, None, f"unreadable file: {exc}")
+    report.records += intake.count
+    report.skipped.update(intake.skipped)
+    report.unread.extend(intake.unread)
+    for e in intake.rejected:
+        report.rejected[e["reason"]] += 1
+        rejected.append(e)
+    passthrough.extend((report, row) for row in intake.passthrough)
     if bar is not None:
-        bar.update(count)
-    for member, (utc, logged, field_name) in clocks.items():
+        bar.update(intake.count)
+    for member, (utc, logged, field_name) in intake.clocks.items():
         skew = measure_skew_columns(utc, logged, member, field_name)
         if skew is not None:
             report.skew.append(skew)
     out = []
-    for kind, recs, fields, convert in (("sysmon", sysmon, SYSMON_FIELDS, sysmon_rows),
-                                        ("security", security, SECURITY_FIELDS, security_rows)):
+    for kind, recs, fields, convert in (("sysmon", intake.sysmon, SYSMON_VALUES, sysmon_rows),
+                                        ("security", intake.security, SECURITY_VALUES,
+                                         security_rows)):
         if not recs:
             continue
-        raw = pd.DataFrame(recs, columns=fields, dtype=object)      # values as recorded
-        rows, why = convert(raw)
-        rows["_seq"] = np.array(order[kind], np.int64)
+        n = len(recs)
+        raw = {name: np.fromiter(col, object, n) for name, col in zip(META + fields, zip(*recs))}
+        cols, why = convert(raw)
+        cols["_seq"] = raw["_seq"].astype(np.int64)
+        cols["_logged_clock"] = np.full(n, kind == "security")
         bad = np.flatnonzero(~np.equal(why, None))
+        eid = raw["_event_id"]
         for i in bad.tolist():
-            reason = f"{kind} {raw['_event_id'].iat[i]}: {why[i]}"
+            reason = f"{kind} {eid[i]}: {why[i]}"
             report.rejected[reason] += 1
-            rejected.append({"file": raw["_file"].iat[i], "record_id": raw["_record"].iat[i],
-                             "record_number": raw["_number"].iat[i],
-                             "event_id": raw["_event_id"].iat[i], "reason": reason})
+            rejected.append({"file": raw["_file"][i], "record_id": raw["_record"][i],
+                             "record_number": raw["_number"][i], "event_id": eid[i],
+                             "reason": reason})
         if len(bad):
-            rows = rows.drop(index=bad).reset_index(drop=True)
-        out.append(rows)
+            keep = np.equal(why, None)
+            cols = {c: v[keep] for c, v in cols.items()}
+        out.append(cols)
     if not out:
         return None
     if len(out) == 1:
-        return out[0].drop(columns="_seq")
-    rows = pd.concat(out, ignore_index=True)       # back in the order of the records
-    return rows.sort_values("_seq", kind="stable").drop(columns="_seq").reset_index(drop=True)
+        return out[0]
+    rows = _concat_columns(out)                   # back in the order of the records
+    order = np.argsort(rows["_seq"], kind="stable")
+    return {c: v[order] for c, v in rows.items()}
+
+
+def _concat_columns(parts: list[dict]) -> dict:
+    names = list(dict.fromkeys(c for p in parts for c in p))
+    out = {}
+    for c in names:
+        out[c] = np.concatenate([p[c] if c in p else np.full(len(p["time"]), None, object)
+                                 for p in parts])
+    return out
 
 
 def _shift_logged(rows, shift: int) -> None:
     """Add `shift` ns to the times of the rows taken from the log clock (Security)."""
-    if "_logged_clock" not in rows.columns:
+    mask = rows.get("_logged_clock")
+    if mask is None or not mask.any():
         return
-    mask = rows["_logged_clock"].fillna(False).to_numpy(bool)
-    if not mask.any():
-        return
-    t = rows["time"].astype("Int64")
-    t[mask] = t[mask] + shift
-    rows["time"] = t.array
-    ft = t // 100 + FILETIME_EPOCH_OFFSET
+    t = rows["time"].copy()
+    t[mask] += shift
+    rows["time"] = t
+    ft = (t // FILETIME_TICKS_PER_NS + FILETIME_EPOCH_OFFSET).astype(object)
     for c in ("creation_time", "exit_time"):
-        has = rows[c].notna().to_numpy(bool) & mask
-        col = rows[c].astype("Int64")
+        col = rows[c].copy()
+        has = ~np.equal(col, None) & mask
         col[has] = ft[has]
-        rows[c] = col.array
+        rows[c] = col
 
 
 def _import_trace_file(path: Path, report: FileReport, passthrough, rejected) -> None:
@@ -367,50 +356,111 @@ def _import_trace_file(path: Path, report: FileReport, passthrough, rejected) ->
         passthrough.append((None, clean))
 
 
-LINK_FIELDS = ["time", "operation", "process_id", "parent_process_id", "creation_time",
-               "exit_time", "image_path", "parent_image", "process_guid", "parent_process_guid",
-               "source", "host"]
+def _int_problem(c: str):
+    lo, hi = -(1 << 63), (1 << 63) - 1
+
+    def one(v):
+        try:
+            k = _int_value(v)
+        except (TypeError, ValueError, OverflowError):
+            return None, f"{c} {v!r} is not an integer"
+        if k is not None and not lo <= k <= hi:
+            return None, f"{c} {k} is out of range [{lo}, {hi}]"
+        return k, None
+    return one
+
+
+def _check_rows(cols: dict, n: int, arrow: dict) -> np.ndarray:
+    """The reasons (None: fine) `schema.validate` would give the converted rows, found with
+    the checks that can fail for them: record ids that are not integers (Mordor's are
+    free-form), text a string column cannot hold, token SIDs, command-line length. Values
+    are converted (record ids to ints) and unstorable text blanked in place; `arrow` gets
+    each text column as an Arrow array."""
+    import pyarrow as pa
+    found: list[np.ndarray] = []
+    for c in ("event_id", "record_id", "record_number"):
+        v = cols[c]
+        if not all_ints(v):
+            res, errs = checked_values(v, _int_problem(c))
+            found.append(errs)
+            cols[c] = res
+    for c in STRING_COLUMNS:
+        v = cols.get(c)
+        if v is None or v.dtype != object:
+            continue
+        try:                             # the text as Arrow, once: the frame is built from it
+            arrow[c] = pa.array(v, type=pa.large_string(), from_pandas=True)
+            continue
+        except (UnicodeEncodeError, pa.ArrowException, TypeError, ValueError):
+            pass
+        v = cols[c] = text_values(v)     # values that are not text yet: as text (str)
+        try:
+            arrow[c] = pa.array(v, type=pa.large_string(), from_pandas=True)
+            continue
+        except (UnicodeEncodeError, pa.ArrowException, TypeError, ValueError):
+            pass
+        errs = surrogate_problems(v, c)
+        if errs is not None:
+            found.append(errs)
+            v = v.copy()
+            v[~np.equal(errs, None)] = None
+            cols[c] = v
+        arrow[c] = pa.array(v, type=pa.large_string(), from_pandas=True)
+    found.append(map_values(cols["token_sid"], sid_problem))
+    found.append(np.array([None if type(v) is not str or len(v) <= MAX_COMMAND_LINE_CHARS
+                           else command_line_problem(len(v)) for v in cols["command_line"].tolist()]
+                          or [None], object)[:n])
+    why = np.full(n, None, object)
+    for errs in found:
+        for i in np.flatnonzero(~np.equal(errs, None)).tolist():
+            why[i] = errs[i] if why[i] is None else f"{why[i]}; {errs[i]}"
+    return why
 
 
 def _finish(frames, passthrough, rejected):
     import pandas as pd
 
-    from .keys import link_rows
     columns = COLUMNS + EXTRA_COLUMNS
     parts = []
     if frames:
-        owners = np.concatenate([np.full(len(f), i) for i, (_, f) in enumerate(frames)])
-        rows = pd.concat([f for _, f in frames], ignore_index=True) if len(frames) > 1 \
-            else frames[0][1]
-        rows = rows.drop(columns=["_logged_clock"], errors="ignore")
-        for c in columns:
-            if c not in rows.columns:
-                rows[c] = pd.array([pd.NA] * len(rows), dtype=DTYPES.get(c, "string"))
-        rows = rows[columns]
-        clean, bad = validate(rows)
-        for r in bad.itertuples(index=False):
-            owner = frames[owners[int(r.row)]][0]
-            reason = f"{r.source} {r.event_id}: {r.reason}"
+        owners = np.concatenate([np.full(len(f["time"]), i) for i, (_, f) in enumerate(frames)])
+        cols = _concat_columns([f for _, f in frames]) if len(frames) > 1 else dict(frames[0][1])
+        n = len(owners)
+        # in time order first (stable: ties keep the order of the files and records, which is
+        # all the linking looks at), so every later column is built in its final order
+        order = np.argsort(cols["time"], kind="stable")
+        if not (order[1:] > order[:-1]).all():
+            cols = {c: v[order] for c, v in cols.items()}
+            owners = owners[order]
+        else:
+            order = np.arange(n)
+        given = {c: cols[c] for c in ("event_id", "record_id", "record_number")}
+        arrow: dict = {}
+        why = _check_rows(cols, n, arrow)
+        bad = np.flatnonzero(~np.equal(why, None))
+        bad = bad[np.argsort(order[bad], kind="stable")]      # reported in record order
+        for i in bad.tolist():
+            owner = frames[owners[i]][0]
+            reason = f"{cols['source'][i]} {given['event_id'][i]}: {why[i]}"
             owner.rejected[reason] += 1
-            rejected.append({"file": r.file, "record_id": r.record_id,
-                             "record_number": r.record_number, "event_id": r.event_id,
-                             "reason": reason})
-        kept_owner = owners[clean.index.to_numpy()]
-        clean = clean.reset_index(drop=True)
-        # link: one small dict per process row (keys.link_rows is sequential by nature)
-        values = [clean["time"].array.asi8.tolist()] + \
-            [clean[c].astype(object).where(clean[c].notna(), None).tolist() for c in LINK_FIELDS[1:]]
-        recs = [dict(zip(LINK_FIELDS, v)) for v in zip(*values)]
-        link_rows(recs)
+            rejected.append({"file": cols["file"][i], "record_id": given["record_id"][i],
+                             "record_number": given["record_number"][i],
+                             "event_id": given["event_id"][i], "reason": reason})
+        if len(bad):
+            keep = np.equal(why, None)
+            cols = {c: v[keep] for c, v in cols.items()}
+            arrow = {c: v.filter(keep) for c, v in arrow.items()}
+            owners = owners[keep]
+            n = len(owners)
+        cols.update(link_columns({c: cols[c] for c in LINK_INPUTS}))
+        for (o, s_, p_), k in Counter(zip(owners.tolist(), cols["source"].tolist(),
+                                          cols["operation"].tolist())).items():
+            frames[o][0].imported[(s_, p_)] += k
         for c in ("process_key", "parent_key", "link"):
-            clean[c] = pd.array([r.get(c) for r in recs], dtype="string")
-        for c in ("creation_time", "parent_process_id"):
-            clean[c] = pd.array([r.get(c) for r in recs], dtype="Int64")
-        counts = pd.DataFrame({"o": kept_owner, "s": clean["source"].to_numpy(object),
-                               "p": clean["operation"].to_numpy(object)}).value_counts()
-        for (o, s_, p_), k in counts.items():
-            frames[o][0].imported[(s_, p_)] += int(k)
-        parts.append(clean)
+            arrow.pop(c, None)                    # made by the linking, after the check
+        parts.append(columns_frame({**cols, **arrow}, n))
+        if not passthrough:
+            return parts[0]
     for owner, row in passthrough:
         if owner is None:        # an already validated trace file
             parts.append(row)
@@ -428,7 +478,7 @@ def _finish(frames, passthrough, rejected):
             owners_p[i].imported[(str(pclean.at[i, "source"]), str(pclean.at[i, "operation"]))] += 1
         parts.append(pclean)
     if not parts:
-        return as_schema(pd.DataFrame(columns=columns))
+        return columns_frame({"time": np.empty(0, np.int64)}, 0)
     out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     for c in columns:
         if c not in out.columns:

@@ -404,22 +404,21 @@ def validate(frame):
         times = pd.Series(pd.to_datetime(pd.array(list(res), dtype="Int64"), unit="ns", utc=True),
                           index=work.index)
     work["time"] = times.array
+    # text that cannot be stored (a lone UTF-16 surrogate, from a JSON escape) is named, and
+    # blanked so the string conversions below never meet it
+    for c in [c for c in STRING_COLUMNS if c in work.columns]:
+        if work[c].dtype == object:
+            errs = surrogate_problems(work[c].to_numpy(object), c)
+            if errs is not None:
+                bad(~np.equal(errs, None), errs)
+                work[c] = work[c].where(np.equal(errs, None), None)
     # SIDs (checked once per distinct value) and command lines
-    def one_sid(v):
-        if v is None or v == "":
-            return None, None
-        try:
-            raw = sid_to_bytes(v)
-        except EventError as exc:
-            return None, str(exc)
-        return None, (None if len(raw) <= 68 else f"token_sid {v!r} is longer than 68 bytes")
-    _, errs = per_value(work["token_sid"].astype("string"), one_sid)
+    _, errs = per_value(work["token_sid"].astype("string"), lambda v: (None, sid_problem(v)))
     bad(~np.equal(errs, None), errs)
     lengths = work["command_line"].astype("string").str.len()
     long = (lengths > MAX_COMMAND_LINE_CHARS).fillna(False).to_numpy(bool)
     if long.any():
-        bad(long, np.array([f"command_line is {k} characters, more than a UNICODE_STRING "
-                            f"holds ({MAX_COMMAND_LINE_CHARS})" if x else None
+        bad(long, np.array([command_line_problem(k) if x else None
                             for k, x in zip(lengths.astype(object), long)], object))
     reasons: dict[int, list[str]] = {}
     for idx, whys in found:
@@ -433,6 +432,84 @@ def validate(frame):
     rejected.insert(0, "reason", ["; ".join(reasons[i]) for i in order])
     rejected.insert(0, "row", list(rejected.index))
     return clean, rejected.reset_index(drop=True)
+
+
+def sid_problem(v) -> str | None:
+    """Why `v` is not a token SID the hook can carry (None: fine, or missing)."""
+    if v is None or v == "":
+        return None
+    try:
+        raw = sid_to_bytes(v)
+    except EventError as exc:
+        return str(exc)
+    return None if len(raw) <= 68 else f"token_sid {v!r} is longer than 68 bytes"
+
+
+def command_line_problem(length: int) -> str | None:
+    if length <= MAX_COMMAND_LINE_CHARS:
+        return None
+    return (f"command_line is {length} characters, more than a UNICODE_STRING holds "
+            f"({MAX_COMMAND_LINE_CHARS})")
+
+
+def surrogate_problems(values, column: str):
+    """None when every string in `values` can be stored as text; else the reason per row
+    (None where fine) for strings holding a lone UTF-16 surrogate (a JSON `\\udc80` escape
+    decodes to one; no UTF-8 or UTF-16 text can hold it)."""
+    import numpy as np
+    import pyarrow as pa
+    try:
+        pa.array(values, type=pa.large_string(), from_pandas=True)
+        return None
+    except (UnicodeEncodeError, pa.ArrowException, TypeError, ValueError):
+        pass
+    out = np.full(len(values), None, object)
+    for i, v in enumerate(values):
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                out[i] = (f"{column}: lone surrogate U+{ord(v[exc.start]):04X} at character "
+                          f"{exc.start} cannot be encoded as text")
+    return out if any(e is not None for e in out) else None
+
+
+def columns_frame(cols: dict, n: int):
+    """A schema-form frame (`COLUMNS` + `EXTRA_COLUMNS`, in that order) built once from plain
+    columns: `time` int64 UTC ns, integer columns object arrays of ints or None, text columns
+    object arrays of str or None (or Arrow string arrays), `creator_inferred` bool. Missing
+    columns are all null."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    out = {}
+    tz = pd.DatetimeTZDtype("ns", "UTC")
+    for c in COLUMNS + EXTRA_COLUMNS:
+        v = cols.get(c)
+        dtype = DTYPES[c]
+        if c == "time":
+            out[c] = pd.arrays.DatetimeArray._simple_new(
+                np.asarray(v, np.int64).view("M8[ns]"), dtype=tz)
+        elif dtype == "Int64":
+            if v is None:
+                out[c] = pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, bool))
+            elif v.dtype != object:
+                out[c] = pd.arrays.IntegerArray(v.astype(np.int64), np.zeros(n, bool))
+            else:
+                mask = np.equal(v, None)
+                vals = v.copy()
+                vals[mask] = 0
+                out[c] = pd.arrays.IntegerArray(vals.astype(np.int64), mask)
+        elif dtype == "boolean":
+            if v is None:
+                out[c] = pd.arrays.BooleanArray(np.zeros(n, bool), np.ones(n, bool))
+            else:
+                out[c] = pd.arrays.BooleanArray(np.asarray(v, bool), np.zeros(n, bool))
+        else:
+            arr = pa.nulls(n, pa.large_string()) if v is None else v \
+                if isinstance(v, pa.Array) else pa.array(v, type=pa.large_string(), from_pandas=True)
+            out[c] = pd.arrays.ArrowStringArray(arr)
+    return pd.DataFrame(out, copy=False)
 
 
 def _format_of(path: Path, fmt: str | None) -> str:

@@ -19,8 +19,8 @@ No creating process/thread is logged: creates get `creating_process_id = parent_
 `creating_thread_id` null, `creator_inferred = True`.
 
 Kept as well (null where absent): 4688 `TokenElevationType` (`%%1936`...), `MandatoryLabel`
-(the integrity level SID) and `SubjectLogonId` (hex, as an integer). `security_rows` converts a
-whole frame of raw records at once.
+(the integrity level SID) and `SubjectLogonId` (hex, as an integer). `security_rows` converts the
+columns of all raw records at once.
 """
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from .columns import Reasons, missing, ns_to_filetime_column, parse_times, per_value
-from .sysmon import RecordError, hex_values, pid_values, text_column
+from ..filetime import FILETIME_EPOCH_OFFSET, FILETIME_TICKS_PER_NS
+from .columns import Reasons, checked_values, map_values, objects, text_values, times_ns
+from .sysmon import RecordError, hex_values, pid_values
 
 PROVIDER = "Microsoft-Windows-Security-Auditing"
 EVENT_IDS = {4688: "create", 4689: "delete"}
@@ -56,70 +57,69 @@ RAW_FIELDS = ["_event_id", "_record", "_number", "_file", "_host", "_logged", "N
               "SubjectLogonId"]
 
 
+def _status(v):
+    try:
+        return parse_status(v), None
+    except RecordError as exc:
+        return None, str(exc)
+
+
+def _sid_of(v):
+    return v if isinstance(v, str) and v and v != "-" else None
+
+
 def security_rows(raw):
-    """Trace rows from a frame of Security 4688/4689 records (columns `RAW_FIELDS`), and the
-    reason per row that cannot become one (None: fine)."""
-    import pandas as pd
-    n = len(raw)
+    """Trace columns (object arrays; `time` int64 ns) from Security 4688/4689 records (`raw`:
+    a mapping of each of `RAW_FIELDS` to a column), and the reason per row that cannot become
+    one (None: fine)."""
+    eid = objects(raw["_event_id"])
+    n = len(eid)
     why = Reasons(n)
-    eid = raw["_event_id"].to_numpy(object)
-    create = eid == 4688
-    why.fail(~np.isin(eid, [4688, 4689]), "Security event is not a process create/exit")
-    why.fail(missing(raw["_logged"]), "event time missing")
-    ns, bad = parse_times(raw["_logged"])
+    c = np.asarray(eid == 4688, bool)
+    why.fail(~(c | np.asarray(eid == 4689, bool)), "Security event is not a process create/exit")
+    ns, gone, bad = times_ns(raw["_logged"])
+    why.fail(gone, "event time missing")
     why.fail(bad, "event time unreadable")
     new_pid, e1 = pid_values(raw["NewProcessId"], "NewProcessId", hex_default=True)
     pid, e2 = pid_values(raw["ProcessId"], "ProcessId", hex_default=True)
-    why.fail(create & ~np.equal(e1, None), e1)
+    why.fail(c & ~np.equal(e1, None), e1)
     why.fail(~np.equal(e2, None), e2)
-
-    def status(v):
-        try:
-            return parse_status(v), None
-        except RecordError as exc:
-            return None, str(exc)
-    code, e3 = per_value(raw["Status"], status)
-    why.fail(~create & ~np.equal(e3, None), e3)
+    code, e3 = checked_values(objects(raw["Status"]), _status)
+    why.fail(~c & ~np.equal(e3, None), e3)
     # the new process's account: the target when it differs from the creator, else the subject
-    target = raw["TargetUserSid"].astype(object).to_numpy()
-    use_target = np.array([bool(t) and t not in (NULL_SID, "-") if isinstance(t, str) else False
-                           for t in target], bool)
-    subj = raw["SubjectUserSid"].astype(object).to_numpy()
-    subj = np.array([s if isinstance(s, str) and s and s != "-" else None for s in subj], object)
+    target = objects(raw["TargetUserSid"])
+    use_target = np.fromiter((type(t) is str and bool(t) and t not in (NULL_SID, "-")
+                              for t in target.tolist()), bool, n)
+    subj = map_values(objects(raw["SubjectUserSid"]), _sid_of)
     sid = np.where(use_target, target, subj)
-    name = np.where(use_target, text_column(raw["TargetUserName"]).astype(object),
-                    text_column(raw["SubjectUserName"]).astype(object))
-    domain = np.where(use_target, text_column(raw["TargetDomainName"]).astype(object),
-                      text_column(raw["SubjectDomainName"]).astype(object))
-    ft = ns_to_filetime_column(ns)
-    c = create
-    ints = lambda vals, mask: pd.array([v if m else None for v, m in zip(vals, mask)], dtype="Int64")
-    rows = pd.DataFrame({
-        "time": ns.array, "operation": np.where(c, "create", "delete"),
-        "process_id": ints(np.where(c, new_pid, pid), np.ones(n, bool)),
-        "parent_process_id": ints(pid, c),
-        "token_sid": pd.array(list(sid), dtype="string"),
-        "account_name": pd.array([None if pd.isna(v) else v for v in name], dtype="string"),
-        "account_domain": pd.array([None if pd.isna(v) else v for v in domain], dtype="string"),
-        "host": text_column(raw["_host"]).array, "source": "security",
-        "event_id": raw["_event_id"].to_numpy(object), "record_id": raw["_record"].to_numpy(object),
-        "record_number": raw["_number"].to_numpy(object), "file": raw["_file"].to_numpy(object),
-    })
-    rows["creating_process_id"] = rows["parent_process_id"]
-    rows["creating_thread_id"] = pd.array([None] * n, dtype="Int64")
-    rows["creator_inferred"] = pd.array(c, dtype="boolean")
-    rows["creation_time"] = ft.where(c, pd.NA).array
-    rows["exit_time"] = ft.where(~c, pd.NA).array
-    rows["exit_code"] = ints(code, ~c)
-    image = np.where(c, text_column(raw["NewProcessName"]).astype(object),
-                     text_column(raw["ProcessName"]).astype(object))
-    rows["image_path"] = pd.array([None if pd.isna(v) else v for v in image], dtype="string")
-    rows["command_line"] = text_column(raw["CommandLine"]).where(c, None).array
-    rows["parent_image"] = text_column(raw["ParentProcessName"]).where(c, None).array
-    rows["token_elevation_type"] = text_column(raw["TokenElevationType"]).array
-    rows["mandatory_label"] = text_column(raw["MandatoryLabel"]).array
-    rows["subject_logon_id"] = hex_values(raw["SubjectLogonId"])
-    # the creator's session: what bpf_get_current_logon_id answers in the creation callback
-    rows["logon_id"] = rows["subject_logon_id"]
-    rows["_logged_clock"] = True
-    return rows, why.why
+    name = np.where(use_target, objects(raw["TargetUserName"]),
+                    objects(raw["SubjectUserName"]))
+    domain = np.where(use_target, objects(raw["TargetDomainName"]),
+                      objects(raw["SubjectDomainName"]))
+    ft = (ns // FILETIME_TICKS_PER_NS + FILETIME_EPOCH_OFFSET).astype(object)
+    none = np.full(n, None, object)
+    cre = lambda v: np.where(c, v, none)                 # noqa: E731  (creates only)
+    ppid = cre(pid)
+    logon = hex_values(raw["SubjectLogonId"])
+    cols = {
+        "time": ns, "operation": np.where(c, "create", "delete").astype(object),
+        "process_id": np.where(c, new_pid, pid), "parent_process_id": ppid,
+        "creating_process_id": ppid, "creating_thread_id": none,
+        "creation_time": cre(ft), "exit_time": np.where(c, none, ft),
+        "exit_code": np.where(c, none, code),
+        "image_path": np.where(c, objects(raw["NewProcessName"]),
+                               objects(raw["ProcessName"])),
+        "command_line": cre(objects(raw["CommandLine"])),
+        "token_sid": sid, "account_name": name, "account_domain": domain,
+        "host": text_values(raw["_host"]), "source": np.full(n, "security", object),
+        "creator_inferred": c, "parent_image": cre(objects(raw["ParentProcessName"])),
+        "process_guid": none, "parent_process_guid": none,
+        "event_id": eid, "record_id": objects(raw["_record"]),
+        "record_number": objects(raw["_number"]), "file": objects(raw["_file"]),
+        "token_elevation_type": objects(raw["TokenElevationType"]),
+        "mandatory_label": objects(raw["MandatoryLabel"]),
+        "subject_logon_id": logon,
+        # the creator's session: what bpf_get_current_logon_id answers in the creation callback
+        "logon_id": logon,
+    }
+    return cols, why.why

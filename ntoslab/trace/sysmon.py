@@ -12,8 +12,8 @@ service) and no exit code: creates get `creating_process_id = parent_process_id`
 
 Every other field a hunter needs is kept (null where the record lacks it): `OriginalFileName`,
 `Description`, `Product`, `Company`, `Hashes`, `IntegrityLevel`, `CurrentDirectory`, `User`
-(as recorded) and `LogonId` (hex, as an integer). `sysmon_rows` converts a whole frame of raw
-records at once; a record that cannot become a row gets its reason (first failure wins).
+(as recorded) and `LogonId` (hex, as an integer). `sysmon_rows` converts the columns of all
+raw records at once; a record that cannot become a row gets its reason (first failure wins).
 """
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from .columns import Reasons, missing, normalize_guids, ns_to_filetime_column, parse_times, \
-    per_value
+from ..filetime import FILETIME_EPOCH_OFFSET, FILETIME_TICKS_PER_NS
+from .columns import Reasons, all_ints, checked_values, guid_values, map_values, objects, \
+    text_values, times_ns
 
 PROVIDER = "Microsoft-Windows-Sysmon"
 EVENT_IDS = {1: "create", 5: "delete"}
@@ -64,7 +65,7 @@ def text(value: Any) -> str | None:
 
 def split_user(user: Any) -> tuple[str | None, str | None, str | None]:
     """(token_sid, account_name, account_domain) from Sysmon's `User` (`DOMAIN\\name`)."""
-    if not user or user == "-":
+    if not user or user == "-" or (type(user) is float and user != user):
         return None, None, None
     domain, _, name = str(user).rpartition("\\")
     domain = domain or None
@@ -83,7 +84,26 @@ RAW_FIELDS = ["_event_id", "_record", "_number", "_file", "_host", "UtcTime", "P
 
 
 def pid_values(values, field: str, hex_default: bool = False):
-    """(Int64 array, reasons or None per row) for a column of process ids."""
+    """(ints, reasons or None per row) for a column of process ids: an int64 array when every
+    value is an int (evtx-rs gives ints), else an object array with None where unreadable."""
+    a = objects(values)
+    if all_ints(a, none=True):
+        gone = np.equal(a, None)
+        try:
+            x = np.where(gone, 0, a).astype(np.int64)
+        except OverflowError:
+            x = None
+        if x is not None:
+            errs = np.full(len(a), None, object)
+            errs[gone] = f"{field} missing"
+            out = (x < 0) | (x >= 1 << 32)
+            errs[out] = f"{field} out of 32-bit range"
+            if not gone.any() and not out.any():
+                return x, errs
+            res = x.astype(object)
+            res[gone | out] = None
+            return res, errs
+
     def one(v):
         if v is None:
             return None, f"{field} missing"
@@ -91,91 +111,63 @@ def pid_values(values, field: str, hex_default: bool = False):
             return parse_pid(v, field, hex_default), None
         except RecordError as exc:
             return None, str(exc)
-    vals, errs = per_value(values, one)
-    return vals, errs
+    return checked_values(a, one)
 
 
-def hex_values(values):
-    """Hex text (`0x3e7`) or ints as Int64 (unreadable or missing: NA; these are kept
+def _hex(v):
+    if v is None or v == "" or v == "-":
+        return None
+    try:
+        k = v if isinstance(v, int) else int(str(v).strip(), 16)
+        return k if -(1 << 63) <= k < (1 << 63) else None
+    except ValueError:
+        return None
+
+
+def hex_values(values) -> np.ndarray:
+    """Hex text (`0x3e7`) or ints as ints (unreadable or missing: None; these are kept
     extras, never a reason to reject)."""
-    import pandas as pd
-
-    def one(v):
-        if v is None or v == "" or v == "-":
-            return None, None
-        try:
-            k = v if isinstance(v, int) else int(str(v).strip(), 16)
-            return (k if -(1 << 63) <= k < (1 << 63) else None), None
-        except ValueError:
-            return None, None
-    vals, _ = per_value(values, one)
-    return pd.array(list(vals), dtype="Int64")
-
-
-def text_column(values):
-    """A column of raw values as text (`str` of non-strings; missing stays missing)."""
-    import pandas as pd
-    s = pd.Series(values, copy=False)
-    if isinstance(s.dtype, pd.StringDtype):
-        return s
-    vals, _ = per_value(s, lambda v: (None if v is None else v if isinstance(v, str) else str(v),
-                                      None))
-    return pd.Series(vals, dtype=object).astype("string")
+    return map_values(objects(values), _hex)
 
 
 def sysmon_rows(raw):
-    """Trace rows from a frame of Sysmon EID 1/5 records (columns `RAW_FIELDS`), and the
-    reason per row that cannot become one (None: fine)."""
-    import pandas as pd
-    n = len(raw)
+    """Trace columns (object arrays; `time` int64 ns) from Sysmon EID 1/5 records (`raw`: a
+    mapping of each of `RAW_FIELDS` to a column), and the reason per row that cannot become
+    one (None: fine)."""
+    eid = objects(raw["_event_id"])
+    n = len(eid)
     why = Reasons(n)
-    eid = raw["_event_id"].to_numpy(object)
-    create = eid == 1
-    operation = np.where(create, "create", "delete")
-    why.fail(~np.isin(eid, [1, 5]), "Sysmon event is not a process create/exit")
-    gone = missing(raw["UtcTime"])
+    create = np.asarray(eid == 1, bool)
+    why.fail(~(create | np.asarray(eid == 5, bool)), "Sysmon event is not a process create/exit")
+    ns, gone, bad = times_ns(raw["UtcTime"])
     why.fail(gone, "UtcTime missing")
-    ns, bad = parse_times(raw["UtcTime"])
     why.fail(bad, "UtcTime unreadable")
     pid, perr = pid_values(raw["ProcessId"], "ProcessId")
     why.fail(~np.equal(perr, None), perr)
     ppid, pperr = pid_values(raw["ParentProcessId"], "ParentProcessId")
     why.fail(create & ~np.equal(pperr, None), pperr)
-    users = raw["User"].to_numpy(object)
-    sid, name, domain = (np.array(x, dtype=object) for x in
-                         zip(*[split_user(u) for u in _uniques_map(users)[0]])) \
-        if n else (np.empty(0, object),) * 3
-    codes = _uniques_map(users)[1]
-    sid, name, domain = sid[codes], name[codes], domain[codes]
-    ft = ns_to_filetime_column(ns)
-    cre = pd.Series(create)
-    na = lambda s: s.where(cre.to_numpy(), None) if isinstance(s, pd.Series) else s
-    rows = pd.DataFrame({
-        "time": ns.array, "operation": operation,
-        "process_id": pd.array(list(pid), dtype="Int64"),
-        "parent_process_id": pd.array([v if c else None for v, c in zip(ppid, create)], dtype="Int64"),
-        "image_path": text_column(raw["Image"]).array,
+    users = map_values(objects(raw["User"]), split_user)
+    sid, name, domain = (np.array([u[k] for u in users.tolist()] or [None], object)[:n]
+                         for k in range(3))
+    ft = (ns // FILETIME_TICKS_PER_NS + FILETIME_EPOCH_OFFSET).astype(object)
+    none = np.full(n, None, object)
+    cre = lambda v: np.where(create, v, none)            # noqa: E731  (creates only)
+    ppid_c = cre(ppid)
+    cols = {
+        "time": ns, "operation": np.where(create, "create", "delete").astype(object),
+        "process_id": pid, "parent_process_id": ppid_c, "creating_process_id": ppid_c,
+        "creating_thread_id": none, "creation_time": cre(ft),
+        "exit_time": np.where(create, none, ft), "exit_code": none,
+        "image_path": objects(raw["Image"]), "command_line": cre(objects(raw["CommandLine"])),
         "token_sid": sid, "account_name": name, "account_domain": domain,
-        "host": text_column(raw["_host"]).array, "source": "sysmon",
-        "process_guid": normalize_guids(raw["ProcessGuid"]).array,
-        "event_id": raw["_event_id"].to_numpy(object), "record_id": raw["_record"].to_numpy(object),
-        "record_number": raw["_number"].to_numpy(object), "file": raw["_file"].to_numpy(object),
-    })
-    rows["creating_process_id"] = rows["parent_process_id"]
-    rows["creating_thread_id"] = pd.array([None] * n, dtype="Int64")
-    rows["creator_inferred"] = pd.array(create, dtype="boolean")
-    rows["creation_time"] = ft.where(cre.to_numpy(), pd.NA).array
-    rows["exit_time"] = ft.where(~cre.to_numpy(), pd.NA).array
-    rows["command_line"] = na(text_column(raw["CommandLine"])).array
-    rows["parent_image"] = na(text_column(raw["ParentImage"])).array
-    rows["parent_process_guid"] = na(normalize_guids(raw["ParentProcessGuid"])).array
+        "host": text_values(raw["_host"]), "source": np.full(n, "sysmon", object),
+        "creator_inferred": create, "parent_image": cre(objects(raw["ParentImage"])),
+        "process_guid": guid_values(objects(raw["ProcessGuid"])),
+        "parent_process_guid": cre(guid_values(objects(raw["ParentProcessGuid"]))),
+        "event_id": eid, "record_id": objects(raw["_record"]),
+        "record_number": objects(raw["_number"]), "file": objects(raw["_file"]),
+    }
     for field, column in KEPT_TEXT.items():
-        rows[column] = text_column(raw[field]).array
-    rows["logon_id"] = hex_values(raw["LogonId"])
-    return rows, why.why
-
-
-def _uniques_map(values):
-    import pandas as pd
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
-    return list(uniques) + [None], codes
+        cols[column] = objects(raw[field])
+    cols["logon_id"] = hex_values(raw["LogonId"])
+    return cols, why.why

@@ -9,11 +9,10 @@ import struct
 
 import evtx
 import pytest
+from conftest import SHARED
 
 from ntoslab.trace import import_logs
 from ntoslab.trace.importer import import_command
-
-from conftest import SHARED
 
 DATA = SHARED / "datasets"
 PANACHE = DATA / "EVTX-ATTACK-SAMPLES" / "PanacheSysmon_vs_AtomicRedTeam01.evtx"

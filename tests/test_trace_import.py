@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SHARED
 
 from ntoslab.hooks.process import ProcessEvent
 from ntoslab.trace import import_logs, link_processes, normalize_guid
 from ntoslab.trace.importer import import_command
 from ntoslab.trace.schema import filetime_to_datetime, read_trace
-
-from conftest import SHARED
 
 DATA = SHARED / "datasets"
 PANACHE = DATA / "EVTX-ATTACK-SAMPLES" / "PanacheSysmon_vs_AtomicRedTeam01.evtx"

@@ -6,9 +6,21 @@ import pytest
 
 from ntoslab.filetime import FILETIME_EPOCH_OFFSET
 from ntoslab.hooks.process import ProcessEvent
-from ntoslab.trace import (COLUMNS, DTYPES, as_schema, datetime_to_filetime, events_frame,
-                           filetime_to_datetime, filetime_to_ns, ns_to_filetime, parse_time_ns,
-                           read_events, read_trace, validate, write_trace)
+from ntoslab.trace import (
+    COLUMNS,
+    DTYPES,
+    as_schema,
+    datetime_to_filetime,
+    events_frame,
+    filetime_to_datetime,
+    filetime_to_ns,
+    ns_to_filetime,
+    parse_time_ns,
+    read_events,
+    read_trace,
+    validate,
+    write_trace,
+)
 from ntoslab.trace.synthetic import quickstart_scenario
 
 # 2019-07-19 14:48:30.6190000 UTC as FILETIME: 132079253106190000 (checked with

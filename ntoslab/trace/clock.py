@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-
 QUARTER_HOUR_NS = 15 * 60 * 10**9
 DEFAULT_THRESHOLD_NS = 60 * 10**9
 

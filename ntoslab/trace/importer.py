@@ -38,9 +38,22 @@ from .evtx_layout import Unread
 from .intake import META, SECURITY_VALUES, SYSMON_VALUES, Intake
 from .keys import LINK_INPUTS, link_columns
 from .readers import SourceError, input_size
-from .schema import COLUMNS, DTYPES, EXTRA_COLUMNS, MAX_COMMAND_LINE_CHARS, STRING_COLUMNS, \
-    TraceFormatError, _int_value, as_schema, columns_frame, command_line_problem, read_trace, \
-    sid_problem, surrogate_problems, validate
+from .schema import (
+    COLUMNS,
+    DTYPES,
+    EXTRA_COLUMNS,
+    MAX_COMMAND_LINE_CHARS,
+    STRING_COLUMNS,
+    TraceFormatError,
+    _int_value,
+    as_schema,
+    columns_frame,
+    command_line_problem,
+    read_trace,
+    sid_problem,
+    surrogate_problems,
+    validate,
+)
 from .security import security_rows
 from .sysmon import sysmon_rows
 

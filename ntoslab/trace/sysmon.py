@@ -22,14 +22,24 @@ from typing import Any
 import numpy as np
 
 from ..filetime import FILETIME_EPOCH_OFFSET, FILETIME_TICKS_PER_NS
-from .columns import Reasons, all_ints, checked_values, guid_values, map_values, objects, \
-    text_values, times_ns
+from ..hooks.accounts import WELL_KNOWN
+from .columns import (
+    Reasons,
+    all_ints,
+    checked_values,
+    guid_values,
+    map_values,
+    objects,
+    text_values,
+    times_ns,
+)
 
 PROVIDER = "Microsoft-Windows-Sysmon"
 EVENT_IDS = {1: "create", 5: "delete"}
-WELL_KNOWN_USERS = {("NT AUTHORITY", "SYSTEM"): "S-1-5-18",
-                    ("NT AUTHORITY", "LOCAL SERVICE"): "S-1-5-19",
-                    ("NT AUTHORITY", "NETWORK SERVICE"): "S-1-5-20"}
+# Sysmon's `User` names the service accounts by name only: their SIDs, from the one table of
+# well-known SIDs (hooks/accounts.py; the emulator resolves every other account when it runs)
+WELL_KNOWN_USERS = {(domain.upper(), name.upper()): sid for sid, (name, domain) in WELL_KNOWN.items()
+                    if sid in ("S-1-5-18", "S-1-5-19", "S-1-5-20")}
 
 
 class RecordError(ValueError):

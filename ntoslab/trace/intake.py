@@ -5,9 +5,9 @@ members of a `.zip` is decoded once (orjson) and sorted on the spot — a Sysmon
 Security 4688/4689 record is kept as its field dict plus a tuple of where it came from, any
 other record is counted as *skipped* with its reason, a record that cannot be read is
 *rejected* with its reason, and Sysmon records of every event id give the two-clock samples of
-`clock.py`. No flat per-record dict is kept: a kept record is one tuple of the values its converter (`sysmon.py`,
-`security.py`) reads, taken while the decoded record is still in the cache, and the
-converters take the tuples column-wise.
+`clock.py`. No flat per-record dict is kept: a kept record is one tuple of the values its
+converter (`sysmon.py`, `security.py`) reads, taken while the decoded record is still in the
+cache, and the converters take the tuples column-wise.
 
 An EVTX record that cannot be a process event is recognised from the parser's raw JSON text
 without decoding it (`evtx_prefilter`): its first `"EventID":` (the System one) is not 1, 5,

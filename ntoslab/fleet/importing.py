@@ -161,18 +161,11 @@ def import_dataset_run(ns, stderr=None) -> int:
     """`ntoslab import FILES... -o DATASET/ [--workers N] [--scheduler ADDRESS]`: the per-file
     summary on stderr; 0 on success, 1 when the dataset cannot be written, 2 on usage errors."""
     import sys
+
+    from ..trace.importer import check_import_args
     err = stderr or sys.stderr
-    skew: Any = ns.clock_skew
-    if skew not in ("report", "correct"):
-        try:
-            skew = float(skew)
-        except ValueError:
-            print(f"ntoslab import: --clock-skew {skew!r}: use report, correct or seconds",
-                  file=err)
-            return 2
-    missing = [f for f in ns.files if not Path(f).exists()]
-    if missing:
-        print(f"ntoslab import: no such file: {', '.join(missing)}", file=err)
+    skew = check_import_args(ns, err)
+    if skew is None:
         return 2
     if ns.workers is not None and ns.workers < 1:
         print(f"ntoslab import: --workers {ns.workers}: at least 1", file=err)

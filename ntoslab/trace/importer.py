@@ -45,10 +45,10 @@ from .schema import (
     MAX_COMMAND_LINE_CHARS,
     STRING_COLUMNS,
     TraceFormatError,
-    _int_value,
     as_schema,
     columns_frame,
     command_line_problem,
+    int_checker,
     read_trace,
     sid_problem,
     surrogate_problems,
@@ -369,20 +369,6 @@ def _import_trace_file(path: Path, report: FileReport, passthrough, rejected) ->
         passthrough.append((None, clean))
 
 
-def _int_problem(c: str):
-    lo, hi = -(1 << 63), (1 << 63) - 1
-
-    def one(v):
-        try:
-            k = _int_value(v)
-        except (TypeError, ValueError, OverflowError):
-            return None, f"{c} {v!r} is not an integer"
-        if k is not None and not lo <= k <= hi:
-            return None, f"{c} {k} is out of range [{lo}, {hi}]"
-        return k, None
-    return one
-
-
 def _check_rows(cols: dict, n: int, arrow: dict) -> np.ndarray:
     """The reasons (None: fine) `schema.validate` would give the converted rows, found with
     the checks that can fail for them: record ids that are not integers (Mordor's are
@@ -394,7 +380,7 @@ def _check_rows(cols: dict, n: int, arrow: dict) -> np.ndarray:
     for c in ("event_id", "record_id", "record_number"):
         v = cols[c]
         if not all_ints(v):
-            res, errs = checked_values(v, _int_problem(c))
+            res, errs = checked_values(v, int_checker(c, -(1 << 63), (1 << 63) - 1))
             found.append(errs)
             cols[c] = res
     for c in STRING_COLUMNS:
@@ -523,9 +509,9 @@ def import_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", dest="progress", action="store_false")
 
 
-def import_run(ns: argparse.Namespace, stderr=None) -> int:
-    from .schema import write_trace
-    err = stderr or sys.stderr
+def check_import_args(ns: argparse.Namespace, err) -> Any:
+    """The --clock-skew value of `ntoslab import` (report, correct or seconds), or None after
+    saying on `err` what is wrong with the arguments (a bad skew, files that do not exist)."""
     skew: Any = ns.clock_skew
     if skew not in ("report", "correct"):
         try:
@@ -533,10 +519,19 @@ def import_run(ns: argparse.Namespace, stderr=None) -> int:
         except ValueError:
             print(f"ntoslab import: --clock-skew {skew!r}: use report, correct or seconds",
                   file=err)
-            return 2
+            return None
     missing = [f for f in ns.files if not Path(f).exists()]
     if missing:
         print(f"ntoslab import: no such file: {', '.join(missing)}", file=err)
+        return None
+    return skew
+
+
+def import_run(ns: argparse.Namespace, stderr=None) -> int:
+    from .schema import write_trace
+    err = stderr or sys.stderr
+    skew = check_import_args(ns, err)
+    if skew is None:
         return 2
     started = _time.perf_counter()
     result = import_logs(ns.files, source=ns.source, clock_skew=skew, progress=ns.progress)

@@ -306,6 +306,20 @@ def _int_value(v):
     return int(v)
 
 
+def int_checker(c: str, lo: int, hi: int):
+    """A per-value check of integer column `c` in [lo, hi]: (value, None) or (None, reason),
+    the reasons `validate` reports."""
+    def one(v):
+        try:
+            k = _int_value(v)
+        except (TypeError, ValueError, OverflowError):
+            return None, f"{c} {v!r} is not an integer"
+        if k is not None and not lo <= k <= hi:
+            return None, f"{c} {k} is out of range [{lo}, {hi}]"
+        return k, None
+    return one
+
+
 _INT_RANGES = {"process_id": (0, U32 - 1), "parent_process_id": (0, U32 - 1),
                "creating_process_id": (0, U32 - 1), "creating_thread_id": (0, U32 - 1),
                "creation_time": (0, (1 << 63) - 1), "exit_time": (0, (1 << 63) - 1),
@@ -368,15 +382,7 @@ def validate(frame):
                 vals = vals.mask(out)
             errs_any = out
         else:
-            def one(v, c=c, lo=lo, hi=hi):
-                try:
-                    k = _int_value(v)
-                except (TypeError, ValueError, OverflowError):
-                    return None, f"{c} {v!r} is not an integer"
-                if k is not None and not lo <= k <= hi:
-                    return None, f"{c} {k} is out of range [{lo}, {hi}]"
-                return k, None
-            res, errs = per_value(col, one)
+            res, errs = per_value(col, int_checker(c, lo, hi))
             errs_any = ~np.equal(errs, None)
             bad(errs_any, errs)
             vals = pd.Series(pd.array(list(res), dtype="Int64"), index=col.index)

@@ -703,12 +703,8 @@ class Btf:
         for m in t.members:
             mt_id = self.resolve(m.type_id)
             mt = self.types[mt_id]
-            bit_off, nbits = m.bit_offset, m.bitfield_size
-            if not nbits and mt.kind == "INT" and (mt.bit_offset or
-                                                   (mt.bits and mt.bits < 8 * mt.size)):
-                bit_off, nbits = bit_off + mt.bit_offset, mt.bits  # old-style (no kind_flag)
-            if nbits or bit_off % 8:
-                nbits = nbits or 8 * self._sizeof(mt_id, depth + 1)
+            bit_off, nbits = self._member_bits(m, mt_id, depth)
+            if nbits:
                 first = bit_off // 8
                 raw = self._bytes(t.id, data, off + first, (bit_off % 8 + nbits + 7) // 8)
                 value = self._bits(mt, int.from_bytes(raw, "little"), bit_off % 8, nbits)
@@ -807,12 +803,8 @@ class Btf:
             if m.name not in left:
                 continue
             value = left.pop(m.name)
-            bit_off, nbits = m.bit_offset, m.bitfield_size
-            if not nbits and mt.kind == "INT" and (mt.bit_offset or
-                                                   (mt.bits and mt.bits < 8 * mt.size)):
-                bit_off, nbits = bit_off + mt.bit_offset, mt.bits
-            if nbits or bit_off % 8:
-                nbits = nbits or 8 * self._sizeof(mt_id, depth + 1)
+            bit_off, nbits = self._member_bits(m, mt_id, depth)
+            if nbits:
                 first, shift = off + bit_off // 8, bit_off % 8
                 span = (shift + nbits + 7) // 8
                 word = int.from_bytes(out[first:first + span], "little")
@@ -822,6 +814,19 @@ class Btf:
             else:
                 self._encode(mt_id, value, out, off + bit_off // 8, depth + 1,
                              f"{where}.{m.name}")
+
+    def _member_bits(self, m: Member, mt_id: int, depth: int) -> tuple[int, int]:
+        """(bit offset, bit count) of a struct member: a bit count of 0 for a whole,
+        byte-aligned member; old-style bitfields (an INT type with its own bit offset/size, no
+        kind_flag) counted as bitfields."""
+        mt = self.types[mt_id]
+        bit_off, nbits = m.bit_offset, m.bitfield_size
+        if not nbits and mt.kind == "INT" and (mt.bit_offset or
+                                               (mt.bits and mt.bits < 8 * mt.size)):
+            bit_off, nbits = bit_off + mt.bit_offset, mt.bits  # old-style (no kind_flag)
+        if nbits or bit_off % 8:
+            return bit_off, nbits or 8 * self._sizeof(mt_id, depth + 1)
+        return bit_off, 0
 
     @staticmethod
     def _bits(t: BtfType, word: int, shift: int, nbits: int):

@@ -86,7 +86,8 @@ class LoadedObject:
     def map(self, name: str) -> MapView:
         """A live map with lookup/update/delete/iteration and `to_frame()`."""
         m = self.sandbox.maps[self.obj.map(name).name]
-        return MapView(EmulatedMap(m), m.spec, self.obj.btf, m.env.ncpus)
+        backend = EmulatedMap(m)
+        return MapView(backend, m.spec, self.obj.btf, m.env.ncpus if backend.split else None)
 
     def ringbuf(self, name: str) -> RingBufView:
         """A ring buffer's records, decoded by BTF type name or a given layout."""
@@ -198,8 +199,6 @@ class EmulatedHook:
         self.engine = engine
         self.trace_session = trace_session
         self.accounts = AccountTable(accounts, default_sid=default_sid)
-        if default_sid is None:     # None: creates without a SID keep none, named or not
-            self.accounts.complete = False
         self._unresolved_told: set[str] = set()
         self.ncpus = ncpus
         self.true_lru = true_lru

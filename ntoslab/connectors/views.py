@@ -60,8 +60,8 @@ class MapView(MutableMapping):
         self.btf = btf
         self.spec = spec
         self.name = spec.name
-        self.percpu = spec.type_name in PERCPU_TYPES
-        self.ncpus = ncpus
+        self.ncpus = ncpus             # per-CPU maps only: how many values a key has
+        self.percpu = ncpus is not None
 
     # -- conversions ------------------------------------------------------------------------------
     def _pack(self, value: Any, size: int, type_id: int | None, what: str) -> bytes:
@@ -91,7 +91,7 @@ class MapView(MutableMapping):
         if self.percpu and isinstance(value, list) and not self._array_typed():
             return [self._pack(v, size, tid, "value") for v in value]
         one = self._pack(value, size, tid, "value")
-        return [one] * self.ncpus if self.percpu and self.ncpus else one
+        return [one] * self.ncpus if self.ncpus is not None else one
 
     def _array_typed(self) -> bool:
         if self.btf is None or self.spec.value_type is None:
@@ -211,9 +211,6 @@ class MapView(MutableMapping):
         return (f"<div><b>map {html.escape(self.name)}</b> ({self.spec.type_name}, key "
                 f"{self.spec.key_size} B, value {self.spec.value_size} B, max "
                 f"{self.spec.max_entries})" + frame.head(20)._repr_html_() + "</div>")
-
-
-PERCPU_TYPES = ("percpu_hash", "percpu_array", "lru_percpu_hash")
 
 
 class EmulatedMap:

@@ -146,11 +146,11 @@ class AccountTable:
     that name an account without a SID. See the module docstring for the sources."""
 
     def __init__(self, accounts: Mapping[str, Any] | "AccountTable" | None = None, *,
-                 default_sid: str | None = DEFAULT_SID, counting: bool = True,
-                 complete: bool = True) -> None:
+                 default_sid: str | None = DEFAULT_SID, counting: bool = True) -> None:
         self.default_sid = default_sid
         self.counting = counting
-        self.complete = complete      # give SID-less creates a SID (else they keep none)
+        # give SID-less creates a SID; default_sid=None keeps them as they are, named or not
+        self.complete = default_sid is not None
         self.given: dict[str, tuple[str, str]] = {}
         self.learned: dict[str, tuple[str, str]] = {}
         self.domains: dict[str, str] = {}          # domain SID -> domain name
@@ -271,9 +271,10 @@ class AccountTable:
         return sid
 
     def token_sid(self, sid: str | None, name: str | None, domain: str | None,
-                  logon_id: int | None = None) -> str | None:
+                  logon_id: int | None = None, count: int = 1) -> str | None:
         """The SID a create carries: its own, else its account's (by name, or by its logon
-        session when the trace ties that session to one SID), else `default_sid`."""
+        session when the trace ties that session to one SID), else `default_sid`; `count`
+        creates share the answer (what `placeholders`/`defaulted` count)."""
         if sid or not self.complete:
             return sid or None
         found = self.sid_of(name, domain) if name is not None else None
@@ -285,12 +286,12 @@ class AccountTable:
             self._by_name.setdefault(((domain or "").upper(), name.upper()), found)
         if found is not None and found.startswith(PLACEHOLDER_DOMAIN + "-"):
             if self.counting:
-                self.placeholders += 1
+                self.placeholders += count
             return found
         if found is None:
             found = self.default_sid
             if found is not None and self.counting:
-                self.defaulted += 1
+                self.defaulted += count
         return found
 
     def strings(self, sid: str | None, name: str | None, domain: str | None,

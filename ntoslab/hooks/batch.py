@@ -337,13 +337,9 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1,
             i = lacking[first[g]]
             members = lacking[inverse == g]
             nc, dc = name_codes[i], dom_codes[i]
-            before = accounts.defaulted, accounts.placeholders
             given = accounts.token_sid(None, names[nc] if nc >= 0 else None,
-                                       doms[dc] if dc >= 0 else None, int(logons[first[g]]))
-            if accounts.defaulted > before[0]:        # count every event, not the group
-                accounts.defaulted += len(members) - 1
-            if accounts.placeholders > before[1]:
-                accounts.placeholders += len(members) - 1
+                                       doms[dc] if dc >= 0 else None, int(logons[first[g]]),
+                                       count=len(members))
             if given is None:
                 continue
             if given not in code_of:
@@ -411,7 +407,7 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1,
                 start_key=ints["process_start_key"][0], thread_time=ints["thread_create_time"][0],
                 is_admin=is_admin, cpu=ints["cpu"][0] % max(1, ncpus),
                 creator_inferred=creator_inferred,
-                exit_tid=np.where(ints["exit_thread_id"][1], pid + 4,
+                exit_tid=np.where(ints["exit_thread_id"][1], exit_thread(pid, None),
                                   ints["exit_thread_id"][0]) & 0xFFFF_FFFF)
     cols = {k: pick(v) for k, v in cols.items()}
     if not everything or records:

@@ -368,7 +368,7 @@ class ProcessContext:
 
 
 # Without a hook's table: well-known SIDs only, and a create without a SID keeps none.
-PLAIN_ACCOUNTS = AccountTable(default_sid=None, counting=False, complete=False)
+PLAIN_ACCOUNTS = AccountTable(default_sid=None, counting=False)
 
 
 def pack_event(event: ProcessEvent, command_start: int = 0,

@@ -274,17 +274,35 @@ def test_r10_plus_2_33_minus_8_is_documented():
     assert reach("context", 2**32, 1) == (1, None)      # the command line's first byte
 
 
-@pytest.mark.xfail(strict=True, reason="array map entries are windows a fixed stride apart in one "
-                   "slot: a value pointer plus k * stride (<= 2**29) reads entry k; see report")
-def test_array_map_entries_are_unreachable_from_each_other():
-    obj = reach_program("map value", 0x10000)
-    obj.maps["m"] = MapSpec("m", 2, 4, 64, 4)
+def many_entries(offset: int, size: int = 1, write: bool = False):
+    """reach_program from entry 0 of an array of 4096 64-byte values."""
+    obj = reach_program("map value", offset, size, write)
+    obj.maps["m"] = MapSpec("m", 2, 4, 64, 4096)
     results = on_engines(obj)
-    assert results["jit"][0][0] is None
+    assert results["interpreter"] == results["jit"], results
+    return results["jit"][0]
 
 
-@pytest.mark.xfail(strict=True, reason="a map whose windows fill its slot ends less than 2**29 "
-                   "before the next region: value pointer + value_size reaches the stack frame")
+@pytest.mark.parametrize("offset", [64, 0x10000, 3 * 0x10000, 2**20, 2**28, MAX_VAR_OFF - 8,
+                                    MAX_VAR_OFF, -64, -MAX_VAR_OFF])
+def test_array_map_entries_are_unreachable_from_each_other(offset):
+    """Entry 0 plus k * 64 KiB was entry k when values sat 64 KiB apart (the old layout); now
+    every value is followed by a guard gap wider than any offset a verifier accepts."""
+    status, fault = many_entries(offset)
+    assert status is None and "outside every region" in fault, fault
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(offset=st.integers(-MAX_VAR_OFF, MAX_VAR_OFF), size=st.sampled_from([1, 8]),
+       write=st.booleans())
+def test_no_offset_reaches_another_array_entry(offset, size, write):
+    status, fault = many_entries(offset, size, write)
+    if 0 <= offset and offset + size <= 64:
+        assert (status, fault) == (1, None)
+    else:
+        assert status is None and "outside every region" in fault, fault
+
+
 def test_large_map_does_not_border_the_stack():
     insns = SOURCES["map value"][0][:]
     insns[1] = I(0x62, 10, 0, -4, 4095)     # key 4095: the last entry

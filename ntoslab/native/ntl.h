@@ -34,7 +34,10 @@
 /* -- the address space ------------------------------------------------------------------------ */
 #define NTL_WINDOW_SHIFT 32
 #define NTL_FIRST_WINDOW 256ull /* window i of the table is virtual [(256+i)<<32, (257+i)<<32) */
-#define NTL_MAX_WINDOWS (1u << 20)
+#define NTL_MAX_WINDOWS (1u << 24)
+/* Unmapped bytes after every value of map storage: more than any offset (BPF_MAX_VAR_OFF) a
+   verifier accepts on a pointer, so map values are unreachable from each other. */
+#define NTL_GUARD_GAP (1ull << 29)
 
 enum { NTL_W_WRITABLE = 1, NTL_W_MAP = 2, NTL_W_HANDLE = 4, NTL_W_PYTHON = 8 };
 

@@ -2,7 +2,8 @@
  *
  * A slab hands out entries; an entry is `group` vslots (one per CPU for per-CPU maps), each
  * `elem` accessible bytes at a host pitch of `pitch` and a virtual stride of 2^shift (at least
- * twice the value and 64 KiB, so an overrun of a value faults before it reaches the next one).
+ * 1 GiB: the value plus a guard gap of 2^29 bytes, the largest offset a verifier lets a pointer
+ * carry, so an overrun of a value faults before it reaches the next value or region).
  * Storage grows by segments (each a fresh host block and a run of windows, twice the size of
  * everything before it), so the address space changes only when a map grows, never as entries
  * come and go, and host pointers and Python views into storage stay valid for the map's life.
@@ -16,9 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The stride leaves more than NTL_GUARD_GAP unmapped bytes after every value, so no pointer
+   into one value reaches another (or the next region) with an offset a verifier accepts. */
 static uint32_t stride_shift(uint32_t elem) {
-    uint32_t shift = 16;
-    while (shift < 31 && (1ull << shift) < 2ull * elem)
+    uint32_t shift = 30;
+    while (shift < 32 && (1ull << shift) < (uint64_t)elem + NTL_GUARD_GAP + 8)
         shift++;
     return shift;
 }

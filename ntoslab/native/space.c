@@ -4,9 +4,10 @@
  * window holds `nslots` slots at a virtual stride of 2^shift bytes; slot k starts at host byte
  * k * pitch, and only its first `length` bytes are accessible, and only while live[k] is
  * nonzero. A plain region (a stack frame, the context, the command line) is one slot with
- * shift 32; map storage is many slots with a stride of at least twice the value, so running
- * off a value faults instead of reaching the next one. Nothing is ever found by searching: an
- * access costs one table index and four comparisons, here and in the JIT's inline copy.
+ * shift 32; map storage is many slots (at most four per window) with a stride of the value plus
+ * a 2^29-byte guard gap, so running off a value faults instead of reaching the next one. Nothing
+ * is ever found by searching: an access costs one table index and four comparisons, here and in
+ * the JIT's inline copy.
  */
 #include "ntl.h"
 

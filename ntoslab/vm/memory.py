@@ -3,8 +3,9 @@
 Every byte a program may touch lives in a window of the native address space
 (ntoslab/native/space.c): 4 GiB of virtual addresses per window, one table entry each. A plain
 `Region` (a stack frame, the context, the command-line "packet", a helper buffer) is one window;
-a map's values live in windows of slots at a stride of at least twice the value, so an access
-that strays off a value faults instead of reaching the next one, and a stale pointer to a freed
+a map's values live in windows of slots at a stride of the value plus a 2**29-byte guard gap
+(the largest offset a verifier accepts), so an access that strays off a value faults instead of
+reaching the next value or region, and a stale pointer to a freed
 value faults too. Every load and store is checked, here for the interpreter and in the JIT's
 inlined copy of the same rule; a stray access raises `MemoryFault` naming the region it came
 closest to.

@@ -24,15 +24,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .connectors.emulator import EmulatedHook
-from .elf import ElfLoadError
+from .elf import ElfLoadError, MapType
 from .hooks.process import EventError, ProcessEvent
 from .runtime.maps import MapSpecError
 from .trace import schema
 from .trace.schema import RowError, TraceFormatError
 from .vm.engine import ProgramError
 
-QUEUE_TYPES = (10, 12)
-RINGBUF = 13
+QUEUE_TYPES = (MapType.QUEUE, MapType.STACK)
 TEXT_FIELDS = ("image_path", "command_line", "token_sid", "account_name", "account_domain",
                "host", "source", "process_key", "parent_key")
 # UNICODE_STRING fields of process_md_t (at most 65535 bytes of UTF-16)
@@ -118,7 +117,7 @@ def dump_map(m) -> list[dict[str, Any]]:
 def entry_programs(obj) -> list:
     """The process programs to attach: all but those that are only tail-call targets (named in a
     prog array's `values` initialiser)."""
-    targets = {name for spec in obj.maps.values() if spec.type == 3
+    targets = {name for spec in obj.maps.values() if spec.type == MapType.PROG_ARRAY
                for name in spec.initial_values.values()}
     return [p for p in obj.programs if p.type == "process" and p.name not in targets]
 
@@ -141,7 +140,7 @@ def run(objects: list[Path], events_path: Path, engine: str = "jit",
     readers = {}
     for obj in loaded:
         for name, spec in obj.obj.maps.items():
-            if spec.type == RINGBUF:
+            if spec.type == MapType.RINGBUF:
                 label = name if names[name] == 1 else f"{Path(obj.path).name}:{name}"
                 readers[label] = (obj.sandbox.maps[name], obj.ringbuf(name).record())
     events, errors = read_run_events(events_path)
@@ -156,7 +155,7 @@ def run(objects: list[Path], events_path: Path, engine: str = "jit",
     maps: dict[str, list] = {}
     for obj in loaded:
         for name, spec in obj.obj.maps.items():
-            if spec.type != RINGBUF:
+            if spec.type != MapType.RINGBUF:
                 label = name if names[name] == 1 else f"{Path(obj.path).name}:{name}"
                 maps[label] = dump_map(obj.sandbox.maps[name])
     rows = []

@@ -90,6 +90,31 @@ def test_a_faulting_program_warns_once_and_rows_say_faulted(compile_bpf, engine)
         assert v.as_row()["faulted"] is True
 
 
+@pytest.mark.parametrize("engine", ["jit", "interpreter"])
+def test_allowed_events_are_decided_by_nobody_not_nan(session, engine):
+    """decided_by, status_hex, faults: one text dtype whose missing value is <NA>, on the batch
+    path (jit) and the event-by-event path (interpreter), in the replay and in verdicts(), with
+    denials or without."""
+    from ntoslab.connectors.frames import text_dtype
+    frame = session.head(400)
+    with ntoslab.emulator(engine) as hook:
+        hook.attach(hook.load(DENY).program("DenyPolicy"))
+        out = hook.replay(frame, progress=False)
+        history = hook.verdicts()
+        quiet = hook.replay(frame[frame["operation"] == "delete"].head(5), progress=False)
+    assert out["denied"].any() and not out["denied"].all()
+    for table in (out, history, quiet):
+        for column in ("operation", "status_hex", "decided_by", "faults"):
+            assert table[column].dtype == text_dtype(), (column, table[column].dtype)
+    allowed = out[~out["denied"].astype(bool)]
+    assert allowed["decided_by"].isna().all()
+    assert all(v is pd.NA for v in allowed["decided_by"].head(3))
+    assert set(out.loc[out["denied"].astype(bool), "decided_by"]) == {"DenyPolicy"}
+    shown = allowed[["status_hex", "decided_by"]].head(3).to_string()
+    assert "<NA>" in shown and "NaN" not in shown
+    assert quiet["decided_by"].isna().all() and quiet["faults"].isna().all()
+
+
 def test_a_missing_required_column_is_one_error(session):
     with ntoslab.emulator() as hook:
         hook.attach(hook.load(DENY).program("DenyPolicy"))

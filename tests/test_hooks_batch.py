@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT, SHARED
 
 import ntoslab
+from ntoslab.connectors.contract import verdict_frame
 from ntoslab.hooks.process import ProcessEvent
 from ntoslab.native import abi, lib
 
@@ -41,8 +42,8 @@ def _run(frame: pd.DataFrame, engine: str, mode: str):
             verdicts = hook.replay(frame, progress=False)
         else:   # as replay does first: learn the accounts the whole trace shows
             hook.accounts.learn_frame(frame)
-            verdicts = pd.DataFrame([hook.inject(ProcessEvent.from_row(row)).as_row()
-                                     for row in frame.to_dict("records")])
+            verdicts = verdict_frame([hook.inject(ProcessEvent.from_row(row)).as_row()
+                                      for row in frame.to_dict("records")])
         maps = {f"{o}.{name}": sorted(view.items())
                 for o, obj in (("monitor", monitor), ("policy", policy))
                 for name, view in obj.maps.items() if not hasattr(view.map, "records")}

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 VERDICT_COLUMNS = ["index", "operation", "process_id", "status", "status_hex", "denied",
                    "decided_by", "instructions", "programs_run", "faults", "faulted", "error",
                    "row", "creator_inferred"]
+# its text columns: one dtype (frames.text_dtype, <NA> for missing) whatever the rows hold
+VERDICT_TEXT = ("operation", "status_hex", "decided_by", "faults", "error")
 
 
 @dataclass
@@ -207,7 +209,15 @@ def verdict_frame(rows: list[dict[str, Any]]) -> "pd.DataFrame":
     for name in VERDICT_COLUMNS:
         if name not in frame.columns:
             frame[name] = None
-    return frame[VERDICT_COLUMNS + [c for c in frame.columns if c not in VERDICT_COLUMNS]]
+    return typed_verdicts(frame[VERDICT_COLUMNS + [c for c in frame.columns
+                                                  if c not in VERDICT_COLUMNS]])
+
+
+def typed_verdicts(frame: "pd.DataFrame") -> "pd.DataFrame":
+    """A replay's frame with its text columns in the one text dtype (every replay path ends
+    here, so inject-by-inject and batch replays agree)."""
+    from .frames import as_text
+    return as_text(frame, VERDICT_TEXT)
 
 
 # the columns of `verdicts()`, on every hook: a verdict's, and what the event was
@@ -233,7 +243,7 @@ def history_frame(parts: Iterable[Any]) -> "pd.DataFrame":
     and event times as UTC datetimes; an empty history has the columns too."""
     import pandas as pd
 
-    from .frames import with_utc_times
+    from .frames import as_text, with_utc_times
     frames, rows = [], []
     for item in parts:
         if isinstance(item, dict):
@@ -246,15 +256,11 @@ def history_frame(parts: Iterable[Any]) -> "pd.DataFrame":
     if rows:
         frames.append(pd.DataFrame(rows))
     if not frames:
-        return pd.DataFrame({name: pd.Series(dtype="datetime64[ns, UTC]" if name == "time"
-                                             else object) for name in HISTORY_COLUMNS})
+        empty = pd.DataFrame({name: pd.Series(dtype="datetime64[ns, UTC]" if name == "time"
+                                              else object) for name in HISTORY_COLUMNS})
+        return as_text(empty, HISTORY_TEXT)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    text = pd.StringDtype("pyarrow", na_value=float("nan"))   # what pandas infers for text
-    for name in HISTORY_TEXT:
-        if name in frame.columns and frame[name].dtype != text:
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), None) \
-                .astype(text)
-    return with_utc_times(frame)
+    return with_utc_times(as_text(frame, HISTORY_TEXT))
 
 
 # text columns of verdicts(): one dtype whatever the rows hold (all missing included)

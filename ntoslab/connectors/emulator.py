@@ -40,11 +40,14 @@ from .contract import (
     VERDICT_COLUMNS,
     ProgramRun,
     Verdict,
+    _missing,
     error_row,
     history_frame,
     history_row,
     replay_events,
+    typed_verdicts,
 )
+from .frames import text_dtype
 from .libbpf import TestRun
 from .views import EmulatedMap, MapView, PerfView, RingBufView, printk_frame
 
@@ -482,12 +485,12 @@ class EmulatedHook:
                 bar.update(len(chunk))
         self._last_time, self.boot_time = clock
         if not parts:
-            return pd.DataFrame(columns=VERDICT_COLUMNS)
-        return _concat(parts)
+            return typed_verdicts(pd.DataFrame(columns=VERDICT_COLUMNS))
+        return typed_verdicts(_concat(parts))
 
     def _native_rows(self, chunk, start: int, packed, result, names: list[str]):
         """The verdict rows of one chunk (and its history), built column-wise with the dtypes
-        pandas infers for `_replay_events`' records."""
+        `verdict_frame` gives `_replay_events`' records."""
         import numpy as np
         import pandas as pd
 
@@ -516,14 +519,11 @@ class EmulatedHook:
                         creator_inferred=packed.creator_inferred)
         # rows that are not events: the frame pandas infers from records, as _replay_events gives
         out: list = [None] * len(chunk)
-        plain = {c: (v.to_numpy(dtype=object) if hasattr(v, "to_numpy") else v)
+        plain = {c: (v.to_numpy(dtype=object, na_value=None) if hasattr(v, "to_numpy") else v)
                  for c, v in events.items()}
         for k in range(n):
             rec = {c: (plain[c][k].item() if hasattr(plain[c][k], "item") else plain[c][k])
                    for c in plain}
-            for c in ("operation", "status_hex", "decided_by", "faults"):
-                if rec[c] != rec[c]:
-                    rec[c] = None
             rec.update(error=None, row=int(packed.rows[k]),
                        creator_inferred=bool(packed.creator_inferred[k]))
             out[int(packed.rows[k]) - start] = rec
@@ -607,14 +607,6 @@ def _concat(parts: list) -> "pd.DataFrame":
 
     def dtypes(part):
         return [str(getattr(v, "dtype", None)) for v in part.values()]
-    # a text column that is all missing in one chunk (object) and text in another: pandas
-    # infers its string dtype for the records of both together
-    if all(isinstance(p, dict) for p in parts):
-        for name in parts[0]:
-            if any(str(getattr(p[name], "dtype", "")) == str(_STR) for p in parts):
-                for p in parts:
-                    if str(getattr(p[name], "dtype", "")) != str(_STR):
-                        p[name] = pd.array(p[name], dtype=_STR)
     if all(isinstance(p, dict) for p in parts) and \
             all(dtypes(p) == dtypes(parts[0]) and p.keys() == parts[0].keys() for p in parts):
         columns = {}
@@ -628,13 +620,12 @@ def _concat(parts: list) -> "pd.DataFrame":
 
 
 def _text_column(labels: list[str], codes):
-    """Strings labels[code] (code -1: missing) in the dtype pandas infers for such records:
-    its string dtype, or object when every value is missing."""
+    """Strings labels[code] (code -1: missing) in the hooks' text dtype."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
     if not (codes >= 0).any():
-        return np.full(len(codes), None, dtype=object)
+        return pd.array(pa.nulls(len(codes), pa.large_string()), dtype=_STR)
     mask = codes < 0
     arr = pa.DictionaryArray.from_arrays(pa.array(np.where(mask, 0, codes).astype(np.int32),
                                                   mask=mask), pa.array(labels, pa.large_string()))
@@ -657,7 +648,7 @@ def _faulted(n: int, faults: dict):
 def _faults_column(n: int, faults: dict):
     import numpy as np
     if not faults:
-        return np.full(n, None, dtype=object)
+        return _text_column([], np.full(n, -1, dtype=np.int64))
     texts = ["; ".join(message for _, message in items) for items in faults.values()]
     codes = np.full(n, -1, dtype=np.int64)
     codes[list(faults)] = np.arange(len(texts))
@@ -725,7 +716,7 @@ class _HistoryChunk:
         decided = e["decided_by"][k]
         return Verdict(int(e["index"][k]), str(e["operation"][k]), int(e["process_id"][k]),
                        int(e["status"][k]), bool(e["denied"][k]),
-                       None if decided is None or decided != decided else str(decided),
+                       None if _missing(decided) else str(decided),
                        int(e["instructions"][k]))
 
     def frame(self):
@@ -741,13 +732,7 @@ class _HistoryChunk:
         return pd.DataFrame(dict(self.events, time=p.time, **text, enforced=False))
 
 
-def _str_dtype():
-    import numpy as np
-    import pandas as pd
-    return pd.StringDtype("pyarrow", na_value=np.nan)
-
-
-_STR = _str_dtype()
+_STR = text_dtype()
 BATCH_CHUNK = 1 << 16
 
 def emulator(engine: str = "jit", **kw: Any) -> EmulatedHook:

@@ -231,3 +231,20 @@ def with_utc_times(frame: "pd.DataFrame", columns: tuple[str, ...] = ("time",)) 
             ns = pd.to_numeric(frame[name], errors="coerce")
             frame[name] = pd.to_datetime(ns.where(ns > 0), unit="ns", utc=True)
     return frame
+
+
+def text_dtype() -> "pd.StringDtype":
+    """The dtype of every text column a hook's frames have: pyarrow strings whose missing value
+    is <NA> (an allowed event's `decided_by` reads <NA>, not NaN)."""
+    import pandas as pd
+    return pd.StringDtype("pyarrow")
+
+
+def as_text(frame: "pd.DataFrame", columns: tuple[str, ...]) -> "pd.DataFrame":
+    """`columns` of `frame` (those it has) in text_dtype(), whatever the rows held (all missing
+    included); None and NaN become <NA>."""
+    dtype = text_dtype()
+    for name in columns:
+        if name in frame.columns and frame[name].dtype != dtype:
+            frame[name] = frame[name].astype(dtype)
+    return frame

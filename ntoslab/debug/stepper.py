@@ -20,6 +20,7 @@ from ..isa.opcodes import MASK64 as M64
 from ..vm.engine import (
     DEFAULT_BUDGET,
     Code,
+    FaultKind,
     HelperError,
     Machine,
     RunResult,
@@ -105,7 +106,7 @@ class Stepper:
         R = st.regs
         if self.count >= self.budget:
             st.count = self.count
-            self.fault = st.fault("budget", f"instruction budget of {self.budget} exhausted "
+            self.fault = st.fault(FaultKind.BUDGET, f"instruction budget of {self.budget} exhausted "
                                   f"(a runaway loop?)", self.pc)
             return False
         self.count += 1
@@ -125,7 +126,7 @@ class Stepper:
             self.fault = exc
         except HelperError as exc:
             st.count = self.count
-            self.fault = st.fault("helper", str(exc), self.pc)
+            self.fault = st.fault(FaultKind.HELPER, str(exc), self.pc)
         return not self.done
 
     def run(self) -> RunResult:

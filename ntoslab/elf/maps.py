@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .program import MAP_TYPE_IDS, MAP_TYPES, MapSpec
+from .program import MAP_TYPES, MapSpec, MapType
 
 if TYPE_CHECKING:
     from .loader import Symbol, _Loader
@@ -57,7 +57,7 @@ def parse_maps(ld: "_Loader") -> MapTable:
                 and sec["sh_type"] in ("SHT_PROGBITS", "SHT_NOBITS"):
             data = ld.section_data(sec)
             readonly = name.startswith(".rodata")
-            spec = MapSpec(name, MAP_TYPE_IDS["array"], 4, len(data), 1, section=name,
+            spec = MapSpec(name, MapType.ARRAY, 4, len(data), 1, section=name,
                            data=bytes(data), readonly=readonly)
             table.data_sections[name] = table.add(spec)
     return table
@@ -163,10 +163,10 @@ def _btf_map_def(ld: "_Loader", name: str, struct_id: int) -> tuple[MapSpec, int
                    inner=inner)
     if inner is not None and spec.value_size == 0:
         spec.value_size = 4  # map-in-map values are map ids
-    if spec.type in (MAP_TYPE_IDS["prog_array"],) and spec.value_size == 0:
+    if spec.type == MapType.PROG_ARRAY and spec.value_size == 0:
         spec.value_size = 4
-    if spec.type in (MAP_TYPE_IDS["prog_array"], MAP_TYPE_IDS["array_of_maps"],
-                     MAP_TYPE_IDS["hash_of_maps"]) and spec.key_size == 0:
+    if spec.type in (MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS,
+                     MapType.HASH_OF_MAPS) and spec.key_size == 0:
         spec.key_size = 4
     return spec, values_off
 
@@ -200,7 +200,7 @@ def _legacy_maps(ld: "_Loader", section: str, table: MapTable) -> None:
         table.by_symbol[(section, sym.value)] = table.add(spec)
     # inner map templates by index (map-in-map declared the legacy way)
     for spec in table.specs[base:]:
-        if spec.type in (MAP_TYPE_IDS["hash_of_maps"], MAP_TYPE_IDS["array_of_maps"]):
+        if spec.type in (MapType.HASH_OF_MAPS, MapType.ARRAY_OF_MAPS):
             k = spec.inner_map_idx
             if spec.inner_id:
                 inner = next((s for s in table.specs[base:] if s.id == spec.inner_id), None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 import html
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from ..isa.opcodes import Instruction
@@ -15,14 +16,37 @@ from ..isa.opcodes import Instruction
 if TYPE_CHECKING:
     from .btf import Btf, BtfExt
 
-# Windows map type ids (reference section 3.2).
-MAP_TYPES = {
-    0: "unspec", 1: "hash", 2: "array", 3: "prog_array", 4: "percpu_hash", 5: "percpu_array",
-    6: "hash_of_maps", 7: "array_of_maps", 8: "lru_hash", 9: "lpm_trie", 10: "queue",
-    11: "lru_percpu_hash", 12: "stack", 13: "ringbuf", 14: "perf_event_array",
-    15: "sample_hash_map", 16: "xskmap",
-}
-MAP_TYPE_IDS = {name: num for num, name in MAP_TYPES.items()}
+class MapType(IntEnum):
+    """Windows map type ids (reference section 3.2; BPF_MAP_TYPE_<NAME> in ebpf_structs.h).
+    `MapType.RINGBUF == 13`; `MapType(13).label` is "ringbuf"."""
+
+    UNSPEC = 0
+    HASH = 1
+    ARRAY = 2
+    PROG_ARRAY = 3
+    PERCPU_HASH = 4
+    PERCPU_ARRAY = 5
+    HASH_OF_MAPS = 6
+    ARRAY_OF_MAPS = 7
+    LRU_HASH = 8
+    LPM_TRIE = 9
+    QUEUE = 10
+    LRU_PERCPU_HASH = 11
+    STACK = 12
+    RINGBUF = 13
+    PERF_EVENT_ARRAY = 14
+    SAMPLE_HASH_MAP = 15
+    XSKMAP = 16
+
+    @property
+    def label(self) -> str:
+        """The short name ntoslab prints ("lru_hash")."""
+        return self.name.lower()
+
+
+# id -> label and label -> id, for code and messages that speak in names
+MAP_TYPES = {t.value: t.label for t in MapType}
+MAP_TYPE_IDS = {t.label: t.value for t in MapType}
 
 
 @dataclass
@@ -48,6 +72,10 @@ class MapSpec:
     id: int = 0
     inner_id: int = 0
     inner_map_idx: int = 0
+
+    def __post_init__(self) -> None:
+        if self.type in MAP_TYPES:          # a known id reads as its MapType
+            self.type = MapType(self.type)
 
     @property
     def type_name(self) -> str:

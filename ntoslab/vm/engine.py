@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from ..isa.opcodes import (
@@ -56,18 +57,29 @@ class RawCode:
         return cls(name, decode(code))
 
 
+class FaultKind(StrEnum):
+    """What stopped a run (a str: `fault.kind == "memory"` reads as before)."""
+
+    MEMORY = "memory"          # a load, store or helper access outside every region
+    BUDGET = "budget"          # the instruction budget ran out
+    CALL = "call"              # a bpf-to-bpf call too deep, or to no function
+    HELPER = "helper"          # a helper refused its arguments or failed
+    TAIL_CALL = "tail_call"    # a tail call whose target cannot run
+    CONTROL = "control"        # execution fell off the program or into an lddw's second slot
+
+
 class VmFault(RuntimeError):
     """A run stopped by the sandbox: a bad memory access, the budget, a bad call...
 
-    Attributes say where: `program`, `pc`, `instruction` (disassembled), `kind`
-    (memory | budget | call | helper | tail_call), `address`, `size`, `region`, `source`.
+    Attributes say where: `program`, `pc`, `instruction` (disassembled), `kind` (a FaultKind),
+    `address`, `size`, `region`, `source`.
     """
 
-    def __init__(self, kind: str, message: str, *, program: str, pc: int,
+    def __init__(self, kind: FaultKind | str, message: str, *, program: str, pc: int,
                  instruction: str = "", source: str | None = None, address: int | None = None,
                  size: int | None = None, region: str | None = None,
                  instructions: int = 0) -> None:
-        self.kind = kind
+        self.kind = FaultKind(kind)
         self.detail = message
         self.program = program
         self.pc = pc
@@ -234,12 +246,12 @@ class Machine:
             return StopProgram(run.stop_r0)
         if run.fault_code == abi.HF_TAIL_TARGET:
             why = self.tail_errors.get(run.fault_arg, "it has no native code")
-            return VmFault("tail_call", f"tail call target cannot run: {why}", **where())
+            return VmFault(FaultKind.TAIL_CALL, f"tail call target cannot run: {why}", **where())
         if self.describe_fault is not None:
             text = self.describe_fault(run.fault_code, run.fault_arg, run.fault_arg2)
         else:
             text = f"native helper fault {run.fault_code} ({run.fault_arg:#x})"
-        return VmFault("helper", f"{name}: {text}", **where())
+        return VmFault(FaultKind.HELPER, f"{name}: {text}", **where())
 
 
 class _OwnedEnv:
@@ -345,7 +357,7 @@ def fault_site(code: Code, pc: int, instructions: int) -> dict:
 
 
 def invoke_helper(machine: Machine, helper_id: int, args: Sequence[int],
-                  fault: Callable[[str, str], VmFault]) -> "int | TailCall":
+                  fault: Callable[[FaultKind, str], VmFault]) -> "int | TailCall":
     """Call helper `helper_id` with r1..r5 the way every engine must: a MemoryFault it raises
     is relabelled with the helper's name (the engine reports it at the call's pc), a HelperError
     becomes the `fault("helper", message)` the engine builds."""
@@ -356,10 +368,10 @@ def invoke_helper(machine: Machine, helper_id: int, args: Sequence[int],
         exc.args = (f"helper {machine.helper_name(helper_id)} (id {helper_id}): {exc}",)
         raise
     except HelperError as exc:
-        raise fault("helper", f"helper {machine.helper_name(helper_id)} (id {helper_id}): "
+        raise fault(FaultKind.HELPER, f"helper {machine.helper_name(helper_id)} (id {helper_id}): "
                               f"{exc}") from None
 
 
 def memory_fault(fault: MemoryFault, **where) -> VmFault:
-    return VmFault("memory", str(fault), address=fault.address, size=fault.size,
+    return VmFault(FaultKind.MEMORY, str(fault), address=fault.address, size=fault.size,
                    region=fault.region, **where)

@@ -32,6 +32,7 @@ from .engine import (
     DEFAULT_BUDGET,
     Code,
     Engine,
+    FaultKind,
     HelperError,
     Machine,
     RunResult,
@@ -562,7 +563,7 @@ class _RunState:
                 raise
             except HelperError as exc:
                 self._settle()
-                raise self.fault("helper", str(exc), pc) from None
+                raise self.fault(FaultKind.HELPER, str(exc), pc) from None
             except BaseException:
                 self._settle()
                 raise
@@ -578,7 +579,7 @@ class _RunState:
                 self.count = count
                 if count > budget:
                     self.count = count - 1
-                    raise self.fault("budget", f"instruction budget of {budget} exhausted "
+                    raise self.fault(FaultKind.BUDGET, f"instruction budget of {budget} exhausted "
                                      f"(a runaway loop?)", pc)
                 pc = ops[pc](R, self)
                 if self.prepared.blocks[pc] is not None and count + \
@@ -622,7 +623,7 @@ class _RunState:
     def where(self, pc: int) -> dict:
         return fault_site(self.code, pc, self.count)
 
-    def fault(self, kind: str, message: str, pc: int) -> VmFault:
+    def fault(self, kind: FaultKind, message: str, pc: int) -> VmFault:
         return VmFault(kind, message, **self.where(pc))
 
     # -- control flow ------------------------------------------------------------------------------
@@ -644,7 +645,7 @@ class _RunState:
     def call_local(self, target: int, pc: int) -> int:
         depth = len(self.frames) + 1
         if depth >= len(self.stack):
-            raise self.fault("call", f"bpf-to-bpf call depth would exceed {len(self.stack)} "
+            raise self.fault(FaultKind.CALL, f"bpf-to-bpf call depth would exceed {len(self.stack)} "
                              f"frames", pc)
         R = self.regs
         self.frames.append(_Frame(self.prepared, pc + 1, (R[6], R[7], R[8], R[9], R[10])))
@@ -692,7 +693,7 @@ class _RunState:
         try:
             self.engine.prepare(call.code, self.machine)
         except ProgramError as exc:
-            raise self.fault("tail_call", f"tail call target cannot run: {exc}", pc) from None
+            raise self.fault(FaultKind.TAIL_CALL, f"tail call target cannot run: {exc}", pc) from None
         self.pending = call
         self.regs[0] = 0
         return pc + 1
@@ -714,10 +715,10 @@ class _RunState:
         raise _Switch
 
     def fell_off(self, pc: int) -> int:
-        raise self.fault("control", "execution ran past the last instruction", pc - 1)
+        raise self.fault(FaultKind.CONTROL, "execution ran past the last instruction", pc - 1)
 
     def fell_into_lddw(self, pc: int) -> int:
-        raise self.fault("control", "execution reached the second slot of an lddw", pc)
+        raise self.fault(FaultKind.CONTROL, "execution reached the second slot of an lddw", pc)
 
 
 def _native_call() -> Callable:

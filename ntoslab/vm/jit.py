@@ -47,6 +47,7 @@ from .engine import (
     DEFAULT_BUDGET,
     Code,
     Engine,
+    FaultKind,
     HelperError,
     Machine,
     RunResult,
@@ -913,7 +914,7 @@ class _Run:
     def where(self, pc: int) -> dict:
         return fault_site(self.code_of(self.state.program_id), pc, self.state.count)
 
-    def fault(self, kind: str, message: str, pc: int) -> VmFault:
+    def fault(self, kind: FaultKind, message: str, pc: int) -> VmFault:
         return VmFault(kind, message, **self.where(pc))
 
     # -- helpers implemented in Python (called from native code) ---------------------------------
@@ -1025,24 +1026,24 @@ class _Run:
             raise RuntimeError(f"jit: native code reported a bad {size}-byte access at "
                                f"{address:#x} (pc {pc}) that the address space allows")
         if status == abi.S_CALL_DEPTH:
-            raise self.fault("call", f"bpf-to-bpf call depth would exceed {MAX_CALL_DEPTH} "
+            raise self.fault(FaultKind.CALL, f"bpf-to-bpf call depth would exceed {MAX_CALL_DEPTH} "
                              f"frames", pc)
         if status == abi.S_FELL_OFF:
-            raise self.fault("control", "execution ran past the last instruction", pc)
+            raise self.fault(FaultKind.CONTROL, "execution ran past the last instruction", pc)
         if status == abi.S_PYTHON:
             exc, self.error = self.error, None
             st.status = 0
             if isinstance(exc, StopProgram):
                 return RunResult(exc.r0 & M64, st.count, st.tail_calls)
             if isinstance(exc, _TailFault):
-                raise self.fault("tail_call", f"tail call target cannot run: {exc}", pc) \
+                raise self.fault(FaultKind.TAIL_CALL, f"tail call target cannot run: {exc}", pc) \
                     from None
             if isinstance(exc, MemoryFault):
                 raise memory_fault(exc, **self.where(pc)) from None
             if isinstance(exc, VmFault):
                 raise exc
             if isinstance(exc, HelperError):
-                raise self.fault("helper", str(exc), pc) from None
+                raise self.fault(FaultKind.HELPER, str(exc), pc) from None
             raise exc
         if status in (abi.S_MEMORY, abi.S_HELPER, abi.S_STOP):
             stop = self.machine.native_stop(st, lambda: self.where(pc))

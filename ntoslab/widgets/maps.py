@@ -10,9 +10,10 @@ import time
 
 import ipywidgets as W
 
+from ..elf.program import MapType
 from .base import StaticFallback
 
-RINGBUF, PERF = 13, 14
+RINGBUF, PERF = MapType.RINGBUF, MapType.PERF_EVENT_ARRAY
 
 
 class MapInspector(StaticFallback, W.VBox):

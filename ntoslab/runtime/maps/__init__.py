@@ -18,7 +18,7 @@ After each program run call ``m.end_epoch()`` on every map (frees values retired
 """
 from __future__ import annotations
 
-from ...elf.program import MAP_TYPES, MapSpec
+from ...elf.program import MAP_TYPES, MapSpec, MapType
 from .array import ArrayMap
 from .array_of_maps import ArrayOfMapsMap
 from .base import Map, MapEnv, MapError, MapSpecError
@@ -36,10 +36,14 @@ from .ringbuf import RingBufMap
 from .sample_hash_map import SampleHashMap
 from .stack import StackMap
 
-MAP_CLASSES: dict[int, type[Map]] = {
-    1: HashMap, 2: ArrayMap, 3: ProgArrayMap, 4: PerCpuHashMap, 5: PerCpuArrayMap,
-    6: HashOfMapsMap, 7: ArrayOfMapsMap, 8: LruHashMap, 9: LpmTrieMap, 10: QueueMap,
-    11: LruPerCpuHashMap, 12: StackMap, 13: RingBufMap, 14: PerfEventArrayMap, 15: SampleHashMap,
+MAP_CLASSES: dict[int, type[Map]] = {   # the factory's table: one class per emulated type
+    MapType.HASH: HashMap, MapType.ARRAY: ArrayMap, MapType.PROG_ARRAY: ProgArrayMap,
+    MapType.PERCPU_HASH: PerCpuHashMap, MapType.PERCPU_ARRAY: PerCpuArrayMap,
+    MapType.HASH_OF_MAPS: HashOfMapsMap, MapType.ARRAY_OF_MAPS: ArrayOfMapsMap,
+    MapType.LRU_HASH: LruHashMap, MapType.LPM_TRIE: LpmTrieMap, MapType.QUEUE: QueueMap,
+    MapType.LRU_PERCPU_HASH: LruPerCpuHashMap, MapType.STACK: StackMap,
+    MapType.RINGBUF: RingBufMap, MapType.PERF_EVENT_ARRAY: PerfEventArrayMap,
+    MapType.SAMPLE_HASH_MAP: SampleHashMap,
 }
 
 

@@ -27,6 +27,6 @@ def table_html(rows: Iterable[dict], columns: list[str] | None = None, empty: st
 
 
 def _text(v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
+    if v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType"):
         return ""
     return str(v)

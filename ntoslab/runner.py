@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from .connectors.emulator import EmulatedHook
 from .elf import ElfLoadError, MapType
 from .hooks.process import EventError, ProcessEvent
-from .runtime.maps import MapSpecError
+from .runtime.maps import MapSpecError, RingBufMap
 from .trace import schema
 from .trace.schema import RowError, TraceFormatError
 from .vm.engine import ProgramError
@@ -137,7 +137,7 @@ def run(objects: list[Path], events_path: Path, engine: str = "jit",
     for obj in loaded:
         for name in obj.obj.maps:
             names[name] = names.get(name, 0) + 1
-    readers = {}
+    readers: dict[str, tuple[RingBufMap, Any]] = {}
     for obj in loaded:
         for name, spec in obj.obj.maps.items():
             if spec.type == MapType.RINGBUF:
@@ -175,7 +175,7 @@ def run(objects: list[Path], events_path: Path, engine: str = "jit",
         "rejected": [{"line": e.line, "message": e.message} for e in errors],
         # SIDs no account source resolved (the account helpers returned -2 for them)
         "unresolved_sids": dict(hook.accounts.unresolved.most_common()),
-        "summary": {"events": len(rows), "denied": sum(r["denied"] for r in rows),
+        "summary": {"events": len(rows), "denied": sum(bool(r["denied"]) for r in rows),
                     "faulted": sum(r["fault"] is not None for r in rows),
                     "rejected": len(errors), "dropped": sum(dropped.values()),
                     "unresolved_sids": len(hook.accounts.unresolved),

@@ -46,7 +46,7 @@ def on_engines(obj, events=(EVENT,)) -> dict:
         hook.attach(next(p for p in loaded.programs if p.type == "process"))
         runs = [(v.runs[0].status, v.runs[0].fault) for v in map(hook.inject, events)]
         frame = hook.replay(pd.DataFrame(list(events)))
-        faults = [None if f is None or f != f else f for f in frame["faults"]]
+        faults = [None if pd.isna(f) else f for f in frame["faults"]]
         out[engine] = runs
         assert faults == [f for _, f in runs], "replay and inject disagree"
         hook.close()

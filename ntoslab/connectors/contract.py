@@ -75,7 +75,7 @@ class Verdict:
                 "status": self.status, "status_hex": f"0x{self.status & 0xFFFFFFFF:08X}",
                 "denied": self.denied, "decided_by": self.decided_by,
                 "instructions": self.instructions, "programs_run": len(self.runs),
-                "faults": "; ".join(r.fault for r in self.faults) or None,
+                "faults": "; ".join(r.fault for r in self.faults if r.fault) or None,
                 "faulted": bool(self.faults)}
 
     def _repr_html_(self) -> str:

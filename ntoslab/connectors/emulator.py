@@ -296,7 +296,7 @@ class EmulatedHook:
         for callback in self.subscribers:
             callback(verdict)
         if not self._replaying:
-            self._notice([r.fault for r in verdict.faults])
+            self._notice([r.fault for r in verdict.faults if r.fault])
             if self.accounts.unresolved and len(self.accounts.unresolved) > \
                     len(self._unresolved_told):
                 self._notice_accounts()

@@ -6,7 +6,7 @@ import struct
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from ..runtime.maps import Map
+from ..runtime.maps import Map, PerfEventArrayMap
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -437,7 +437,7 @@ class PerfView:
     """A perf event array's records per CPU (not consumed by reading them here)."""
 
     def __init__(self, m: Map, btf: "Btf | None" = None) -> None:
-        if not hasattr(m, "records_all"):
+        if not isinstance(m, PerfEventArrayMap):
             raise TypeError(f"map {m.name} is a {m.spec.type_name}, not a perf event array")
         self.map = m
         self.btf = btf

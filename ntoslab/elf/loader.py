@@ -17,6 +17,7 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
+from elftools.elf.sections import SymbolTableSection
 
 from ..isa import opcodes as op
 from ..isa.opcodes import Instruction
@@ -255,6 +256,9 @@ class _Loader:
     def _symbols(self) -> list[Symbol]:
         self.where = ".symtab"
         symtab = self.elf.get_section_by_name(".symtab")
+        if symtab is not None and not isinstance(symtab, SymbolTableSection):
+            raise self.error(f"the .symtab section is of type {symtab['sh_type']}, not "
+                             f"SHT_SYMTAB", section=".symtab")
         if symtab is None:
             raise self.error("no .symtab section (was the object stripped, or a section name "
                              "damaged?)", section="section headers")

@@ -453,10 +453,10 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1,
         cols["creator_inferred"][k] = bool(inferred)
         careful["image_path"][k], careful["command_line"][k] = ev.image_path, ev.command_line
         careful["process_key"][k] = ev.process_key
-    for name, values in careful.items():
-        if values:
+    for name, fixes in careful.items():
+        if fixes:
             column = text[name].to_pylist()
-            for k, value in values.items():
+            for k, value in fixes.items():
                 column[k] = value
             text[name] = pa.array(column, pa.large_string())
     def u(a: np.ndarray) -> np.ndarray:   # two's complement, as & 2**64-1

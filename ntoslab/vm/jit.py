@@ -1031,20 +1031,23 @@ class _Run:
         if status == abi.S_FELL_OFF:
             raise self.fault(FaultKind.CONTROL, "execution ran past the last instruction", pc)
         if status == abi.S_PYTHON:
-            exc, self.error = self.error, None
+            error, self.error = self.error, None
             st.status = 0
-            if isinstance(exc, StopProgram):
-                return RunResult(exc.r0 & M64, st.count, st.tail_calls)
-            if isinstance(exc, _TailFault):
-                raise self.fault(FaultKind.TAIL_CALL, f"tail call target cannot run: {exc}", pc) \
+            if error is None:
+                raise RuntimeError(f"jit: native code reported a Python helper error at pc {pc} "
+                                   f"that no helper raised")
+            if isinstance(error, StopProgram):
+                return RunResult(error.r0 & M64, st.count, st.tail_calls)
+            if isinstance(error, _TailFault):
+                raise self.fault(FaultKind.TAIL_CALL, f"tail call target cannot run: {error}", pc) \
                     from None
-            if isinstance(exc, MemoryFault):
-                raise memory_fault(exc, **self.where(pc)) from None
-            if isinstance(exc, VmFault):
-                raise exc
-            if isinstance(exc, HelperError):
-                raise self.fault(FaultKind.HELPER, str(exc), pc) from None
-            raise exc
+            if isinstance(error, MemoryFault):
+                raise memory_fault(error, **self.where(pc)) from None
+            if isinstance(error, VmFault):
+                raise error
+            if isinstance(error, HelperError):
+                raise self.fault(FaultKind.HELPER, str(error), pc) from None
+            raise error
         if status in (abi.S_MEMORY, abi.S_HELPER, abi.S_STOP):
             stop = self.machine.native_stop(st, lambda: self.where(pc))
             st.status = 0

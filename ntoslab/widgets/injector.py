@@ -112,6 +112,8 @@ class Injector(StaticFallback, W.VBox):
 
     def _verdict_html(self) -> str:
         v = self.last_verdict
+        if v is None:
+            return ""
         recent = table_html(self.history, ["index", "operation", "process_id", "image",
                                            "status_hex", "denied", "decided_by", "faults"],
                             limit=10)

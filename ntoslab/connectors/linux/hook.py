@@ -186,12 +186,13 @@ class LinuxHook(Closing):
     @property
     def stats(self) -> dict[str, int]:
         """The kernel program's counters, summed over CPUs (zeros before start)."""
-        out = dict.fromkeys(STATS, 0)
+        out: dict[str, int] = dict.fromkeys(STATS, 0)
         if self._obj is None or not self._obj.ptr:
             return out
         m = self._obj.map("stats")
         for i, name in enumerate(STATS):
-            values = m.lookup(i) or []
+            values = m.lookup(i) or []          # a per-CPU array: a list, one value per CPU
+            assert isinstance(values, list), "the stats map is a per-CPU array"
             out[name] = sum(int.from_bytes(v[:8], "little") for v in values)
         return out
 

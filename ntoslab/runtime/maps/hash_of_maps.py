@@ -23,6 +23,7 @@ with ``resolver(name) -> Map`` once every map exists (slot n is key n as a key_s
 """
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Callable
 
 from ...elf.program import MapSpec
@@ -40,6 +41,10 @@ from .base import (
 
 class MapOfMaps(Map):
     """What hash-of-maps and array-of-maps share (inner handles live in native storage)."""
+
+    @abstractmethod
+    def set_inner(self, key: bytes, inner: Map | None, flags: int = BPF_ANY) -> None:
+        """Store `inner` (None: clear) at `key`, as bpf_map_update_elem from user space."""
 
     def validate_spec(self) -> None:
         super().validate_spec()

@@ -20,6 +20,8 @@ User side: ``lookup(key)`` -> the flat buffer; ``lookup_percpu(key)`` -> list of
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from ...elf.program import MapSpec
 from .base import EBPF_INVALID_ARGUMENT, EINVAL, MapEnv, MapError, pad8
 from .hash import HashMap
@@ -31,6 +33,7 @@ class PerCpuValues:
     env: MapEnv
     spec: MapSpec
     name: str
+    lookup: Callable[[bytes], bytes | None]      # the map's own (the mixin comes first)
 
     @property
     def slot_size(self) -> int:

@@ -267,6 +267,13 @@ def test_errors_name_section_and_offset(objects):
     with pytest.raises(ElfLoadError, match=r"section \.bss: SHT_NOBITS section of "
                                            r"4,611,686,018,427,387,904 bytes"):
         load_bytes(bytes(raw), "x.o")
+    raw = bytearray(data)
+    _put(raw, lay.shoff + 64 * i + 4, 4, 1)                       # .symtab's sh_type: PROGBITS,
+    for r in lay.sections(type_=9):                               # and no .rel section to say so
+        _put(raw, lay.shoff + 64 * r + 4, 4, 1)
+    with pytest.raises(ElfLoadError, match=r"section \.symtab.*: the \.symtab section is of type "
+                                           r"SHT_PROGBITS, not SHT_SYMTAB"):
+        load_bytes(bytes(raw), "x.o")
 
 
 def _corpus_manifest() -> dict:

@@ -514,7 +514,7 @@ class EmulatedHook:
         }
         self.history.add_chunk(_HistoryChunk(events, packed))
         if not packed.errors:      # columns, joined with the other chunks' by _concat
-            return dict(events, error=np.full(n, None, dtype=object),
+            return dict(events, error=_text_column([], np.full(n, -1, dtype=np.int64)),
                         row=packed.rows.astype(np.int64),
                         creator_inferred=packed.creator_inferred)
         # rows that are not events: the frame pandas infers from records, as _replay_events gives

@@ -1,7 +1,8 @@
-"""The parts of the Windows connector that need no Windows: the 296-byte test-run context and
-packed UTF-16 strings (reference §1.7) byte for byte, version detection from exports, `sc query`
-parsing, execution types, error translation, and inject's hook semantics over a stand-in for
-EbpfApi.dll's test run."""
+"""The Windows connector on Linux: the 296-byte test-run context and packed UTF-16 strings
+(reference §1.7) byte for byte, version detection from exports, `sc query` parsing, execution
+types, error translation; and WindowsHook itself, its ctypes layer included, on a fake
+EbpfApi.dll (tests/fakes: the DLL's C ABI, answered by the emulator as eBPF for Windows and
+ntosebpfext would), with the emulator as the oracle and the DLL's failures made to happen."""
 from __future__ import annotations
 
 import struct
@@ -282,7 +283,6 @@ def test_inject_runs_programs_in_order_and_a_deny_stops_the_rest(windows_on_fake
     hook.detach(hook.links[1])
     assert [link.program.program.name for link in fake.attached] == ["Allow", "Later"]
     assert not hook.inject(ev).denied
-    assert "bpf_prog_attach" not in fake.calls        # ENOTSUP for process (reference §4)
 
 
 def test_windows_hook_gives_the_emulators_answers(windows_on_fake):
@@ -469,3 +469,21 @@ def test_a_dll_without_test_runs_or_required_calls(windows_on_fake):
         hook.inject(ProcessEvent.create(pid=5, parent=4))
     with pytest.raises(LibbpfUnavailable, match="does not export bpf_map_lookup_elem"):
         windows_on_fake(exports=release - {"bpf_map_lookup_elem"})
+
+
+def test_the_fake_reports_what_the_real_dll_would_crash_on(windows_on_fake):
+    """The harness can fail: a freed or foreign handle reaching the DLL is recorded as misuse
+    (and would fail the test at teardown)."""
+    import ctypes
+    hook, fake = windows_on_fake()
+    prog = hook.load(EXAMPLES / "deny_policy.o").program("DenyPolicy")
+    link = hook.attach(prog)
+    freed = link.link.ptr
+    hook.detach(link)
+    assert hook.libbpf.lib.bpf_link__destroy(freed) < 0
+    assert hook.libbpf.lib.bpf_map__fd(prog.ptr) < 0      # a program is not a map
+    assert not hook.libbpf.lib.bpf_object__next_program(ctypes.c_void_p(prog.ptr), None)
+    assert len(fake.errors) == 3
+    assert "used after it was freed (FakeLink DenyPolicy)" in fake.errors[0]
+    assert "is not a live FakeMap (it is FakeProgram)" in fake.errors[1]
+    fake.errors.clear()

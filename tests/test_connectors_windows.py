@@ -1,16 +1,20 @@
-"""The parts of the Windows connector that need no Windows: the 296-byte test-run context and
-packed UTF-16 strings (reference §1.7) byte for byte, version detection from exports, `sc query`
-parsing, execution types, error translation, and inject's hook semantics over a stand-in for
-EbpfApi.dll's test run."""
+"""The Windows connector on Linux: the 296-byte test-run context and packed UTF-16 strings
+(reference §1.7) byte for byte, version detection from exports, `sc query` parsing, execution
+types, error translation; and WindowsHook itself, its ctypes layer included, on a fake
+EbpfApi.dll (tests/fakes: the DLL's C ABI, answered by the emulator as eBPF for Windows and
+ntosebpfext would), with the emulator as the oracle and the DLL's failures made to happen."""
 from __future__ import annotations
 
 import struct
 import sys
+import time
 
 import pytest
+from conftest import ROOT
 
+import ntoslab
 from ntoslab.connectors import windows as w
-from ntoslab.connectors.libbpf import LibbpfUnavailable, TestRun
+from ntoslab.connectors.libbpf import LibbpfUnavailable
 from ntoslab.hooks import notify_context as nc
 from ntoslab.hooks.process import EventError, ProcessEvent
 
@@ -192,44 +196,294 @@ def test_windows_hook_refuses_other_platforms():
         w.WindowsHook()
 
 
-# -- inject: hook semantics over bpf_prog_test_run_opts ------------------------------------------
+# -- the hook on a fake EbpfApi.dll (tests/fakes): the ctypes layer through a real C ABI ---------
 
-class FakeProgram:
-    """Stands in for a BpfProgram on EbpfApi.dll: records its test-run inputs."""
-
-    def __init__(self, name: str, retval: int) -> None:
-        self.name = name
-        self.retval = retval & 0xFFFF_FFFF
-        self.calls = []
-        self.obj = type("Obj", (), {"path": "policy.sys"})()
-
-    def test_run(self, **kw) -> TestRun:
-        self.calls.append(kw)
-        return TestRun(self.retval, 10, kw["data_in"], kw["ctx_in"])
-
-
-def fake_hook(*programs) -> w.WindowsHook:
-    hook = object.__new__(w.WindowsHook)
-    hook.features = w.detect_features(BASE.__contains__)
-    hook.links = [w.WindowsLink(p, None, order=i) for i, p in enumerate(programs)]
-    hook.subscribers, hook._events, hook.objects, hook.history = [], 0, [], []
-    return hook
+ALLOW = ('#include "bpf_helpers.h"\n#include "ebpf_ntos_hooks.h"\n'
+         'SEC("process") int Allow(process_md_t* c) { return 1; }\n')
+DENY = ('#include "bpf_helpers.h"\n#include "ebpf_ntos_hooks.h"\n'
+        'SEC("process") int Deny(process_md_t* c) { return (int)0xC0000022; }\n')
+LATER = ('#include "bpf_helpers.h"\n#include "ebpf_ntos_hooks.h"\n'
+         'struct { __uint(type, BPF_MAP_TYPE_HASH); __type(key, uint32_t);\n'
+         '         __type(value, uint32_t); __uint(max_entries, 8); } seen SEC(".maps");\n'
+         'SEC("process") int Later(process_md_t* c) {\n'
+         '  uint32_t pid = (uint32_t)c->process_id, op = c->operation;\n'
+         '  bpf_map_update_elem(&seen, &pid, &op, BPF_ANY); return 0; }\n')
+EXAMPLES = ROOT / "bpf" / "examples"
+MONITOR = ROOT / "bpf" / "process_monitor.o"
 
 
-def test_inject_runs_programs_in_order_and_a_deny_stops_the_rest():
-    allow, deny, later = FakeProgram("Allow", 1), FakeProgram("Deny", 0xC0000022), \
-        FakeProgram("Later", 0)
-    hook = fake_hook(allow, deny, later)
+def ctype_code(t) -> str:
+    """A ctypes type as the fake's C table writes C types (see ebpfapi_fake.c)."""
+    import ctypes
+    if t is None:
+        return "v"
+    if isinstance(t, type) and issubclass(t, ctypes._CFuncPtr):
+        return "f"
+    if isinstance(t, type) and issubclass(t, ctypes._Pointer):
+        return "p"
+    return {ctypes.c_void_p: "p", ctypes.c_char_p: "s", ctypes.c_int: "i", ctypes.c_uint32: "I",
+            ctypes.c_uint64: "Q", ctypes.c_size_t: "z", ctypes.c_bool: "b"}[t]
+
+
+def test_the_fake_has_every_call_the_connector_declares_with_its_c_signature(ebpfapi_library):
+    import ctypes
+
+    from fakes.ebpfapi import NOT_IN_EBPFAPI
+
+    from ntoslab.connectors.libbpf import LAYOUTS, SIGNATURES
+    lib = ctypes.CDLL(str(ebpfapi_library("all")))
+    lib.fake_name.restype = lib.fake_signature.restype = ctypes.c_char_p
+    lib.fake_name.argtypes = lib.fake_signature.argtypes = [ctypes.c_size_t]
+    c_table = {lib.fake_name(i).decode(): lib.fake_signature(i).decode()
+               for i in range(lib.fake_count())}
+    declared = {n: (r, a) for n, (r, a, _) in SIGNATURES.items()} | w.WINDOWS_SIGNATURES
+    assert set(c_table) == set(declared)
+    for name, (restype, argtypes) in declared.items():
+        ours = ctype_code(restype) + ":" + "".join(ctype_code(a) for a in argtypes)
+        # ctypes has one type for size_t and __u64 (c_size_t is c_uint64 on LP64 and LLP64)
+        theirs = c_table[name].replace("z", "Q")
+        assert ours.replace("z", "Q") == theirs, (name, ours, c_table[name])
+    # the option structs as gcc lays out the upstream definitions
+    lib.fake_layout.argtypes, lib.fake_layout.restype = [ctypes.c_char_p, ctypes.c_char_p], \
+        ctypes.c_long
+    for struct_name, (cls, size, offsets) in LAYOUTS.items():
+        assert lib.fake_layout(struct_name.encode(), None) == size == ctypes.sizeof(cls)
+        for name, offset in offsets.items():
+            assert lib.fake_layout(struct_name.encode(), name.encode()) == offset, name
+    # the default build exports what EbpfApi.dll's Source.def does
+    release = ctypes.CDLL(str(ebpfapi_library("1.x")))
+    assert {n for n in declared if hasattr(release, n)} == set(declared) - NOT_IN_EBPFAPI
+
+
+def test_inject_runs_programs_in_order_and_a_deny_stops_the_rest(windows_on_fake, compile_bpf):
+    hook, fake = windows_on_fake()
+    allow, deny, later = (hook.load(compile_bpf(src, name)) for src, name in
+                          ((ALLOW, "allow"), (DENY, "deny"), (LATER, "later")))
+    for obj, name in ((allow, "Allow"), (deny, "Deny"), (later, "Later")):
+        hook.attach(obj.program(name))
+    assert [link.program.program.name for link in fake.attached] == ["Allow", "Deny", "Later"]
+    assert {link.attach_type for link in fake.attached} == {"66e20687-9805-4458-a0db-38e220d31685"}
     ev = ProcessEvent.create(pid=5, parent=4, image=IMAGE, command_line=CMD)
     v = hook.inject(ev)
     assert v.denied and v.status == -1073741790 and v.decided_by == "Deny"
-    assert [r.program for r in v.runs] == ["Allow", "Deny"] and later.calls == []
-    call = allow.calls[0]
+    assert [r.program for r in v.runs] == ["Allow", "Deny"] and [r.status for r in v.runs] == \
+        [1, -1073741790]
+    assert [r.program for r in fake.runs] == ["Allow", "Deny"]   # Later never ran
     packed = nc.pack_test_run_context(ev)
-    assert call["ctx_in"] == packed.ctx and call["data_in"] == packed.data
-    assert call["ctx_out_size"] == 296 and call["data_out_size"] == len(packed.data)
+    call = fake.runs[0]
+    assert call.ctx_in == packed.ctx and call.data_in == packed.data
+    assert call.ctx_out_size == 296 and call.data_out_size == len(packed.data)
+    assert len(later.map("seen")) == 0
     gone = hook.inject(ProcessEvent.delete(5, exit_code=3))
     assert not gone.denied and [r.program for r in gone.runs] == ["Allow", "Deny", "Later"]
-    frame = hook.replay([ev.to_row(), {"operation": "bogus", "process_id": 1}])
-    assert frame["denied"].tolist()[0] is True or frame["denied"].tolist()[0] == True  # noqa: E712
+    assert later.map("seen")[5] == (1).to_bytes(4, "little")     # PROCESS_OPERATION_DELETE
+    frame = hook.replay([ev.to_row(), {"operation": "bogus", "process_id": 1}], progress=False)
+    assert frame["denied"].tolist()[0] == True  # noqa: E712
     assert "bogus" in frame["error"].tolist()[1]
+    hook.detach(hook.links[1])
+    assert [link.program.program.name for link in fake.attached] == ["Allow", "Later"]
+    assert not hook.inject(ev).denied
+
+
+def test_windows_hook_gives_the_emulators_answers(windows_on_fake):
+    """The emulator is the oracle: the same programs on the same events give the same verdicts
+    row by row, the same map contents, ring records and printk lines."""
+    from ntoslab.trace.synthetic import generate_session
+    trace = generate_session(n_events=400, seed=3)
+    hook, fake = windows_on_fake()
+    policy, tracker = hook.load(EXAMPLES / "deny_policy.o"), hook.load(EXAMPLES / "lineage.o")
+    hook.attach(tracker.program("LineageTracker"))
+    hook.attach(policy.program("DenyPolicy"))
+    got = hook.replay(trace, progress=False)
+    rings = tracker.ringbuf("lineage_events").records()
+    with ntoslab.emulator() as emu:
+        e_policy, e_tracker = emu.load(EXAMPLES / "deny_policy.o"), emu.load(EXAMPLES / "lineage.o")
+        recorder = e_tracker.ringbuf("lineage_events").record()
+        emu.attach(e_tracker.program("LineageTracker"))
+        emu.attach(e_policy.program("DenyPolicy"))
+        want = emu.replay(trace, progress=False)
+        cols = ["operation", "process_id", "status", "status_hex", "denied", "decided_by",
+                "programs_run", "error"]
+        assert got[cols].astype(object).equals(want[cols].astype(object))
+        assert got["denied"].sum() > 0 and got["denied"].sum() < len(got)
+        assert dict(policy.map("denials").items()) == dict(e_policy.map("denials").items())
+        assert dict(tracker.map("lineage").items()) == dict(e_tracker.map("lineage").items())
+        assert rings == recorder.records() and len(rings) == (trace["operation"] == "create").sum()
+        assert fake.printk()["text"].tolist() == emu.printk()["text"].tolist()
+    assert len(fake.runs) == got["programs_run"].sum()
+
+
+@pytest.mark.parametrize("variant", ["1.x", "0.21"])
+def test_capture_reads_process_monitor_through_the_dll(windows_on_fake, variant):
+    """stream/capture as on Windows: process_monitor's ring records joined with its string maps
+    (ring_buffer__poll on 1.1+, callbacks from the runtime's thread before)."""
+    hook, fake = windows_on_fake(variant, monitor=MONITOR)
+    assert hook.features.ring_buffer_mode == ("poll" if variant == "1.x" else "callback")
+    mon = hook._monitor_object()
+    assert fake.attached[0].program.program.name == "ProcessMonitor"
+    events = [ProcessEvent.create(pid=100 + i, parent=4, image=IMAGE, command_line=f"{CMD} {i}",
+                                  creation_time=133_000_000_000_000_000 + i) for i in range(3)]
+    ring = mon.ringbuf("process_ringbuf")     # the consumer exists before the events
+    for ev in events:
+        assert not hook.inject(ev).denied
+    deadline = time.monotonic() + 5
+    while not ring.poll_mode and len(ring.records_) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)     # callback mode: the runtime's thread has them before capture starts
+    got = hook.capture(count=3, duration=5)
+    assert got["process_id"].tolist() == [100, 101, 102]
+    assert got["command_line"].tolist() == [f"{CMD} {i}" for i in range(3)]
+    assert got["image_path"].tolist() == [IMAGE] * 3
+    assert (got["source"] == w.SOURCE).all()
+    temp = mon.map("temp")              # a per-CPU array: pad8(value) * CPUs through the DLL
+    assert temp.percpu and len(temp[0]) == fake.ncpus
+    hook.close()
+    assert fake.leaks() == [] and fake.attached == []
+    again = hook._monitor_object()      # a closed hook loads process_monitor afresh
+    assert again is not mon and again.bpf.ptr in fake._live
+
+
+def test_maps_through_the_dll(windows_on_fake):
+    from ntoslab.connectors.libbpf import LibbpfError
+    hook, fake = windows_on_fake()
+    policy = hook.load(EXAMPLES / "deny_policy.o")
+    denials = policy.map("denials")
+    denials[7] = 41
+    denials.update(8, 1, 1)                  # BPF_NOEXIST
+    assert denials[7] == (41).to_bytes(8, "little") and sorted(denials) == \
+        [(7).to_bytes(4, "little"), (8).to_bytes(4, "little")]
+    with pytest.raises(LibbpfError, match=r"bpf_map_update_elem\(denials.*EEXIST"):
+        denials.update(8, 2, 1)
+    del denials[7]
+    assert 7 not in denials and len(denials) == 1
+    with pytest.raises(KeyError):
+        denials[7]
+
+
+# -- errors through the DLL ----------------------------------------------------------------------
+
+def test_load_failures_name_the_fix(windows_on_fake, tmp_path):
+    from ntoslab.connectors.libbpf import LibbpfError
+    hook, fake = windows_on_fake()
+    with pytest.raises(LibbpfError, match=r"bpf_object__open\(.*missing.o\) failed: ENOENT.*"
+                                          r"check the path"):
+        hook.load(tmp_path / "missing.o")
+    fake.fail("bpf_object__load", -13)            # VERIFICATION_FAILED
+    with pytest.raises(LibbpfError, match="EACCES.*PREVAIL verifier.*netsh ebpf show"):
+        hook.load(EXAMPLES / "deny_policy.o")
+    fake.fail("ebpf_object_set_execution_type", 6)    # INVALID_ARGUMENT
+    with pytest.raises(LibbpfError, match=r"ebpf_object_set_execution_type\(deny_policy.o, "
+                                          r"jit\) failed: EINVAL"):
+        hook.load(EXAMPLES / "deny_policy.o")
+    assert hook.objects == [] and fake.leaks() == []     # each failed object was closed
+    obj = hook.load(EXAMPLES / "deny_policy.o")
+    assert fake.calls.count("ebpf_object_set_execution_type") == 3
+    assert fake._live[obj.bpf.ptr].execution == 1   # a .o runs JITted (reference §3.5)
+
+
+@pytest.mark.parametrize("options, pattern", [
+    ({"extension": False}, r"bpf_object__load\(.*\) failed: EINVAL.*sc start ntosebpfext"),
+    ({"jit": False}, r"failed: ENOTSUP.*pre-release-only"),
+])
+def test_a_missing_extension_or_jit_says_so(windows_on_fake, options, pattern):
+    from ntoslab.connectors.libbpf import LibbpfError
+    hook, _ = windows_on_fake(**options)
+    with pytest.raises(LibbpfError, match=pattern):
+        hook.load(EXAMPLES / "deny_policy.o")
+
+
+def test_the_store_check_names_the_export_tool(windows_on_fake, monkeypatch):
+    from ntoslab.connectors.libbpf import LibbpfError
+    from ntoslab.connectors.windows import hook as windows_hook
+    monkeypatch.setattr(windows_hook, "windows_problems", lambda dll: [])
+    with pytest.raises(LibbpfError, match=r"ebpf_get_program_type_by_name\(process\) failed: "
+                                          r"ENOENT.*ntos_ebpf_ext_export_program_info.exe"):
+        windows_on_fake(check=True, store=False)
+    hook, fake = windows_on_fake(check=True)
+    assert "ebpf_get_program_type_by_name" in fake.calls
+
+
+def test_attach_falls_back_to_the_process_guid_and_reports_failures(windows_on_fake):
+    from ntoslab.connectors.libbpf import LibbpfError
+    hook, fake = windows_on_fake()
+    prog = hook.load(EXAMPLES / "deny_policy.o").program("DenyPolicy")
+    fake.fail("bpf_program__attach", 22)          # NULL, errno EINVAL: no attach type known
+    link = hook.attach(prog)                     # ebpf_program_attach with the GUID
+    assert fake.calls[-2:] == ["bpf_program__attach", "ebpf_program_attach"]
+    assert [x.attach_type for x in fake.attached] == ["66e20687-9805-4458-a0db-38e220d31685"]
+    assert link.raw == fake.attached[0].addr
+    hook.detach(link)
+    assert fake.attached == [] and "bpf_link__destroy" in fake.calls
+    fake.fail("bpf_program__attach", 1)           # EPERM: no fallback
+    with pytest.raises(LibbpfError, match="EPERM.*Administrator"):
+        hook.attach(prog)
+    fake.fail("bpf_program__attach", 22)
+    fake.fail("ebpf_program_attach", 23)          # EXTENSION_FAILED_TO_LOAD
+    with pytest.raises(LibbpfError, match=r"ebpf_program_attach\(DenyPolicy, "
+                                          r"\{66e20687-.*\}\) failed: EINVAL.*section must be "
+                                          r"'process'"):
+        hook.attach(prog)
+    assert hook.links == [] and fake.attached == []
+
+
+def test_refused_test_runs_name_the_fix(windows_on_fake):
+    from ntoslab.connectors.libbpf import LibbpfError
+    hook, fake = windows_on_fake()
+    hook.attach(hook.load(EXAMPLES / "deny_policy.o").program("DenyPolicy"))
+    ev = ProcessEvent.create(pid=5, parent=4, image=IMAGE, command_line=CMD)
+    fake.fail("bpf_prog_test_run_opts", -22)
+    with pytest.raises(LibbpfError, match=r"bpf_prog_test_run_opts\(DenyPolicy\) failed: "
+                                          r"EINVAL.*296 bytes"):
+        hook.inject(ev)
+    fake.fail("bpf_prog_test_run_opts", -129)
+    with pytest.raises(LibbpfError, match="ENOTSUP.*update ntosebpfext"):
+        hook.inject(ev)
+    ok = hook.inject(ev)          # the refused runs left no verdict and used no index
+    assert not ok.denied and ok.index == 0 and len(hook.history) == 1
+    assert hook.verdicts()["index"].tolist() == [0]
+
+
+def test_an_event_too_large_for_the_test_run_ioctl_is_a_row_error(windows_on_fake):
+    """EbpfApi.dll's test-run request holds 65535 bytes (uint16 length): an event whose strings
+    pass that is refused with EINVAL by the DLL. The hook says so per row instead of stopping
+    the replay on a misleading error."""
+    hook, fake = windows_on_fake()
+    hook.attach(hook.load(EXAMPLES / "deny_policy.o").program("DenyPolicy"))
+    big = ProcessEvent.create(pid=6, parent=4, image=IMAGE, command_line="a" * 32700)
+    fits = ProcessEvent.create(pid=7, parent=4, command_line="b" * 32000)  # 64296 bytes in all
+    frame = hook.replay([big.to_row(), fits.to_row(), {"operation": "create", "process_id": 8,
+                                                         "command_line": "x -enc AAAA"}],
+                        progress=False)
+    assert "65493 bytes" in frame["error"][0] and "command_line 65400" in frame["error"][0]
+    assert frame["error"][1:].isna().all() and frame["denied"].tolist()[1:] == [False, True]
+    assert [r.program for r in fake.runs] == ["DenyPolicy", "DenyPolicy"]
+
+
+def test_a_dll_without_test_runs_or_required_calls(windows_on_fake):
+    from fakes.ebpfapi import NOT_IN_EBPFAPI, c_names
+
+    from ntoslab.connectors.libbpf import LibbpfUnavailable
+    release = frozenset(c_names()) - NOT_IN_EBPFAPI
+    hook, _ = windows_on_fake(exports=release - {"bpf_prog_test_run_opts"})
+    assert not hook.features.test_run
+    with pytest.raises(LibbpfUnavailable, match="no bpf_prog_test_run_opts"):
+        hook.inject(ProcessEvent.create(pid=5, parent=4))
+    with pytest.raises(LibbpfUnavailable, match="does not export bpf_map_lookup_elem"):
+        windows_on_fake(exports=release - {"bpf_map_lookup_elem"})
+
+
+def test_the_fake_reports_what_the_real_dll_would_crash_on(windows_on_fake):
+    """The harness can fail: a freed or foreign handle reaching the DLL is recorded as misuse
+    (and would fail the test at teardown)."""
+    import ctypes
+    hook, fake = windows_on_fake()
+    prog = hook.load(EXAMPLES / "deny_policy.o").program("DenyPolicy")
+    link = hook.attach(prog)
+    freed = link.link.ptr
+    hook.detach(link)
+    assert hook.libbpf.lib.bpf_link__destroy(freed) < 0
+    assert hook.libbpf.lib.bpf_map__fd(prog.ptr) < 0      # a program is not a map
+    assert not hook.libbpf.lib.bpf_object__next_program(ctypes.c_void_p(prog.ptr), None)
+    assert len(fake.errors) == 3
+    assert "used after it was freed (FakeLink DenyPolicy)" in fake.errors[0]
+    assert "is not a live FakeMap (it is FakeProgram)" in fake.errors[1]
+    fake.errors.clear()

@@ -19,7 +19,9 @@ What it does (reference §1.7, §3.3-3.5, §4, §7):
 
 Everything that does not need Windows is plain Python and tested on Linux: the context and
 string packing byte for byte, feature (version) detection from the DLL's exports, `sc query`
-parsing, error translation with the fix for each failure a Windows user meets.
+parsing, error translation with the fix for each failure a Windows user meets; and the hook
+itself, ctypes layer included, runs in the tests on a fake EbpfApi.dll (tests/fakes: the DLL's C
+ABI answered by the emulator).
 
 Layout: `diagnostics` (identifiers, version and service detection, error translation: all plain
 Python, tested anywhere) and `hook` (WindowsHook and its objects, links and ring buffers); the

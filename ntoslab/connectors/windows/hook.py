@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ...elf import MapSpec
 from ...hooks.notify_context import TEST_CONTEXT_SIZE, pack_test_run_context
-from ...hooks.process import ProcessEvent, denies, status_of
+from ...hooks.process import EventError, ProcessEvent, denies, status_of
 from ..contract import (
     LiveUnavailable,
     ProgramRun,
@@ -70,6 +70,20 @@ WINDOWS_SIGNATURES = {
 }
 
 
+# EbpfApi.dll sends a test run to the kernel as one ioctl whose length is a uint16: the request
+# (42-byte header, then data_in and ctx_in) and the reply (32-byte header, then data_out and
+# ctx_out) each hold at most 65535 bytes; a larger one fails with EINVAL (EFW ebpf_api.cpp
+# ebpf_program_test_run, ebpf_protocol.h)
+TEST_RUN_REQUEST_MAX = 0xFFFF - 42
+TEST_RUN_REPLY_MAX = 0xFFFF - 32
+
+
+def _is_windows() -> bool:
+    """Whether this is Windows (one function, so the tests can put their fake EbpfApi.dll,
+    tests/fakes, behind the hook on Linux)."""
+    return sys.platform == "win32"
+
+
 # -- views -------------------------------------------------------------------------------------
 class LiveRingBuf:
     """Records of a real ring buffer, kept as they are consumed (poll mode on eBPF for
@@ -82,6 +96,7 @@ class LiveRingBuf:
         self._lock = threading.Lock()
         self.rb = libbpf.ring_buffer(m, self._on_record)
         self.poll_mode = libbpf.has("ring_buffer__poll")
+        self.streamed = 0      # records stream() has handed out (each one once)
 
     def _on_record(self, data: bytes) -> int:
         with self._lock:
@@ -169,7 +184,7 @@ class WindowsHook:
 
     def __init__(self, dll: str | os.PathLike | None = None, *, check: bool = True,
                  monitor: str | os.PathLike | None = None, **_ignored: Any) -> None:
-        if sys.platform != "win32":
+        if not _is_windows():
             raise LibbpfUnavailable("WindowsHook needs Windows with eBPF for Windows and "
                                     "ntosebpfext; on Linux use LinuxHook (ntoslab.live())")
         from ..libbpf import find_library
@@ -274,8 +289,13 @@ class WindowsHook:
             raise LibbpfUnavailable("this EbpfApi.dll has no bpf_prog_test_run_opts: update "
                                     "eBPF for Windows to inject events")
         packed = pack_test_run_context(event)
+        if len(packed.ctx) + len(packed.data) > min(TEST_RUN_REQUEST_MAX, TEST_RUN_REPLY_MAX):
+            sizes = ", ".join(f"{k} {len(v)}" for k, v in packed.strings.items() if v)
+            raise EventError(f"pid {event.process_id}: its strings are {len(packed.data)} bytes "
+                             f"of UTF-16 ({sizes}); with the {len(packed.ctx)}-byte context a "
+                             f"test run through EbpfApi.dll carries at most "
+                             f"{TEST_RUN_REQUEST_MAX} bytes")
         verdict = Verdict(self._events, event.operation, event.process_id, event=event)
-        self._events += 1
         for link in list(self.links):
             prog = link.program
             try:
@@ -289,6 +309,7 @@ class WindowsHook:
             if event.is_create and denies(status):
                 verdict.status, verdict.denied, verdict.decided_by = status, True, prog.name
                 break
+        self._events += 1        # a refused test run raised above: no verdict, no index used
         self.history.append(verdict)
         for callback in self.subscribers:
             callback(verdict)
@@ -317,7 +338,7 @@ class WindowsHook:
                           "session (tracelog / `netsh trace`), not through EbpfApi.dll",
                           stacklevel=2)
         import pandas as pd
-        return printk_frame([]).assign(object=pd.Series(dtype=object))
+        return printk_frame([]).assign(object=pd.Series(dtype=str))   # as the emulator's
 
     # -- live events through process_monitor ----------------------------------------------------
     def _monitor_object(self) -> WindowsObject:
@@ -341,13 +362,15 @@ class WindowsHook:
         ring = mon.ringbuf("process_ringbuf")
         maps = {f: mon.bpf.map(n) for f, n in STRING_MAPS.items()}
         host = os.environ.get("COMPUTERNAME")
-        seen = len(ring.records_)
         deadline = None if duration is None else time.monotonic() + duration
         while deadline is None or time.monotonic() < deadline:
             ring.poll(200)
             with ring._lock:
-                new, seen = ring.records_[seen:], len(ring.records_)
+                new = ring.records_[ring.streamed:]
             for rec in new:
+                # counted before the yield: a caller that stops here has had this record; and
+                # the ones a callback-mode ring (before 1.1) got before this call come too
+                ring.streamed += 1
                 if len(rec) != RECORD_SIZE:
                     continue
                 row = parse_record(rec)
@@ -377,6 +400,7 @@ class WindowsHook:
         for obj in self.objects:
             obj.close()
         self.objects.clear()
+        self._monitor = None
 
     def __enter__(self) -> "WindowsHook":
         return self

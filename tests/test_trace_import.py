@@ -103,6 +103,42 @@ def test_known_counts():
     assert ops(imported(SIDELOAD).frame, "sysmon") == (7, 0)
 
 
+EVTX_SKIPPED = {PANACHE: 53, MALDOC: 6, SPLUNK_SYSMON: 372, SPLUNK_SEC: 211, PPID_SPOOF: 2,
+                SIDELOAD: 11}       # evtx_event_ids: records that are not EID 1/5/4688/4689
+
+
+@pytest.mark.parametrize("path", list(EVTX_SKIPPED), ids=lambda p: p.name)
+def test_prefilter_changes_nothing(path, monkeypatch):
+    """Records the raw-text prefilter skips undecoded are counted as the full decode counts
+    them: same rows, counts, reasons and clock samples with the prefilter turned off."""
+    from dataclasses import astuple
+
+    from ntoslab.trace import intake
+    ids = evtx_event_ids(path)
+    assert sum(k for e, k in ids.items() if e not in (1, 5, 4688, 4689)) == EVTX_SKIPPED[path]
+    fast = import_logs([path], progress=False)
+    monkeypatch.setattr(intake, "_other_eid", lambda text: False)
+    full = import_logs([path], progress=False)
+    (a,), (b,) = fast.files, full.files
+    assert dict(a.skipped) == dict(b.skipped) == \
+        {"not a process create/exit (other event ids and providers)": EVTX_SKIPPED[path]}
+    assert (a.records, a.imported, a.rejected) == (b.records, b.imported, b.rejected)
+    assert [astuple(s) for s in a.skew] == [astuple(s) for s in b.skew]
+    pd.testing.assert_frame_equal(fast.frame, full.frame)
+    assert fast.summary() == full.summary()
+
+
+def test_prefilter_reads_the_system_event_id():
+    from ntoslab.trace.intake import evtx_prefilter
+    head = '{"Event":{"System":{"Provider":{"#attributes":{"Name":"%s"}},"EventID":%s,"V":1}'
+    assert evtx_prefilter(head % ("Microsoft-Windows-Security-Auditing", "4624") + "}}")
+    for eid in ("4688", "4689", "1", "5", "4688}"):
+        assert not evtx_prefilter(head % ("Microsoft-Windows-Security-Auditing", eid) + "}}")
+    assert not evtx_prefilter(head % ("Microsoft-Windows-Sysmon", "3") + "}}")   # clock sample
+    assert not evtx_prefilter(head % ("X", '{"#text":4624}') + "}}")   # unusual: decoded
+    assert not evtx_prefilter('{"Event":{}}')
+
+
 def test_dirty_header_read_whole():
     """The splunk EVTX files were copied from a live log: the header is flagged dirty and says 1
     chunk, but 17 are there; all 356 Security records are imported (a header-trusting parser gets

@@ -536,3 +536,21 @@ def test_values_that_are_not_text_become_text(tmp_path):
     row = result.frame[result.frame.record_number == 2].iloc[0]
     assert (row.image_path, row.command_line) == ("42", "['a', 'b']")
     assert row.company is pd.NA
+
+
+def test_command_line_longer_than_a_unicode_string_is_rejected(tmp_path):
+    """A UNICODE_STRING holds 32767 UTF-16 characters: a command line of that many characters
+    (here non-ASCII, 2 UTF-8 bytes each) is imported, one more is a named row error; a
+    lone-surrogate row beside it keeps its own reason."""
+    events = [d for d in mordor_lines(LSASS) if d["EventID"] == 1 and
+              d["SourceName"] == "Microsoft-Windows-Sysmon"]
+    ok, long, odd = (dict(events[0], CommandLine="é" * 32767), dict(events[0], CommandLine="é" * 32768),
+                     dict(events[0], CommandLine="x\udcff"))
+    path = tmp_path / "long.json"
+    path.write_text("\n".join(json.dumps(e) for e in (ok, long, odd)) + "\n")
+    result = import_logs([path], progress=False)
+    assert result.reasons() == Counter({
+        "sysmon 1: command_line is 32768 characters, more than a UNICODE_STRING holds (32767)": 1,
+        "sysmon 1: command_line: lone surrogate U+DCFF at character 1 cannot be encoded as text": 1})
+    assert result.frame.command_line.tolist() == ["é" * 32767]
+    assert list(result.rejected.record_number) == [2, 3]

@@ -406,13 +406,28 @@ def _check_rows(cols: dict, n: int, arrow: dict) -> np.ndarray:
             cols[c] = v
         arrow[c] = pa.array(v, type=pa.large_string(), from_pandas=True)
     found.append(map_values(cols["token_sid"], sid_problem))
-    found.append(np.array([None if type(v) is not str or len(v) <= MAX_COMMAND_LINE_CHARS
-                           else command_line_problem(len(v)) for v in cols["command_line"].tolist()]
-                          or [None], object)[:n])
+    found.append(_long_command_lines(cols["command_line"], arrow.get("command_line"), n))
     why = np.full(n, None, object)
     for errs in found:
         for i in np.flatnonzero(~np.equal(errs, None)).tolist():
             why[i] = errs[i] if why[i] is None else f"{why[i]}; {errs[i]}"
+    return why
+
+
+def _long_command_lines(values: np.ndarray, text: Any, n: int) -> np.ndarray:
+    """`command_line_problem` per row (None: fine); `text`: the same values as an Arrow
+    string array when at hand (its character counts are Python's: it holds no surrogate)."""
+    why = np.full(n, None, object)
+    if text is not None:
+        import pyarrow.compute as pc
+        lengths = pc.utf8_length(text)
+        over = pc.fill_null(pc.greater(lengths, MAX_COMMAND_LINE_CHARS), False)
+        for i in np.flatnonzero(over.to_numpy(zero_copy_only=False)).tolist():
+            why[i] = command_line_problem(lengths[i].as_py())
+        return why
+    for i, v in enumerate(values.tolist()):
+        if type(v) is str and len(v) > MAX_COMMAND_LINE_CHARS:
+            why[i] = command_line_problem(len(v))
     return why
 
 

@@ -59,6 +59,7 @@ from .sysmon import sysmon_rows
 
 SOURCES = ("sysmon", "security", "all")
 PROGRESS_MIN_BYTES = 8 << 20        # show a progress bar from 8 MiB of event data up
+READ_AS_OBJECTS = frozenset(LINK_INPUTS) | {"source", "operation"}   # by _finish, after the check
 
 
 @dataclass
@@ -440,19 +441,10 @@ def _finish(frames, passthrough, rejected):
         owners = np.concatenate([np.full(len(f["time"]), i) for i, (_, f) in enumerate(frames)])
         cols = _concat_columns([f for _, f in frames]) if len(frames) > 1 else dict(frames[0][1])
         n = len(owners)
-        # in time order first (stable: ties keep the order of the files and records, which is
-        # all the linking looks at), so every later column is built in its final order
-        order = np.argsort(cols["time"], kind="stable")
-        if not (order[1:] > order[:-1]).all():
-            cols = {c: v[order] for c, v in cols.items()}
-            owners = owners[order]
-        else:
-            order = np.arange(n)
         given = {c: cols[c] for c in ("event_id", "record_id", "record_number")}
         arrow: dict = {}
-        why = _check_rows(cols, n, arrow)
+        why = _check_rows(cols, n, arrow)          # per row, in record order (as reported)
         bad = np.flatnonzero(~np.equal(why, None))
-        bad = bad[np.argsort(order[bad], kind="stable")]      # reported in record order
         for i in bad.tolist():
             owner = frames[owners[i]][0]
             reason = f"{cols['source'][i]} {given['event_id'][i]}: {why[i]}"
@@ -466,6 +458,14 @@ def _finish(frames, passthrough, rejected):
             arrow = {c: v.filter(keep) for c, v in arrow.items()}
             owners = owners[keep]
             n = len(owners)
+        # then in time order (stable: ties keep the order of the files and records, which is
+        # all the linking looks at); text already in Arrow is reordered there, and kept as
+        # objects only where the linking and the counts below read it
+        order = np.argsort(cols["time"], kind="stable")
+        if not (order[1:] > order[:-1]).all():
+            cols = {c: v[order] for c, v in cols.items() if c not in arrow or c in READ_AS_OBJECTS}
+            arrow = {c: v.take(order) for c, v in arrow.items()}
+            owners = owners[order]
         cols.update(link_columns({c: cols[c] for c in LINK_INPUTS}))
         for (o, s_, p_), k in Counter(zip(owners.tolist(), cols["source"].tolist(),
                                           cols["operation"].tolist())).items():

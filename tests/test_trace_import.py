@@ -103,6 +103,42 @@ def test_known_counts():
     assert ops(imported(SIDELOAD).frame, "sysmon") == (7, 0)
 
 
+EVTX_SKIPPED = {PANACHE: 53, MALDOC: 6, SPLUNK_SYSMON: 372, SPLUNK_SEC: 211, PPID_SPOOF: 2,
+                SIDELOAD: 11}       # evtx_event_ids: records that are not EID 1/5/4688/4689
+
+
+@pytest.mark.parametrize("path", list(EVTX_SKIPPED), ids=lambda p: p.name)
+def test_prefilter_changes_nothing(path, monkeypatch):
+    """Records the raw-text prefilter skips undecoded are counted as the full decode counts
+    them: same rows, counts, reasons and clock samples with the prefilter turned off."""
+    from dataclasses import astuple
+
+    from ntoslab.trace import intake
+    ids = evtx_event_ids(path)
+    assert sum(k for e, k in ids.items() if e not in (1, 5, 4688, 4689)) == EVTX_SKIPPED[path]
+    fast = import_logs([path], progress=False)
+    monkeypatch.setattr(intake, "_other_eid", lambda text: False)
+    full = import_logs([path], progress=False)
+    (a,), (b,) = fast.files, full.files
+    assert dict(a.skipped) == dict(b.skipped) == \
+        {"not a process create/exit (other event ids and providers)": EVTX_SKIPPED[path]}
+    assert (a.records, a.imported, a.rejected) == (b.records, b.imported, b.rejected)
+    assert [astuple(s) for s in a.skew] == [astuple(s) for s in b.skew]
+    pd.testing.assert_frame_equal(fast.frame, full.frame)
+    assert fast.summary() == full.summary()
+
+
+def test_prefilter_reads_the_system_event_id():
+    from ntoslab.trace.intake import evtx_prefilter
+    head = '{"Event":{"System":{"Provider":{"#attributes":{"Name":"%s"}},"EventID":%s,"V":1}'
+    assert evtx_prefilter(head % ("Microsoft-Windows-Security-Auditing", "4624") + "}}")
+    for eid in ("4688", "4689", "1", "5", "4688}"):
+        assert not evtx_prefilter(head % ("Microsoft-Windows-Security-Auditing", eid) + "}}")
+    assert not evtx_prefilter(head % ("Microsoft-Windows-Sysmon", "3") + "}}")   # clock sample
+    assert not evtx_prefilter(head % ("X", '{"#text":4624}') + "}}")   # unusual: decoded
+    assert not evtx_prefilter('{"Event":{}}')
+
+
 def test_dirty_header_read_whole():
     """The splunk EVTX files were copied from a live log: the header is flagged dirty and says 1
     chunk, but 17 are there; all 356 Security records are imported (a header-trusting parser gets
@@ -500,3 +536,21 @@ def test_values_that_are_not_text_become_text(tmp_path):
     row = result.frame[result.frame.record_number == 2].iloc[0]
     assert (row.image_path, row.command_line) == ("42", "['a', 'b']")
     assert row.company is pd.NA
+
+
+def test_command_line_longer_than_a_unicode_string_is_rejected(tmp_path):
+    """A UNICODE_STRING holds 32767 UTF-16 characters: a command line of that many characters
+    (here non-ASCII, 2 UTF-8 bytes each) is imported, one more is a named row error; a
+    lone-surrogate row beside it keeps its own reason."""
+    events = [d for d in mordor_lines(LSASS) if d["EventID"] == 1 and
+              d["SourceName"] == "Microsoft-Windows-Sysmon"]
+    ok, long, odd = (dict(events[0], CommandLine="é" * 32767), dict(events[0], CommandLine="é" * 32768),
+                     dict(events[0], CommandLine="x\udcff"))
+    path = tmp_path / "long.json"
+    path.write_text("\n".join(json.dumps(e) for e in (ok, long, odd)) + "\n")
+    result = import_logs([path], progress=False)
+    assert result.reasons() == Counter({
+        "sysmon 1: command_line is 32768 characters, more than a UNICODE_STRING holds (32767)": 1,
+        "sysmon 1: command_line: lone surrogate U+DCFF at character 1 cannot be encoded as text": 1})
+    assert result.frame.command_line.tolist() == ["é" * 32767]
+    assert list(result.rejected.record_number) == [2, 3]

@@ -59,6 +59,7 @@ from .sysmon import sysmon_rows
 
 SOURCES = ("sysmon", "security", "all")
 PROGRESS_MIN_BYTES = 8 << 20        # show a progress bar from 8 MiB of event data up
+READ_AS_OBJECTS = frozenset(LINK_INPUTS) | {"source", "operation"}   # by _finish, after the check
 
 
 @dataclass
@@ -406,13 +407,28 @@ def _check_rows(cols: dict, n: int, arrow: dict) -> np.ndarray:
             cols[c] = v
         arrow[c] = pa.array(v, type=pa.large_string(), from_pandas=True)
     found.append(map_values(cols["token_sid"], sid_problem))
-    found.append(np.array([None if type(v) is not str or len(v) <= MAX_COMMAND_LINE_CHARS
-                           else command_line_problem(len(v)) for v in cols["command_line"].tolist()]
-                          or [None], object)[:n])
+    found.append(_long_command_lines(cols["command_line"], arrow.get("command_line"), n))
     why = np.full(n, None, object)
     for errs in found:
         for i in np.flatnonzero(~np.equal(errs, None)).tolist():
             why[i] = errs[i] if why[i] is None else f"{why[i]}; {errs[i]}"
+    return why
+
+
+def _long_command_lines(values: np.ndarray, text: Any, n: int) -> np.ndarray:
+    """`command_line_problem` per row (None: fine); `text`: the same values as an Arrow
+    string array when at hand (its character counts are Python's: it holds no surrogate)."""
+    why = np.full(n, None, object)
+    if text is not None:
+        import pyarrow.compute as pc
+        lengths = pc.utf8_length(text)
+        over = pc.fill_null(pc.greater(lengths, MAX_COMMAND_LINE_CHARS), False)
+        for i in np.flatnonzero(over.to_numpy(zero_copy_only=False)).tolist():
+            why[i] = command_line_problem(lengths[i].as_py())
+        return why
+    for i, v in enumerate(values.tolist()):
+        if type(v) is str and len(v) > MAX_COMMAND_LINE_CHARS:
+            why[i] = command_line_problem(len(v))
     return why
 
 
@@ -425,19 +441,10 @@ def _finish(frames, passthrough, rejected):
         owners = np.concatenate([np.full(len(f["time"]), i) for i, (_, f) in enumerate(frames)])
         cols = _concat_columns([f for _, f in frames]) if len(frames) > 1 else dict(frames[0][1])
         n = len(owners)
-        # in time order first (stable: ties keep the order of the files and records, which is
-        # all the linking looks at), so every later column is built in its final order
-        order = np.argsort(cols["time"], kind="stable")
-        if not (order[1:] > order[:-1]).all():
-            cols = {c: v[order] for c, v in cols.items()}
-            owners = owners[order]
-        else:
-            order = np.arange(n)
         given = {c: cols[c] for c in ("event_id", "record_id", "record_number")}
         arrow: dict = {}
-        why = _check_rows(cols, n, arrow)
+        why = _check_rows(cols, n, arrow)          # per row, in record order (as reported)
         bad = np.flatnonzero(~np.equal(why, None))
-        bad = bad[np.argsort(order[bad], kind="stable")]      # reported in record order
         for i in bad.tolist():
             owner = frames[owners[i]][0]
             reason = f"{cols['source'][i]} {given['event_id'][i]}: {why[i]}"
@@ -451,6 +458,14 @@ def _finish(frames, passthrough, rejected):
             arrow = {c: v.filter(keep) for c, v in arrow.items()}
             owners = owners[keep]
             n = len(owners)
+        # then in time order (stable: ties keep the order of the files and records, which is
+        # all the linking looks at); text already in Arrow is reordered there, and kept as
+        # objects only where the linking and the counts below read it
+        order = np.argsort(cols["time"], kind="stable")
+        if not (order[1:] > order[:-1]).all():
+            cols = {c: v[order] for c, v in cols.items() if c not in arrow or c in READ_AS_OBJECTS}
+            arrow = {c: v.take(order) for c, v in arrow.items()}
+            owners = owners[order]
         cols.update(link_columns({c: cols[c] for c in LINK_INPUTS}))
         for (o, s_, p_), k in Counter(zip(owners.tolist(), cols["source"].tolist(),
                                           cols["operation"].tolist())).items():

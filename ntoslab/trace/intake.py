@@ -114,7 +114,7 @@ class Intake:
         sysmon, security = self.sysmon.append, self.security.append
         want_sysmon, want_security = self.want_sysmon, self.want_security
         sysmon_get, security_get = SYSMON_VALUES, SECURITY_VALUES
-        prefilter = evtx_prefilter
+        other_eid = _other_eid
         clock: tuple | None = None
         parsed: list[int] = []
         seen = parsed.append
@@ -134,7 +134,7 @@ class Intake:
             number = r["event_record_id"]
             seen(number)
             text = r["data"]
-            if prefilter(text):
+            if "Sysmon" not in text and other_eid(text):     # evtx_prefilter, inlined
                 not_process += 1
                 continue
             try:
@@ -306,15 +306,20 @@ _EID_NUMBER = re.compile(r"(\d+)[,}]")
 
 def evtx_prefilter(text: str) -> bool:
     """True when the raw JSON of an EVTX record is certainly not a process event and not a
-    Sysmon record: its first `"EventID":` key (the System element comes before the event's
+    Sysmon record: `Sysmon` occurs nowhere (both the Sysmon provider and its channel name
+    contain it) and its first `"EventID":` key (the System element comes before the event's
     data, and a quoted key cannot occur inside a JSON string, whose quotes are escaped) is
-    followed by a plain number that is not a process event id, and `Sysmon` occurs nowhere
-    (both the Sysmon provider and its channel name contain it). False means: decode it."""
+    followed by a plain number that is not a process event id. False means: decode it."""
+    return "Sysmon" not in text and _other_eid(text)
+
+
+def _other_eid(text: str) -> bool:
+    """The first `"EventID":` of a record's raw JSON is a plain number, not a process one."""
     i = text.find(_EID_KEY)
     if i < 0:
         return False
     m = _EID_NUMBER.match(text, i + len(_EID_KEY))
-    return m is not None and int(m.group(1)) not in PROCESS_EIDS and "Sysmon" not in text
+    return m is not None and int(m.group(1)) not in PROCESS_EIDS
 
 
 def _lenient_json(line: bytes):

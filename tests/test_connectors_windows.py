@@ -487,3 +487,38 @@ def test_the_fake_reports_what_the_real_dll_would_crash_on(windows_on_fake):
     assert "used after it was freed (FakeLink DenyPolicy)" in fake.errors[0]
     assert "is not a live FakeMap (it is FakeProgram)" in fake.errors[1]
     fake.errors.clear()
+
+
+ODD_MONITOR = r'''#include "bpf_helpers.h"
+#include "ebpf_ntos_hooks.h"
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 64 * 1024); } process_ringbuf SEC(".maps");
+#define STRINGS(name) struct { __uint(type, BPF_MAP_TYPE_HASH); __type(key, uint32_t); \
+    __type(value, char[64]); __uint(max_entries, 16); } name SEC(".maps");
+STRINGS(process_map) STRINGS(command_map) STRINGS(account_name_map) STRINGS(account_domain_map)
+SEC("process") int ProcessMonitor(process_md_t* ctx)
+{
+    uint8_t odd[40] = {0};
+    uint64_t info[14] = {0};           /* a 112-byte process_info_t: process_id first */
+    info[0] = ctx->process_id;
+    bpf_ringbuf_output(&process_ringbuf, odd, sizeof(odd), 0);
+    bpf_ringbuf_output(&process_ringbuf, info, sizeof(info), 0);
+    return 0;
+}
+'''
+
+
+def test_stream_counts_and_warns_about_records_it_cannot_read(windows_on_fake, compile_bpf):
+    """A monitor whose ring also carries 40-byte records: each is counted by size and the first
+    warned about; the 112-byte records still become events."""
+    monitor = compile_bpf(ODD_MONITOR, "odd_monitor")
+    hook, fake = windows_on_fake(monitor=monitor)
+    mon = hook._monitor_object()
+    ring = mon.ringbuf("process_ringbuf")
+    for pid in (500, 501, 502):
+        hook.inject(ProcessEvent.create(pid=pid, parent=4, image=IMAGE, command_line=CMD))
+    with pytest.warns(UserWarning, match=r"a 40-byte record; its records are 112-byte") as caught:
+        got = hook.capture(count=3, duration=5)
+    assert got["process_id"].tolist() == [500, 501, 502]
+    assert hook.skipped_records == {40: 3}
+    assert len([w for w in caught if "40-byte" in str(w.message)]) == 1
+    assert len(ring.records_) == 6

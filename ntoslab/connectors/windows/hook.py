@@ -208,6 +208,8 @@ class WindowsHook:
         self._events = 0
         self._monitor: WindowsObject | None = None
         self.history: list[Verdict] = []
+        # process_monitor records stream() could not read: {size in bytes: count}
+        self.skipped_records: dict[int, int] = {}
 
     def _check_store(self) -> None:
         ptype, atype = _GUID(), _GUID()
@@ -351,7 +353,8 @@ class WindowsHook:
 
     def stream(self, duration: float | None = None) -> Iterator[ProcessEvent]:
         """Real process events as process_monitor reports them (records joined with its string
-        maps when consumed, like the C# reader)."""
+        maps when consumed, like the C# reader). A record that is not a 112-byte process_info_t
+        is counted in `skipped_records` (by size) and warned about, never dropped unseen."""
         from ...trace.process_monitor import (
             RECORD_SIZE,
             STRING_MAPS,
@@ -372,6 +375,7 @@ class WindowsHook:
                 # the ones a callback-mode ring (before 1.1) got before this call come too
                 ring.streamed += 1
                 if len(rec) != RECORD_SIZE:
+                    self._skip(len(rec), RECORD_SIZE)
                     continue
                 row = parse_record(rec)
                 key = row["process_id"].to_bytes(4, "little")
@@ -382,6 +386,15 @@ class WindowsHook:
                 row.update(host=host, source=SOURCE,
                            process_key=f"{host}:{row['process_id']}:{row['creation_time']}")
                 yield ProcessEvent.from_row(row)
+
+    def _skip(self, size: int, want: int) -> None:
+        first = size not in self.skipped_records
+        self.skipped_records[size] = self.skipped_records.get(size, 0) + 1
+        if first:
+            warnings.warn(f"process_monitor's ring buffer sent a {size}-byte record; its records "
+                          f"are {want}-byte process_info_t, so this one is skipped (counted in "
+                          f"hook.skipped_records, by size). Is the loaded process_monitor the "
+                          f"one this ntoslab reads?", stacklevel=3)
 
     def capture(self, duration: float | None = None, count: int | None = None) -> "pd.DataFrame":
         from ...trace.schema import trace_frame

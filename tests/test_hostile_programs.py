@@ -264,14 +264,15 @@ def check_reach(source, offset, size, write):
         assert "outside every region" in fault and names_source(source, offset, fault), fault
 
 
-def test_r10_plus_2_33_minus_8_is_documented():
-    """Regions are 2**32 apart, so offsets beyond what a verifier accepts do reach other regions:
-    r10 + 2**33 - 8 reads the top of stack frame 2 (the frame of a second-level subprogram call,
-    zero-filled) on both engines. Within ±2**29 (test above) no region is reachable from another
-    (except the map cases below)."""
-    assert reach("stack", 2**33 - 8, 8) == (1, None)
-    assert reach("stack", 2**32, 1)[0] is None          # just past the top of frame 1
-    assert reach("context", 2**32, 1) == (1, None)      # the command line's first byte
+def test_regions_are_a_tebibyte_apart():
+    """Regions sit in 1 TiB windows, so only offsets far beyond what a verifier accepts reach
+    another region: r10 + 2**41 - 8 reads the top of stack frame 2 (the frame of a second-level
+    subprogram call, zero-filled) on both engines, where r10 + 2**33 - 8 (4 GiB windows, before)
+    now faults. Within ±2**29 (tests above) no region is reachable from another."""
+    assert reach("stack", 2**33 - 8, 8)[0] is None
+    assert reach("stack", 2**41 - 8, 8) == (1, None)
+    assert reach("stack", 2**40, 1)[0] is None          # just past the top of frame 1
+    assert reach("context", 2**40, 1) == (1, None)      # the command line's first byte
 
 
 def many_entries(offset: int, size: int = 1, write: bool = False):

@@ -1,7 +1,7 @@
 """The native runtime's structures and functions, as ctypes sees them (mirrors ntl.h).
 
 >>> from ntoslab.native import lib
->>> lib().ntl_window_base(0) == 256 << 32
+>>> lib().ntl_window_base(0) == 256 << 40
 True
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ i64 = C.c_int64
 vp = C.c_void_p
 
 FIRST_WINDOW = 256
-WINDOW_SHIFT = 32
+WINDOW_SHIFT = 40                      # a window is 1 TiB of virtual addresses (ntl.h)
+WINDOW_MASK = (1 << WINDOW_SHIFT) - 1
 STACK_FRAMES = 8
 STACK_SIZE = 512
 W_WRITABLE, W_MAP, W_HANDLE, W_PYTHON = 1, 2, 4, 8

@@ -54,7 +54,8 @@ NTL_API ntl_map *ntl_map_new(ntl_space *s, uint32_t type, uint32_t key_size, uin
     m->handle_window = ntl_space_reserve(s, 1);
     if (!m->handle_window)
         goto fail;
-    ntl_space_set(s, m->handle_window, NULL, 0, ntl_live_zero, 0, 0, 32, NTL_W_HANDLE, m, 0);
+    ntl_space_set(s, m->handle_window, NULL, 0, ntl_live_zero, 0, 0, NTL_WINDOW_SHIFT, NTL_W_HANDLE,
+                  m, 0);
     m->handle = ntl_window_base(m->handle_window);
     uint32_t group = is_percpu(type) ? m->ncpus : 1;
     uint32_t writable = !(flags & NTL_MAPF_READONLY);
@@ -146,7 +147,7 @@ NTL_API void ntl_map_free(ntl_map *m) {
 
 NTL_API ntl_map *ntl_map_from_handle(ntl_space *s, uint64_t addr) {
     ntl_window *w = ntl_window_of(s, addr);
-    if (!w || !(w->flags & NTL_W_HANDLE) || (addr & 0xFFFFFFFFull))
+    if (!w || !(w->flags & NTL_W_HANDLE) || (addr & NTL_WINDOW_MASK))
         return NULL;
     return (ntl_map *)w->owner;
 }

@@ -1,7 +1,7 @@
 /* ntoslab native runtime: the shared declarations.
  *
  * What lives here, one concept per file:
- *   space.c    the sandboxed address space: 4 GiB windows, one table entry each, every access
+ *   space.c    the sandboxed address space: 1 TiB windows, one table entry each, every access
  *              translated and checked (the JIT inlines the same check: ntoslab/vm/jit.py)
  *   slab.c     long-lived value storage for maps: slots at a fixed virtual stride, per-slot
  *              liveness, epoch retirement (EFW frees deleted values when the epoch ends)
@@ -32,9 +32,10 @@
 #define NTL_ABI_VERSION 1
 
 /* -- the address space ------------------------------------------------------------------------ */
-#define NTL_WINDOW_SHIFT 32
-#define NTL_FIRST_WINDOW 256ull /* window i of the table is virtual [(256+i)<<32, (257+i)<<32) */
-#define NTL_MAX_WINDOWS (1u << 24)
+#define NTL_WINDOW_SHIFT 40     /* a window is 1 TiB of virtual addresses */
+#define NTL_WINDOW_MASK ((1ull << NTL_WINDOW_SHIFT) - 1)
+#define NTL_FIRST_WINDOW 256ull /* window i of the table is virtual [(256+i)<<40, (257+i)<<40) */
+#define NTL_MAX_WINDOWS (1u << 23) /* (256 + 2^23) << 40 still fits 64 bits */
 /* Unmapped bytes after every value of map storage: more than any offset (BPF_MAX_VAR_OFF) a
    verifier accepts on a pointer, so map values are unreachable from each other. */
 #define NTL_GUARD_GAP (1ull << 29)
@@ -47,7 +48,7 @@ typedef struct ntl_window {
     const uint8_t *live;  /* per slot: nonzero = accessible; never NULL */
     uint32_t length;      /* accessible bytes per slot (a plain region: its size) */
     uint32_t nslots;      /* 0 = not mapped */
-    uint32_t shift;       /* log2 of the virtual slot stride (a plain region: 32) */
+    uint32_t shift;       /* log2 of the virtual slot stride (a plain region: NTL_WINDOW_SHIFT) */
     uint32_t flags;       /* NTL_W_* */
     void *owner;          /* the map whose storage or handle this is, or NULL */
     uint64_t first_slot;  /* the owner's number of slot 0 */

@@ -30,7 +30,7 @@ static int add_segment(ntl_slab *sl, uint64_t capacity) {
     if (sl->nseg == NTL_SLAB_MAX_SEGMENTS || capacity == 0)
         return -1;
     uint64_t vslots = capacity * sl->group;
-    uint64_t per_window = 1ull << (32 - sl->shift);
+    uint64_t per_window = 1ull << (NTL_WINDOW_SHIFT - sl->shift);
     uint64_t nwin = (vslots + per_window - 1) / per_window;
     if (nwin > 0xFFFFFFFFull)
         return -1;

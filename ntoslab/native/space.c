@@ -1,10 +1,10 @@
-/* The sandboxed address space: a table of 4 GiB windows.
+/* The sandboxed address space: a table of 1 TiB windows.
  *
- * A virtual address names window (addr >> 32) - 256 of the table and an offset inside it. A
+ * A virtual address names window (addr >> 40) - 256 of the table and an offset inside it. A
  * window holds `nslots` slots at a virtual stride of 2^shift bytes; slot k starts at host byte
  * k * pitch, and only its first `length` bytes are accessible, and only while live[k] is
  * nonzero. A plain region (a stack frame, the context, the command line) is one slot with
- * shift 32; map storage is many slots (at most four per window) with a stride of the value plus
+ * shift 40; map storage is many slots (at most 1024 per window) with a stride of the value plus
  * a 2^29-byte guard gap, so running off a value faults instead of reaching the next one. Nothing
  * is ever found by searching: an access costs one table index and four comparisons, here and in
  * the JIT's inline copy.
@@ -24,7 +24,7 @@ NTL_API uint64_t ntl_window_base(uint32_t index) {
 static void clear_window(ntl_window *w) {
     memset(w, 0, sizeof *w);
     w->live = ntl_live_zero;
-    w->shift = 32;
+    w->shift = NTL_WINDOW_SHIFT;
 }
 
 NTL_API ntl_space *ntl_space_new(void) {
@@ -112,7 +112,7 @@ NTL_API uint32_t ntl_space_map_plain(ntl_space *s, uint8_t *host, uint32_t lengt
                                      void *owner) {
     uint32_t w = ntl_space_reserve(s, 1);
     if (w)
-        ntl_space_set(s, w, host, 0, ntl_live_one, length, 1, 32, flags, owner, 0);
+        ntl_space_set(s, w, host, 0, ntl_live_one, length, 1, NTL_WINDOW_SHIFT, flags, owner, 0);
     return w;
 }
 
@@ -152,7 +152,7 @@ NTL_API uint8_t *ntl_translate(ntl_space *s, uint64_t addr, uint64_t size, int w
     ntl_window *w = ntl_window_of(s, addr);
     if (!w)
         return NULL;
-    uint64_t off = addr & 0xFFFFFFFFull;
+    uint64_t off = addr & NTL_WINDOW_MASK;
     uint64_t slot = off >> w->shift;
     uint64_t inner = off & ((1ull << w->shift) - 1);
     if (slot >= w->nslots || size > w->length || inner > w->length - size || !w->live[slot])

@@ -531,7 +531,7 @@ class _Translator:
         b.branch(join)
         b.position_at_end(table_bb)
         table = b.load(self.table)
-        w = b.sub(b.lshr(addr, _k(32)), _k(abi.FIRST_WINDOW))
+        w = b.sub(b.lshr(addr, _k(abi.WINDOW_SHIFT)), _k(abi.FIRST_WINDOW))
         w = b.select(b.icmp_unsigned("<", w, b.load(self.ntable)), w, _k(0))
         e = b.gep(table, [b.mul(w, _k(E_SIZE))])
 
@@ -543,7 +543,7 @@ class _Translator:
         shift = field(E_SHIFT, I32)
         nslots = field(E_NSLOTS, I32)
         length = field(E_LENGTH, I32)
-        inner_all = b.and_(addr, _k(0xFFFF_FFFF))
+        inner_all = b.and_(addr, _k(abi.WINDOW_MASK))
         slot = b.lshr(inner_all, shift)
         inner = b.sub(inner_all, b.shl(slot, shift))
         in_slots = b.icmp_unsigned("<", slot, nslots)

@@ -1,7 +1,7 @@
 """The sandboxed address space eBPF programs run in.
 
 Every byte a program may touch lives in a window of the native address space
-(ntoslab/native/space.c): 4 GiB of virtual addresses per window, one table entry each. A plain
+(ntoslab/native/space.c): 1 TiB of virtual addresses per window, one table entry each. A plain
 `Region` (a stack frame, the context, the command-line "packet", a helper buffer) is one window;
 a map's values live in windows of slots at a stride of the value plus a 2**29-byte guard gap
 (the largest offset a verifier accepts), so an access that strays off a value faults instead of
@@ -24,10 +24,10 @@ from enum import StrEnum
 from typing import Any, Callable
 
 from ..native import lib
-from ..native.abi import FIRST_WINDOW, W_MAP, W_WRITABLE, WINDOW_SHIFT
+from ..native.abi import FIRST_WINDOW, W_MAP, W_WRITABLE, WINDOW_MASK, WINDOW_SHIFT
 
 WINDOW = 1 << WINDOW_SHIFT
-MAX_REGION = WINDOW - 1
+MAX_REGION = (1 << 32) - 1        # a window's accessible length is 32 bits
 
 
 class MemoryFault(Exception):
@@ -123,7 +123,7 @@ class _MapWindow:
 
     def locate(self, address: int, size: int) -> int:
         """Host offset of an access inside this window, or -1."""
-        off = address & 0xFFFF_FFFF
+        off = address & WINDOW_MASK
         slot = off >> self.shift
         inner = off & self.mask
         if slot < self.nslots and inner + size <= self.length and self.live[slot]:
@@ -153,7 +153,8 @@ class AddressSpace:
         if not isinstance(data, bytearray):
             data = bytearray(data)
         if len(data) > MAX_REGION:
-            raise ValueError(f"region {name!r} of {len(data)} bytes does not fit a 4 GiB window")
+            raise ValueError(f"region {name!r} of {len(data)} bytes is larger than a region may be "
+                             f"({MAX_REGION} bytes)")
         pin, host = _pin(data)
         flags = W_WRITABLE if writable else 0
         w = self._lib.ntl_space_map_plain(self.native, host, len(data), flags, None)
@@ -212,7 +213,7 @@ class AddressSpace:
             del self._mapwin[key]
 
     def map_window(self, key: int) -> _MapWindow | None:
-        """The map-storage window with key `key` (address >> 32), or None."""
+        """The map-storage window with key `key` (address >> WINDOW_SHIFT), or None."""
         m = self._mapwin.get(key)
         if m is not None:
             return m
@@ -255,7 +256,7 @@ class AddressSpace:
         if m is None or m.locate(address, size) < 0:
             return None
         owner = self.map_of(m.owner)
-        slot = (address & 0xFFFF_FFFF) >> m.shift
+        slot = (address & WINDOW_MASK) >> m.shift
         start = slot * m.pitch
         base = m.base + (slot << m.shift)
         name = owner.value_name(m.first_slot + slot) if owner is not None else "map value"
@@ -286,7 +287,7 @@ class AddressSpace:
         key = address >> WINDOW_SHIFT
         e = self._fast.get(key)
         if e is not None:
-            off = address & 0xFFFF_FFFF
+            off = address & WINDOW_MASK
             if off + size <= e[1]:
                 if write and not e[2]:
                     raise self._read_only(self._plain[key], address, size)
@@ -302,7 +303,7 @@ class AddressSpace:
         r = self._plain.get(key)
         if r is not None:                       # a plain window native code repoints
             self.resync(r, cache=False)
-            off = address & 0xFFFF_FFFF
+            off = address & WINDOW_MASK
             if off + size <= r.end - r.base:
                 if write and not r.writable:
                     raise self._read_only(r, address, size)
@@ -312,7 +313,7 @@ class AddressSpace:
     def load(self, address: int, size: int) -> int:
         e = self._fast.get(address >> WINDOW_SHIFT)
         if e is not None:
-            off = address & 0xFFFF_FFFF
+            off = address & WINDOW_MASK
             if off + size <= e[1]:
                 return int.from_bytes(e[0][off:off + size], "little")
         buf, off = self._host(address, size, False)
@@ -321,7 +322,7 @@ class AddressSpace:
     def store(self, address: int, size: int, value: int) -> None:
         e = self._fast.get(address >> WINDOW_SHIFT)
         if e is not None:
-            off = address & 0xFFFF_FFFF
+            off = address & WINDOW_MASK
             if off + size <= e[1] and e[2]:
                 e[0][off:off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
                 return
@@ -339,18 +340,18 @@ class AddressSpace:
             mask = (1 << (8 * size)) - 1
 
             def load(address: int, size=size, unpack=st.unpack_from) -> int:
-                e = fast.get(address >> 32)
+                e = fast.get(address >> WINDOW_SHIFT)
                 if e is not None:
-                    off = address & 0xFFFF_FFFF
+                    off = address & WINDOW_MASK
                     if off + size <= e[1]:
                         return unpack(e[0], off)[0]
                 buf, off = host(address, size, False)
                 return unpack(buf, off)[0]
 
             def store(address: int, value: int, size=size, pack=st.pack_into, mask=mask) -> None:
-                e = fast.get(address >> 32)
+                e = fast.get(address >> WINDOW_SHIFT)
                 if e is not None:
-                    off = address & 0xFFFF_FFFF
+                    off = address & WINDOW_MASK
                     if off + size <= e[1] and e[2]:
                         pack(e[0], off, value & mask)
                         return
@@ -404,7 +405,7 @@ class AddressSpace:
         key = address >> WINDOW_SHIFT
         m = self.map_window(key)
         if m is not None and m.nslots:
-            slot = min((address & 0xFFFF_FFFF) >> m.shift, m.nslots - 1)
+            slot = min((address & WINDOW_MASK) >> m.shift, m.nslots - 1)
             out += self._live_values(m, (slot - 1, slot, slot + 1))
         # an access just below a window's first value lands in the window before it
         above = self.map_window(key + 1)
@@ -455,7 +456,7 @@ class AddressSpace:
         m = self.map_window(address >> WINDOW_SHIFT)
         if m is None:
             return None
-        slot = (address & 0xFFFF_FFFF) >> m.shift
+        slot = (address & WINDOW_MASK) >> m.shift
         if slot >= m.nslots or m.live[slot]:
             return None
         owner = self.map_of(m.owner)

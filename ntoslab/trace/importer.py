@@ -285,8 +285,8 @@ def import_logs(paths: Iterable[str | Path], source: str = "all", clock_skew: An
 def _import_log_file(path: Path, source: str, report: FileReport, passthrough, rejected, bar,
                      workers: int = 1, split_min_bytes: int = MIN_PARALLEL_BYTES):
     """Read one log file (`intake.py`; a large EVTX file in `workers` processes, `evtx_split`),
-    convert its process records column-wise; returns the rows (a dict of columns in record
-    order, or None) and fills `report`."""
+    convert and check its process records column-wise; returns the rows (`_Rows` in record
+    order, or None) and fills `report` (but for the rows the check refused: `_finish`)."""
     split = shares(path, workers, split_min_bytes)
     if split is None:
         intake = Intake(path, source)
@@ -295,6 +295,7 @@ def _import_log_file(path: Path, source: str, report: FileReport, passthrough, r
         except SourceError as exc:
             intake.reject(str(path), None, None, f"unreadable file: {exc}")
         rows, converted = _converted(intake)
+        rows = _checked(rows) if rows is not None else None
     else:
         try:
             intake, rows, converted = _merge_shares(path, source, run_shares(
@@ -357,7 +358,7 @@ def _converted(intake: Intake) -> tuple[dict | None, dict[str, list[dict[str, An
     return {c: v[order] for c, v in rows.items()}, rejected
 
 
-def _read_share(path: str, share: Share, source: str) -> tuple[Intake, dict | None, dict]:
+def _read_share(path: str, share: Share, source: str) -> tuple[Intake, _Rows | None, dict]:
     """One share of an EVTX file's chunks read and converted (run in a worker process: the
     intake comes back without its records, which are in the rows)."""
     collecting = gc.isenabled()
@@ -367,13 +368,13 @@ def _read_share(path: str, share: Share, source: str) -> tuple[Intake, dict | No
         intake.evtx(share_stream(path, share), path, layout=False)
         rows, converted = _converted(intake)
         intake.sysmon, intake.security = [], []
-        return intake, rows, converted
+        return intake, _checked(rows) if rows is not None else None, converted
     finally:
         if collecting:
             gc.enable()
 
 
-def _merge_shares(path: Path, source: str, parts: list) -> tuple[Intake, dict | None, dict]:
+def _merge_shares(path: Path, source: str, parts: list) -> tuple[Intake, _Rows | None, dict]:
     """The shares' intakes, rows and rejected records as one read of the whole file would
     give them: records numbered on (`_seq`), skip reasons in the order they first occur,
     Sysmon's rejected records before Security's, the file's headers compared with the
@@ -385,7 +386,7 @@ def _merge_shares(path: Path, source: str, parts: list) -> tuple[Intake, dict | 
     not_process = 0
     for part, part_rows, converted in parts:
         if part_rows is not None:
-            part_rows["_seq"] += whole.count
+            part_rows.cols["_seq"] += whole.count
             rows.append(part_rows)
         whole.count += part.count
         for reason, k in part.skipped.items():
@@ -408,8 +409,7 @@ def _merge_shares(path: Path, source: str, parts: list) -> tuple[Intake, dict | 
             whole.unread.extend(unread_parts(f, str(path), parsed))
     except OSError:
         pass
-    merged = None if not rows else rows[0] if len(rows) == 1 else _concat_columns(rows)
-    return whole, merged, by_kind
+    return whole, _concat_rows(rows) if rows else None, by_kind
 
 
 def _concat_columns(parts: list[dict]) -> dict:
@@ -421,8 +421,9 @@ def _concat_columns(parts: list[dict]) -> dict:
     return out
 
 
-def _shift_logged(rows, shift: int) -> None:
+def _shift_logged(checked: _Rows, shift: int) -> None:
     """Add `shift` ns to the times of the rows taken from the log clock (Security)."""
+    rows = checked.cols
     mask = rows.get("_logged_clock")
     if mask is None or not mask.any():
         return
@@ -455,6 +456,53 @@ def _import_trace_file(path: Path, report: FileReport, passthrough, rejected) ->
         for (s_, o_), k in counts.items():
             report.imported[(str(s_), str(o_))] += int(k)
         passthrough.append((None, clean))
+
+
+@dataclass
+class _Rows:
+    """One file's (or share's) rows, converted and checked: `cols` the columns (text the check
+    put in Arrow only where `_finish` reads it as objects), `arrow` text columns as Arrow,
+    `rejected` the records the check refused (not in the rows), in row order."""
+
+    cols: dict[str, Any]
+    arrow: dict[str, Any]
+    rejected: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.cols["time"])
+
+
+def _checked(cols: dict) -> _Rows:
+    """`_check_rows` on converted rows: those it refuses become rejected records, in row
+    order (reported by `_finish`, after every file's reading and conversion rejects)."""
+    n = len(cols["time"])
+    given = {c: cols[c] for c in ("event_id", "record_id", "record_number")}
+    arrow: dict = {}
+    why = _check_rows(cols, n, arrow)
+    bad = np.flatnonzero(~np.equal(why, None))
+    rejected = [{"file": cols["file"][i], "record_id": given["record_id"][i],
+                 "record_number": given["record_number"][i], "event_id": given["event_id"][i],
+                 "reason": f"{cols['source'][i]} {given['event_id'][i]}: {why[i]}"}
+                for i in bad.tolist()]
+    kept = {c: v for c, v in cols.items() if c not in arrow or c in READ_AS_OBJECTS}
+    if len(bad):
+        keep = np.equal(why, None)
+        kept = {c: v[keep] for c, v in kept.items()}
+        arrow = {c: v.filter(keep) for c, v in arrow.items()}
+    return _Rows(kept, arrow, rejected)
+
+
+def _concat_rows(parts: list[_Rows]) -> _Rows:
+    """Checked rows one after the other (a column some lack: missing there)."""
+    if len(parts) == 1:
+        return parts[0]
+    import pyarrow as pa
+    names = dict.fromkeys(c for p in parts for c in p.arrow)
+    arrow = {c: pa.concat_arrays([p.arrow[c] if c in p.arrow else
+                                  pa.nulls(len(p), pa.large_string()) for p in parts])
+             for c in names}
+    return _Rows(_concat_columns([p.cols for p in parts]), arrow,
+                 [e for p in parts for e in p.rejected])
 
 
 def _check_rows(cols: dict, n: int, arrow: dict) -> np.ndarray:
@@ -525,32 +573,20 @@ def _finish(frames, passthrough, rejected):
     columns = COLUMNS + EXTRA_COLUMNS
     parts = []
     if frames:
-        owners = np.concatenate([np.full(len(f["time"]), i) for i, (_, f) in enumerate(frames)])
-        cols = _concat_columns([f for _, f in frames]) if len(frames) > 1 else dict(frames[0][1])
+        owners = np.concatenate([np.full(len(f), i) for i, (_, f) in enumerate(frames)])
+        for owner, f in frames:             # refused by the check: after all other rejects
+            for e in f.rejected:
+                owner.rejected[e["reason"]] += 1
+                rejected.append(e)
+        rows = _concat_rows([f for _, f in frames])
+        cols, arrow = dict(rows.cols), dict(rows.arrow)
         n = len(owners)
-        given = {c: cols[c] for c in ("event_id", "record_id", "record_number")}
-        arrow: dict = {}
-        why = _check_rows(cols, n, arrow)          # per row, in record order (as reported)
-        bad = np.flatnonzero(~np.equal(why, None))
-        for i in bad.tolist():
-            owner = frames[owners[i]][0]
-            reason = f"{cols['source'][i]} {given['event_id'][i]}: {why[i]}"
-            owner.rejected[reason] += 1
-            rejected.append({"file": cols["file"][i], "record_id": given["record_id"][i],
-                             "record_number": given["record_number"][i],
-                             "event_id": given["event_id"][i], "reason": reason})
-        if len(bad):
-            keep = np.equal(why, None)
-            cols = {c: v[keep] for c, v in cols.items()}
-            arrow = {c: v.filter(keep) for c, v in arrow.items()}
-            owners = owners[keep]
-            n = len(owners)
         # then in time order (stable: ties keep the order of the files and records, which is
         # all the linking looks at); text already in Arrow is reordered there, and kept as
         # objects only where the linking and the counts below read it
         order = np.argsort(cols["time"], kind="stable")
         if not (order[1:] > order[:-1]).all():
-            cols = {c: v[order] for c, v in cols.items() if c not in arrow or c in READ_AS_OBJECTS}
+            cols = {c: v[order] for c, v in cols.items()}
             arrow = {c: v.take(order) for c, v in arrow.items()}
             owners = owners[order]
         cols.update(link_columns({c: cols[c] for c in LINK_INPUTS}))

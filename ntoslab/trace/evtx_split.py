@@ -11,7 +11,9 @@ Record numbers (`event_record_id`, EventRecordID) live in the records, not in th
 
 `shares` splits a file of at least `min_bytes` into `workers` runs of whole chunks (the last
 run takes the file's tail, a cut chunk included); smaller files, and files whose header is not
-a plain 4096-byte one, are read whole in-process as before (no pool is started for them).
+a plain 4096-byte one, are read whole in-process as before (no pool is started for them), and
+so is every file where processes cannot be forked safely (only Linux splits: Windows has no
+fork, macOS's system libraries are not fork-safe).
 `run_shares` reads the first share in the calling process and the others in a pool of
 `workers - 1` processes, started on first use and kept for later calls (forked: a spawned or
 forkserver child re-runs the caller's `__main__`, which breaks a script without a main guard;
@@ -27,6 +29,7 @@ import io
 import multiprocessing
 import os
 import struct
+import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -38,6 +41,7 @@ from .evtx_layout import CHUNK_SIZE, FILE_MAGIC, HEADER_SIZE
 # back and merging cost more than the second core saves (measured: benchmarks/trace.py)
 MIN_PARALLEL_BYTES = 4 << 20
 
+SPLITS = sys.platform.startswith("linux")
 Share = tuple[int, int | None]      # first chunk, chunk after the last (None: to the file's end)
 
 
@@ -52,8 +56,8 @@ def default_workers() -> int:
 def shares(path: str | Path, workers: int, min_bytes: int = MIN_PARALLEL_BYTES) -> list[Share] | None:
     """Consecutive runs of whole chunks, one per worker, or None: read the file whole (one
     worker, a file smaller than `min_bytes` or with fewer chunks than workers, a file header
-    that is not the plain 4096-byte one)."""
-    if workers <= 1:
+    that is not the plain 4096-byte one, a system that is not Linux)."""
+    if workers <= 1 or not SPLITS:
         return None
     try:
         size = os.path.getsize(path)

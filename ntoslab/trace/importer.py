@@ -6,7 +6,10 @@ which pass through validation unchanged). Records are read and sorted by `intake
 EID 1/5 and Security 4688/4689 become one row each (`sysmon.py`, `security.py`), column-wise;
 keys and parents are linked by `keys.link_columns`; a file with two clocks is checked by
 `clock.py`; an EVTX file whose headers promise records that were not read (truncated, a bad
-chunk) is reported by `evtx_layout.py` in `FileReport.unread` and the summary.
+chunk) is reported by `evtx_layout.py` in `FileReport.unread` and the summary. A large EVTX
+file (>= 4 MiB) is read by `workers` processes, its chunks split between them (`evtx_split.py`):
+each reads, converts and checks its share, and the shares are joined in chunk order before the
+linking, with the same result as one process.
 
 Nothing vanishes silently: every record read is either imported, *skipped* (not a process
 create/exit, or excluded by `source`) or *rejected* (a process record that cannot become a row,

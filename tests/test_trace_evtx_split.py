@@ -180,3 +180,20 @@ def test_import_command_workers(big, tmp_path, capsys):
     assert "--workers 0: at least 1" in capsys.readouterr().err
     with pytest.raises(ValueError, match="workers 0"):
         import_logs([big], workers=0)
+
+
+def test_ntoslab_import_workers_for_a_trace(big, tmp_path):
+    """`ntoslab import --workers N -o TRACE` (once dataset output only) gives the trace one
+    process gives."""
+    from ntoslab.cli import main
+    out = tmp_path / "t.parquet"
+    assert main(["import", str(big), "-o", str(out), "--workers", "2", "--no-progress"]) == 0
+    want = import_logs([big], progress=False, workers=1).frame
+    pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(_written(want, tmp_path)))
+
+
+def _written(frame, tmp_path: Path) -> Path:
+    from ntoslab.trace import write_trace
+    path = tmp_path / "want.parquet"
+    write_trace(frame, path)
+    return path

@@ -346,8 +346,8 @@ def _converted(intake: Intake) -> tuple[dict | None, dict[str, list[dict[str, An
         eid = raw["_event_id"]
         for i in bad.tolist():
             rejected[kind].append({"file": raw["_file"][i], "record_id": raw["_record"][i],
-                             "record_number": raw["_number"][i], "event_id": eid[i],
-                             "reason": f"{kind} {eid[i]}: {why[i]}"})
+                                   "record_number": raw["_number"][i], "event_id": eid[i],
+                                   "reason": f"{kind} {eid[i]}: {why[i]}"})
         if len(bad):
             keep = np.equal(why, None)
             cols = {c: v[keep] for c, v in cols.items()}

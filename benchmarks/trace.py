@@ -2,12 +2,17 @@
 process trees and analyses at 1M and 10M events, the session generator.
 
     .venv/bin/python benchmarks/trace.py [--events 1000000] [--big 10000000] [--repeat 5]
+        [--workers N] [--sections import,trees,big]
 
 Everything is measured in this run and printed with the targets of issue 9; nothing is
 asserted. Times are the best of `--repeat` runs (the machine is shared). The parser baseline
 is `evtx.PyEvtxParser(path, number_of_threads=1).records_json()` iterated to the end: the
 parser including its own JSON serialisation (the form it hands to Python), on one thread
-(measured faster here than its default thread pool). The large EVTX inputs are the Panache
+(measured faster here than its default thread pool). Import is measured beside it with
+workers=1 (one process) and workers=N (a large file's chunks split between N processes,
+`trace/evtx_split.py`), all three in wall seconds, in turn in each round; the speed-up the
+machine's cores give at that moment (the parser itself on N shares at once) is printed with
+them. The large EVTX inputs are the Panache
 log's chunks 40 times, once with each copy's process GUIDs made its own (one long log) and
 once verbatim (every event 40 times over: duplicated events, linked by the sequential walk);
 the decoding floor (parser + orjson.loads of each record) is printed beside them. The 10M figures run in a fresh process
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -99,10 +105,64 @@ def repeated_evtx(src: Path, out: Path, copies: int, own_guids: bool) -> Path:
     return out
 
 
-def import_section(repeat: int, tmp: Path) -> None:
+def side_by_side(path: Path, repeat: int, workers: int) -> tuple[int, list[float]]:
+    """Wall seconds, best of `repeat` rounds, of the parser (1 thread), import with
+    workers=1 and import with workers=`workers`, run in turn in every round (the machine's
+    load then weighs on all three alike)."""
+    import evtx
+
     from ntoslab.trace import import_logs
-    print("== import (targets: >= 100k records/s and >= 1/3 of the parser's rate; <= 2 ms per "
-          "call); CPU seconds, best of runs")
+    runs = [lambda: sum(1 for _ in evtx.PyEvtxParser(str(path), number_of_threads=1).records_json()),
+            lambda: import_logs([path], progress=False, workers=1).files[0].records,
+            lambda: import_logs([path], progress=False, workers=workers).files[0].records]
+    times = [float("inf")] * len(runs)
+    counts = set()
+    for _ in range(repeat):
+        for i, run in enumerate(runs):
+            t = time.perf_counter()
+            counts.add(run())
+            times[i] = min(times[i], time.perf_counter() - t)
+    (n,) = counts
+    return n, times
+
+
+def parallel_ceiling(path: Path, workers: int, repeat: int) -> float:
+    """How much faster the parser reads the file as `workers` shares in as many processes at
+    once than whole in one (wall, best of runs): what this machine's cores give right now."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ntoslab.trace.evtx_split import shares
+    parts = shares(path, workers, 0) or [(0, None)]
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(len(parts), mp_context=ctx) as pool:
+        list(pool.map(_parse_share, [str(path)] * len(parts), parts))
+        whole = split = float("inf")
+        for _ in range(repeat):
+            t = time.perf_counter()
+            _parse_share(str(path), (0, None))
+            whole = min(whole, time.perf_counter() - t)
+            t = time.perf_counter()
+            list(pool.map(_parse_share, [str(path)] * len(parts), parts))
+            split = min(split, time.perf_counter() - t)
+    return whole / split
+
+
+def _parse_share(path: str, share) -> int:
+    import evtx
+
+    from ntoslab.trace.evtx_split import share_stream
+    return sum(1 for _ in evtx.PyEvtxParser(share_stream(path, share),
+                                            number_of_threads=1).records_json())
+
+
+def import_section(repeat: int, tmp: Path, workers: int) -> None:
+    from ntoslab.trace import evtx_split, import_logs
+    print(f"== import (targets: >= 100k records/s and >= 1/3 of the parser's rate; <= 2 ms per "
+          f"call); wall seconds, best of {repeat} rounds of parser / workers=1 / workers={workers} "
+          f"in turn. The parser's figure is its best, single-threaded rate; workers={workers} "
+          f"uses {workers} processes (files of {evtx_split.MIN_PARALLEL_BYTES >> 20} MiB or "
+          f"more: smaller ones are read in-process)")
     logs = sorted(DATASETS.rglob("*.evtx"))
     if not logs:
         print(f"{DATASETS} not found: import not measured")
@@ -110,23 +170,40 @@ def import_section(repeat: int, tmp: Path) -> None:
     panache = DATASETS / "EVTX-ATTACK-SAMPLES" / "PanacheSysmon_vs_AtomicRedTeam01.evtx"
     big = repeated_evtx(panache, tmp / "panache-x40-own-guids.evtx", 40, True)
     dup = repeated_evtx(panache, tmp / "panache-x40-verbatim.evtx", 40, False)
-    print(f"{'EVTX file':<52} {'records':>8} {'parser/s':>10} {'import/s':>10} {'ratio':>6} "
-          f"{'ms/call':>8}")
+    import_logs([big], progress=False, workers=1)         # first-use costs of this process
+    cold = warm = float("inf")
+    for _ in range(3):
+        evtx_split.close_pool()
+        t = time.perf_counter()
+        import_logs([big], progress=False, workers=workers)
+        cold = min(cold, time.perf_counter() - t)
+        t = time.perf_counter()
+        import_logs([big], progress=False, workers=workers)
+        warm = min(warm, time.perf_counter() - t)
+    print(f"pool start: a workers={workers} import of {big.name} with no pool yet took "
+          f"{(cold - warm) * 1e3:+.0f} ms more than with one (best of 3 each; the pool is kept "
+          f"for later calls)")
+    w = f"w={workers}/s"
+    print(f"{'EVTX file':<46} {'records':>7} {'parser/s':>9} {'w=1/s':>8} {'ratio':>5} "
+          f"{w:>8} {'ratio':>5} {'ms w=' + str(workers):>8}")
     for path in logs + [big, dup]:
-        p_s, n = parser_seconds(path, repeat)
-        i_s, result = best(lambda: import_logs([path], progress=False), repeat, CPU)
+        n, (p_s, one_s, many_s) = side_by_side(path, repeat, workers)
         name = path.name if path.parent == tmp else str(path.relative_to(DATASETS))
-        print(f"{name[:52]:<52} {n:>8} {n / p_s:>10.0f} {n / i_s:>10.0f} {p_s / i_s:>6.2f} "
-              f"{i_s * 1e3:>8.1f}")
+        print(f"{name[:46]:<46} {n:>7} {n / p_s:>9.0f} {n / one_s:>8.0f} {p_s / one_s:>5.2f} "
+              f"{n / many_s:>8.0f} {p_s / many_s:>5.2f} {many_s * 1e3:>8.1f}")
+    print(f"  this machine now: the parser on {big.name} as {workers} shares in {workers} "
+          f"processes at once is {parallel_ceiling(big, workers, repeat):.2f}x as fast as whole "
+          f"in one ({workers:.2f}x on {workers} idle cores)")
     d_s = decode_seconds(big, repeat)
     p_s, n = parser_seconds(big, repeat)
-    print(f"  floor on {big.name} (90% process records, every one decoded): parser + "
+    print(f"  floor on {big.name} (90% process records, every one decoded; CPU s): parser + "
           f"orjson.loads {n / d_s:,.0f} records/s = {p_s / d_s:.2f} of the parser")
     tiny = DATASETS / "extras" / "EVTX-ATTACK-SAMPLES" / "sysmon_10_1_ppid_spoofing.evtx"
     if tiny.exists():
-        t_s, result = best(lambda: import_logs([tiny], progress=False), max(repeat, 20), CPU)
-        print(f"fixed cost per call: {tiny.name} ({result.files[0].records} records) "
-              f"{t_s * 1e3:.2f} ms")
+        t_s, result = best(lambda: import_logs([tiny], progress=False, workers=workers),
+                           max(repeat, 20), CPU)
+        print(f"fixed cost per call: {tiny.name} ({result.files[0].records} records, "
+              f"workers={workers}) {t_s * 1e3:.2f} ms")
     # Mordor JSON lines: the APT simulator log, its lines repeated 40 times
     apt = DATASETS / "OTRF-Security-Datasets" / "aptsimulator_cobaltstrike.zip"
     if apt.exists():
@@ -134,13 +211,13 @@ def import_section(repeat: int, tmp: Path) -> None:
             data = z.read(z.namelist()[0])
         lines = tmp / "aptsimulator-x40.json"
         lines.write_bytes(data * 40)
-        print(f"{'Mordor JSON lines':<52} {'records':>8} {'':>10} {'import/s':>10} {'':>6} "
-              f"{'ms/call':>8}")
+        print(f"{'Mordor JSON lines (CPU s, one process)':<46} {'records':>7} {'':>9} "
+              f"{'import/s':>8} {'':>5} {'':>8} {'':>5} {'ms/call':>8}")
         for path in (apt, lines):
             i_s, result = best(lambda: import_logs([path], progress=False), repeat, CPU)
             n = result.files[0].records
-            print(f"{path.name[:52]:<52} {n:>8} {'':>10} {n / i_s:>10.0f} {'':>6} "
-                  f"{i_s * 1e3:>8.1f}")
+            print(f"{path.name[:46]:<46} {n:>7} {'':>9} {n / i_s:>8.0f} {'':>5} {'':>8} "
+                  f"{'':>5} {i_s * 1e3:>8.1f}")
 
 
 def tree_section(events: int, repeat: int, tmp: Path) -> Path:
@@ -249,6 +326,8 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--big", type=int, default=10_000_000, help="0: skip the big run")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="import processes beside workers=1 (default: one per core)")
     parser.add_argument("--sections", default="import,trees,big",
                         help="which to run (comma-separated: import, trees, big)")
     parser.add_argument("--child-generate", type=int, help=argparse.SUPPRESS)
@@ -266,7 +345,7 @@ def main() -> int:
         tmp = Path(d)
         sections = set(ns.sections.split(","))
         if "import" in sections:
-            import_section(ns.repeat, tmp)
+            import_section(ns.repeat, tmp, ns.workers)
         from ntoslab.trace.synthetic import generate_session
         small_rate = 0.0
         if sections & {"trees", "big"}:

@@ -152,8 +152,6 @@ def _import_args(p: argparse.ArgumentParser) -> None:
     p.description = ("-o TRACE.parquet|.csv|.jsonl writes one trace; -o DATASET/ (a directory: "
                      "a trailing slash, an existing directory, or no suffix) writes Parquet "
                      "partitioned by host and day, importing the files in parallel")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="dataset output: local worker processes (default: one per core)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="dataset output: run the import on this Dask scheduler (tcp://host:8786)")
 
@@ -164,9 +162,9 @@ def _import(ns: argparse.Namespace) -> int:
     if out.endswith(("/", "\\")) or Path(out).is_dir() or not Path(out).suffix:
         from .fleet.importing import import_dataset_run
         return import_dataset_run(ns)
-    if ns.scheduler or ns.workers:
-        print("ntoslab import: --workers and --scheduler are for a dataset output "
-              "(-o DATASET/)", file=sys.stderr)
+    if ns.scheduler:
+        print("ntoslab import: --scheduler is for a dataset output (-o DATASET/)",
+              file=sys.stderr)
         return 2
     return import_run(ns)
 

@@ -62,7 +62,8 @@ def _import_file(index: int, path: str, out: str, source: str, clock_skew: Any):
     """One input file into the dataset: (report, rejected, rows per host, logged rows per host)."""
     from ..trace.dataset import write_dataset
     from ..trace.importer import import_logs
-    result = import_logs([path], source=source, clock_skew=clock_skew, progress=False)
+    result = import_logs([path], source=source, clock_skew=clock_skew, progress=False,
+                         workers=1)          # the files are already spread over the workers
     frame = result.frame
     write_dataset(frame, out, tag=f"{index:05d}")
     host = frame["host"].astype(object).where(frame["host"].notna(), None)
@@ -166,9 +167,6 @@ def import_dataset_run(ns, stderr=None) -> int:
     err = stderr or sys.stderr
     skew = check_import_args(ns, err)
     if skew is None:
-        return 2
-    if ns.workers is not None and ns.workers < 1:
-        print(f"ntoslab import: --workers {ns.workers}: at least 1", file=err)
         return 2
     client = None
     if ns.scheduler:

@@ -6,7 +6,10 @@ which pass through validation unchanged). Records are read and sorted by `intake
 EID 1/5 and Security 4688/4689 become one row each (`sysmon.py`, `security.py`), column-wise;
 keys and parents are linked by `keys.link_columns`; a file with two clocks is checked by
 `clock.py`; an EVTX file whose headers promise records that were not read (truncated, a bad
-chunk) is reported by `evtx_layout.py` in `FileReport.unread` and the summary.
+chunk) is reported by `evtx_layout.py` in `FileReport.unread` and the summary. A large EVTX
+file (>= 4 MiB) is read by `workers` processes, its chunks split between them (`evtx_split.py`):
+each reads, converts and checks its share, and the shares are joined in chunk order before the
+linking, with the same result as one process.
 
 Nothing vanishes silently: every record read is either imported, *skipped* (not a process
 create/exit, or excluded by `source`) or *rejected* (a process record that cannot become a row,
@@ -34,8 +37,9 @@ import numpy as np
 from ..filetime import FILETIME_EPOCH_OFFSET, FILETIME_TICKS_PER_NS
 from .clock import ClockSkew, measure_skew_columns
 from .columns import all_ints, checked_values, map_values, text_values
-from .evtx_layout import Unread
-from .intake import META, SECURITY_VALUES, SYSMON_VALUES, Intake
+from .evtx_layout import Unread, unread_parts
+from .evtx_split import MIN_PARALLEL_BYTES, Share, default_workers, run_shares, share_stream, shares
+from .intake import META, NOT_PROCESS, SECURITY_VALUES, SYSMON_VALUES, Intake
 from .keys import LINK_INPUTS, link_columns
 from .readers import SourceError, input_size
 from .schema import (
@@ -208,14 +212,18 @@ def _parse_skew_option(clock_skew: Any) -> tuple[str, int]:
 
 
 def import_logs(paths: Iterable[str | Path], source: str = "all", clock_skew: Any = "report",
-                progress: bool | None = None) -> ImportResult:
+                progress: bool | None = None, workers: int | None = None,
+                split_min_bytes: int = MIN_PARALLEL_BYTES) -> ImportResult:
     """Import every file into one trace.
 
     `source`: 'sysmon', 'security' or 'all'. `clock_skew`: 'report' (default: measure and report
     in `FileReport.skew`, keep times as recorded), 'correct' (add each file's offered
     correction to the times taken from its log clock, i.e. its Security rows), or an offset in
     seconds / a timedelta added to every log-clock time. `progress`: a tqdm bar (default: when
-    the inputs hold at least 8 MiB of event data).
+    the inputs hold at least 8 MiB of event data). `workers`: processes that read an EVTX file
+    of at least `split_min_bytes` (default 4 MiB), its chunks split between them (default: one
+    per core; 1: in this process only); the result is the same as with one. A worker that
+    fails or dies raises `EvtxWorkerError` naming the file.
 
     Records are sorted into Sysmon and Security process records as they are read; each group is
     then converted, validated and linked column-wise.
@@ -225,6 +233,10 @@ def import_logs(paths: Iterable[str | Path], source: str = "all", clock_skew: An
     if source not in SOURCES:
         raise ValueError(f"source {source!r}: use one of {', '.join(SOURCES)}")
     mode, offset = _parse_skew_option(clock_skew)
+    if workers is None:
+        workers = default_workers()
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers {workers!r}: at least 1")
     paths = expand_paths(paths)
     show = progress if progress is not None else sum(input_size(p) for p in paths) >= \
         PROGRESS_MIN_BYTES
@@ -249,7 +261,8 @@ def import_logs(paths: Iterable[str | Path], source: str = "all", clock_skew: An
                 _import_trace_file(path, report, passthrough, rejected)
                 report.seconds = _time.perf_counter() - started
                 continue
-            rows = _import_log_file(path, source, report, passthrough, rejected, bar)
+            rows = _import_log_file(path, source, report, passthrough, rejected, bar, workers,
+                                    split_min_bytes)
             if mode == "correct":
                 sig = [s for s in report.skew if s.significant]
                 report.correction_ns = sig[0].correction_ns if sig else 0
@@ -272,14 +285,28 @@ def import_logs(paths: Iterable[str | Path], source: str = "all", clock_skew: An
     return ImportResult(frame, rej, reports)
 
 
-def _import_log_file(path: Path, source: str, report: FileReport, passthrough, rejected, bar):
-    """Read one log file (`intake.py`), convert its process records column-wise; returns the
-    rows (a dict of columns in record order, or None) and fills `report`."""
-    intake = Intake(path, source)
-    try:
-        intake.read()
-    except SourceError as exc:
-        intake.reject(str(path), None, None, f"unreadable file: {exc}")
+def _import_log_file(path: Path, source: str, report: FileReport, passthrough, rejected, bar,
+                     workers: int = 1, split_min_bytes: int = MIN_PARALLEL_BYTES):
+    """Read one log file (`intake.py`; a large EVTX file in `workers` processes, `evtx_split`),
+    convert and check its process records column-wise; returns the rows (`_Rows` in record
+    order, or None) and fills `report` (but for the rows the check refused: `_finish`)."""
+    split = shares(path, workers, split_min_bytes)
+    if split is None:
+        intake = Intake(path, source)
+        try:
+            intake.read()
+        except SourceError as exc:
+            intake.reject(str(path), None, None, f"unreadable file: {exc}")
+        rows, converted = _converted(intake)
+        rows = _checked(rows) if rows is not None else None
+    else:
+        try:
+            intake, rows, converted = _merge_shares(path, source, run_shares(
+                str(path), split, _read_share, source))
+        except SourceError as exc:
+            intake = Intake(path, source)
+            intake.reject(str(path), None, None, f"unreadable file: {exc}")
+            rows, converted = None, {}
     report.records += intake.count
     report.skipped.update(intake.skipped)
     report.unread.extend(intake.unread)
@@ -293,7 +320,18 @@ def _import_log_file(path: Path, source: str, report: FileReport, passthrough, r
         skew = measure_skew_columns(utc, logged, member, field_name)
         if skew is not None:
             report.skew.append(skew)
+    for kind_rejected in converted.values():
+        for e in kind_rejected:
+            report.rejected[e["reason"]] += 1
+            rejected.append(e)
+    return rows
+
+
+def _converted(intake: Intake) -> tuple[dict | None, dict[str, list[dict[str, Any]]]]:
+    """The intake's process records as rows (columns in record order, or None) and, per
+    kind (Sysmon's first), the records that cannot become one in record order."""
     out = []
+    rejected: dict[str, list[dict[str, Any]]] = {"sysmon": [], "security": []}
     for kind, recs, fields, convert in (("sysmon", intake.sysmon, SYSMON_VALUES, sysmon_rows),
                                         ("security", intake.security, SECURITY_VALUES,
                                          security_rows)):
@@ -307,22 +345,74 @@ def _import_log_file(path: Path, source: str, report: FileReport, passthrough, r
         bad = np.flatnonzero(~np.equal(why, None))
         eid = raw["_event_id"]
         for i in bad.tolist():
-            reason = f"{kind} {eid[i]}: {why[i]}"
-            report.rejected[reason] += 1
-            rejected.append({"file": raw["_file"][i], "record_id": raw["_record"][i],
-                             "record_number": raw["_number"][i], "event_id": eid[i],
-                             "reason": reason})
+            rejected[kind].append({"file": raw["_file"][i], "record_id": raw["_record"][i],
+                                   "record_number": raw["_number"][i], "event_id": eid[i],
+                                   "reason": f"{kind} {eid[i]}: {why[i]}"})
         if len(bad):
             keep = np.equal(why, None)
             cols = {c: v[keep] for c, v in cols.items()}
         out.append(cols)
     if not out:
-        return None
+        return None, rejected
     if len(out) == 1:
-        return out[0]
+        return out[0], rejected
     rows = _concat_columns(out)                   # back in the order of the records
     order = np.argsort(rows["_seq"], kind="stable")
-    return {c: v[order] for c, v in rows.items()}
+    return {c: v[order] for c, v in rows.items()}, rejected
+
+
+def _read_share(path: str, share: Share, source: str) -> tuple[Intake, _Rows | None, dict]:
+    """One share of an EVTX file's chunks read and converted (run in a worker process: the
+    intake comes back without its records, which are in the rows)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        intake = Intake(Path(path), source)
+        intake.evtx(share_stream(path, share), path, layout=False)
+        rows, converted = _converted(intake)
+        intake.sysmon, intake.security = [], []
+        return intake, _checked(rows) if rows is not None else None, converted
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _merge_shares(path: Path, source: str, parts: list) -> tuple[Intake, _Rows | None, dict]:
+    """The shares' intakes, rows and rejected records as one read of the whole file would
+    give them: records numbered on (`_seq`), skip reasons in the order they first occur,
+    Sysmon's rejected records before Security's, the file's headers compared with the
+    record ids of all shares."""
+    whole = Intake(path, source)
+    parsed: list[int] = []
+    rows = []
+    by_kind: dict[str, list] = {"sysmon": [], "security": []}
+    not_process = 0
+    for part, part_rows, converted in parts:
+        if part_rows is not None:
+            part_rows.cols["_seq"] += whole.count
+            rows.append(part_rows)
+        whole.count += part.count
+        for reason, k in part.skipped.items():
+            if reason == NOT_PROCESS:
+                not_process += k
+            else:
+                whole.skipped[reason] += k
+        whole.rejected.extend(part.rejected)
+        for member, (utc, logged, field_name) in part.clocks.items():
+            c = whole.clocks.setdefault(member, ([], [], field_name))
+            c[0].extend(utc)
+            c[1].extend(logged)
+        parsed.extend(part.parsed)
+        for kind, kind_rejected in converted.items():
+            by_kind[kind].extend(kind_rejected)
+    if not_process:
+        whole.skipped[NOT_PROCESS] += not_process
+    try:
+        with open(path, "rb") as f:
+            whole.unread.extend(unread_parts(f, str(path), parsed))
+    except OSError:
+        pass
+    return whole, _concat_rows(rows) if rows else None, by_kind
 
 
 def _concat_columns(parts: list[dict]) -> dict:
@@ -334,8 +424,9 @@ def _concat_columns(parts: list[dict]) -> dict:
     return out
 
 
-def _shift_logged(rows, shift: int) -> None:
+def _shift_logged(checked: _Rows, shift: int) -> None:
     """Add `shift` ns to the times of the rows taken from the log clock (Security)."""
+    rows = checked.cols
     mask = rows.get("_logged_clock")
     if mask is None or not mask.any():
         return
@@ -368,6 +459,53 @@ def _import_trace_file(path: Path, report: FileReport, passthrough, rejected) ->
         for (s_, o_), k in counts.items():
             report.imported[(str(s_), str(o_))] += int(k)
         passthrough.append((None, clean))
+
+
+@dataclass
+class _Rows:
+    """One file's (or share's) rows, converted and checked: `cols` the columns (text the check
+    put in Arrow only where `_finish` reads it as objects), `arrow` text columns as Arrow,
+    `rejected` the records the check refused (not in the rows), in row order."""
+
+    cols: dict[str, Any]
+    arrow: dict[str, Any]
+    rejected: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.cols["time"])
+
+
+def _checked(cols: dict) -> _Rows:
+    """`_check_rows` on converted rows: those it refuses become rejected records, in row
+    order (reported by `_finish`, after every file's reading and conversion rejects)."""
+    n = len(cols["time"])
+    given = {c: cols[c] for c in ("event_id", "record_id", "record_number")}
+    arrow: dict = {}
+    why = _check_rows(cols, n, arrow)
+    bad = np.flatnonzero(~np.equal(why, None))
+    rejected = [{"file": cols["file"][i], "record_id": given["record_id"][i],
+                 "record_number": given["record_number"][i], "event_id": given["event_id"][i],
+                 "reason": f"{cols['source'][i]} {given['event_id'][i]}: {why[i]}"}
+                for i in bad.tolist()]
+    kept = {c: v for c, v in cols.items() if c not in arrow or c in READ_AS_OBJECTS}
+    if len(bad):
+        keep = np.equal(why, None)
+        kept = {c: v[keep] for c, v in kept.items()}
+        arrow = {c: v.filter(keep) for c, v in arrow.items()}
+    return _Rows(kept, arrow, rejected)
+
+
+def _concat_rows(parts: list[_Rows]) -> _Rows:
+    """Checked rows one after the other (a column some lack: missing there)."""
+    if len(parts) == 1:
+        return parts[0]
+    import pyarrow as pa
+    names = dict.fromkeys(c for p in parts for c in p.arrow)
+    arrow = {c: pa.concat_arrays([p.arrow[c] if c in p.arrow else
+                                  pa.nulls(len(p), pa.large_string()) for p in parts])
+             for c in names}
+    return _Rows(_concat_columns([p.cols for p in parts]), arrow,
+                 [e for p in parts for e in p.rejected])
 
 
 def _check_rows(cols: dict, n: int, arrow: dict) -> np.ndarray:
@@ -438,32 +576,20 @@ def _finish(frames, passthrough, rejected):
     columns = COLUMNS + EXTRA_COLUMNS
     parts = []
     if frames:
-        owners = np.concatenate([np.full(len(f["time"]), i) for i, (_, f) in enumerate(frames)])
-        cols = _concat_columns([f for _, f in frames]) if len(frames) > 1 else dict(frames[0][1])
+        owners = np.concatenate([np.full(len(f), i) for i, (_, f) in enumerate(frames)])
+        for owner, f in frames:             # refused by the check: after all other rejects
+            for e in f.rejected:
+                owner.rejected[e["reason"]] += 1
+                rejected.append(e)
+        rows = _concat_rows([f for _, f in frames])
+        cols, arrow = dict(rows.cols), dict(rows.arrow)
         n = len(owners)
-        given = {c: cols[c] for c in ("event_id", "record_id", "record_number")}
-        arrow: dict = {}
-        why = _check_rows(cols, n, arrow)          # per row, in record order (as reported)
-        bad = np.flatnonzero(~np.equal(why, None))
-        for i in bad.tolist():
-            owner = frames[owners[i]][0]
-            reason = f"{cols['source'][i]} {given['event_id'][i]}: {why[i]}"
-            owner.rejected[reason] += 1
-            rejected.append({"file": cols["file"][i], "record_id": given["record_id"][i],
-                             "record_number": given["record_number"][i],
-                             "event_id": given["event_id"][i], "reason": reason})
-        if len(bad):
-            keep = np.equal(why, None)
-            cols = {c: v[keep] for c, v in cols.items()}
-            arrow = {c: v.filter(keep) for c, v in arrow.items()}
-            owners = owners[keep]
-            n = len(owners)
         # then in time order (stable: ties keep the order of the files and records, which is
         # all the linking looks at); text already in Arrow is reordered there, and kept as
         # objects only where the linking and the counts below read it
         order = np.argsort(cols["time"], kind="stable")
         if not (order[1:] > order[:-1]).all():
-            cols = {c: v[order] for c, v in cols.items() if c not in arrow or c in READ_AS_OBJECTS}
+            cols = {c: v[order] for c, v in cols.items()}
             arrow = {c: v.take(order) for c, v in arrow.items()}
             owners = owners[order]
         cols.update(link_columns({c: cols[c] for c in LINK_INPUTS}))
@@ -518,6 +644,10 @@ def import_args(p: argparse.ArgumentParser) -> None:
                    help="when a file's two clocks disagree: report it (default), correct the "
                         "log-clock (Security) times by the offered correction, or add SECONDS")
     p.add_argument("--rejected", metavar="FILE", help="also write the rejected records (CSV)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes (default: one per core): a trace output splits each EVTX "
+                        "file of 4 MiB or more between them; a dataset output imports files "
+                        "in parallel on them")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="always show a progress bar")
@@ -535,6 +665,9 @@ def check_import_args(ns: argparse.Namespace, err) -> Any:
             print(f"ntoslab import: --clock-skew {skew!r}: use report, correct or seconds",
                   file=err)
             return None
+    if ns.workers is not None and ns.workers < 1:
+        print(f"ntoslab import: --workers {ns.workers}: at least 1", file=err)
+        return None
     missing = [f for f in ns.files if not Path(f).exists()]
     if missing:
         print(f"ntoslab import: no such file: {', '.join(missing)}", file=err)
@@ -549,7 +682,8 @@ def import_run(ns: argparse.Namespace, stderr=None) -> int:
     if skew is None:
         return 2
     started = _time.perf_counter()
-    result = import_logs(ns.files, source=ns.source, clock_skew=skew, progress=ns.progress)
+    result = import_logs(ns.files, source=ns.source, clock_skew=skew, progress=ns.progress,
+                         workers=ns.workers)
     try:
         write_trace(result.frame, ns.output)
     except (TraceFormatError, OSError) as exc:
@@ -565,7 +699,8 @@ def import_run(ns: argparse.Namespace, stderr=None) -> int:
 
 def import_command(argv: Sequence[str] | None = None, stderr=None) -> int:
     """`ntoslab import FILES... -o TRACE.parquet [--source sysmon|security|all]
-    [--clock-skew report|correct|SECONDS] [--rejected FILE] [--progress|--no-progress]`.
+    [--clock-skew report|correct|SECONDS] [--rejected FILE] [--workers N]
+    [--progress|--no-progress]`.
     Prints a per-file, per-reason summary to stderr; returns 0 on success, 1 when the output
     cannot be written, 2 on usage errors."""
     p = argparse.ArgumentParser(prog="ntoslab import",

@@ -62,6 +62,7 @@ class Intake:
         self.clocks: dict[str, tuple[list, list, Any]] = {}   # member -> (UtcTime, log clock, field)
         self.passthrough: list[dict[str, Any]] = []    # JSON lines already in the trace schema
         self.unread: list[Unread] = []
+        self.parsed: list[int] = []    # record ids parsed, kept by evtx(layout=False)
 
     # ------------------------------------------------------------------ one record, sorted
     def reject(self, file: str, record: Any, number: Any, reason: str) -> None:
@@ -99,8 +100,10 @@ class Intake:
             self.skipped[NOT_PROCESS] += 1
 
     # ------------------------------------------------------------------------------ EVTX
-    def evtx(self, source, name: str) -> None:
-        """Every record of one EVTX file (`source`: a path or a binary file object)."""
+    def evtx(self, source, name: str, layout: bool = True) -> None:
+        """Every record of one EVTX file (`source`: a path or a binary file object). `layout`:
+        compare the headers with the records read (False for a share of a file's chunks: the
+        caller compares the whole file with `parsed` of all shares)."""
         import evtx
         import orjson
 
@@ -185,6 +188,9 @@ class Intake:
         self.count = count
         if not_process:
             skipped[NOT_PROCESS] += not_process
+        if not layout:
+            self.parsed = parsed
+            return
         try:
             if isinstance(source, (str, Path)):
                 with open(source, "rb") as f:

@@ -49,7 +49,8 @@ class _Row(Mapping):
     """A creation's trace row, read from the trace on first use."""
 
     def __init__(self, trace, pos: int) -> None:
-        self._trace, self._pos, self._data = trace, pos, None
+        self._trace, self._pos = trace, pos
+        self._data: dict | None = None
 
     def _get(self) -> dict:
         if self._data is None:
@@ -116,7 +117,7 @@ class ProcessTree:
         from .processes import arrow_strings
         keys = arrow_strings(frame["process_key"])
         self._akeys = keys
-        self._keys_obj = None            # Python strings, made on first lookup or walk
+        self._keys_obj: np.ndarray | None = None   # Python strings, made on first lookup or walk
         self._lookup: dict[str, int] | None = None
         parent = frame["parent"].to_numpy(np.int64)
         self._parent = parent
@@ -156,8 +157,8 @@ class ProcessTree:
         self._root_idx = order[parent[order] < 0]
         self.roots: list[str] = keys.take(self._root_idx).to_pylist()
         self.nodes = _Nodes(self)
-        self._shape = None
-        self._lower = None
+        self._shape: np.ndarray | None = None
+        self._lower: np.ndarray | None = None
 
     @classmethod
     def from_trace(cls, trace: "pd.DataFrame") -> "ProcessTree":

@@ -154,7 +154,9 @@ class MapView(MutableMapping):
     def lookup_percpu(self, key: Any) -> list[bytes] | None:
         if not self.percpu:
             raise TypeError(f"map {self.name} is a {self.spec.type_name}, not a per-CPU map")
-        return self.lookup(key)
+        values = self.lookup(key)
+        assert values is None or isinstance(values, list), "a per-CPU lookup gives a list"
+        return values
 
     def keys(self):   # a snapshot: deleting while iterating is safe
         return list(self.map.keys())

@@ -135,4 +135,5 @@ class Stepper:
             pass
         if self.fault is not None:
             raise self.fault
+        assert self.result is not None, "a finished run has a result or a fault"
         return self.result

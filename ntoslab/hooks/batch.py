@@ -770,7 +770,7 @@ class Chain:
             clock[1] = b.boot_time if b.has_boot_time else boot
         ls, lc = self._link_status, self._link_count
         fault_of = dict(faults.get(0, ()))
-        runs = []
+        runs: list[tuple[int, int | None, int, str | None]] = []
         for j in range(nlinks):
             s, c = ls[j], lc[j]
             if j in fault_of:

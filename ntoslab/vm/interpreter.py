@@ -300,6 +300,7 @@ class _Prepared:
         """One function per pc (and pc n: fell off the end), compiled on first use."""
         if self._ops is None:
             _compile_ops(self)
+        assert self._ops is not None
         return self._ops
 
 

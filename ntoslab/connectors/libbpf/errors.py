@@ -137,7 +137,7 @@ class LibbpfError(OSError):
         super().__init__(err, message)
 
     def __str__(self) -> str:
-        return self.strerror
+        return self.strerror or ""
 
 
 class LibbpfUnavailable(RuntimeError):

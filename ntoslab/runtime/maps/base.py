@@ -34,7 +34,7 @@ import itertools
 import os
 import weakref
 from abc import ABC
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 from ...elf.program import MapSpec
 from ...native import lib
@@ -382,7 +382,7 @@ class Map(ABC):
                                    f"{self.spec.value_size}", EBPF_INVALID_ARGUMENT)
         return value
 
-    def fail(self, code: int, op: str, key: bytes | None = None):
+    def fail(self, code: int, op: str, key: bytes | None = None) -> NoReturn:
         """Raise the MapError for a negated ebpf_result `code` from operation `op`."""
         result = abs(code)
         where = f" key {bytes(key).hex()}" if key else ""

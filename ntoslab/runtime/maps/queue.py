@@ -81,13 +81,13 @@ class QueueMap(Map):
 
     def pop_user(self) -> bytes:
         code, data = self.pop()
-        if code:
+        if code or data is None:
             self.fail(code, "pop")
         return data
 
     def peek_user(self) -> bytes:
         code, data = self.peek()
-        if code:
+        if code or data is None:
             self.fail(code, "peek")
         return data
 

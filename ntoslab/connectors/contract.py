@@ -28,7 +28,7 @@ from typing import (
     runtime_checkable,
 )
 
-from ..hooks.process import EventError, ProcessEvent
+from ..hooks.process import EventError, ProcessEvent, is_missing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -158,10 +158,6 @@ class Closing:
             pass
 
 
-def _missing(value: Any) -> bool:
-    return value is None or type(value).__name__ in ("NAType", "NaTType") or value != value
-
-
 def error_row(operation: Any, message: str, row: int) -> dict[str, Any]:
     """The replay row of an input row that could not become an event."""
     return {"index": None, "operation": operation, "process_id": None, "status": None,
@@ -194,9 +190,9 @@ def replay_events(inject: Callable[[ProcessEvent], Verdict],
                                  text, i))
             continue
         inferred = row.get("creator_inferred") if isinstance(row, dict) else None
-        if _missing(inferred):  # missing or NaN: decide here
+        if is_missing(inferred):  # missing or NaN: decide here
             inferred = ev.is_create and isinstance(row, dict) and \
-                _missing(row.get("creating_process_id"))
+                is_missing(row.get("creating_process_id"))
         record.update(error=None, row=i, creator_inferred=bool(inferred))
         out.append(record)
     return verdict_frame(out)

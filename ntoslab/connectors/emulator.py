@@ -31,6 +31,7 @@ from ..hooks.process import (
     ProcessWindows,
     denies,
     exit_thread,
+    is_missing,
     pack_event,
     status_of,
 )
@@ -40,7 +41,6 @@ from .contract import (
     VERDICT_COLUMNS,
     ProgramRun,
     Verdict,
-    _missing,
     error_row,
     history_frame,
     history_row,
@@ -514,7 +514,7 @@ class EmulatedHook:
         }
         self.history.add_chunk(_HistoryChunk(events, packed))
         if not packed.errors:      # columns, joined with the other chunks' by _concat
-            return dict(events, error=_text_column([], np.full(n, -1, dtype=np.int64)),
+            return dict(events, error=_no_text(n),
                         row=packed.rows.astype(np.int64),
                         creator_inferred=packed.creator_inferred)
         # rows that are not events: the frame pandas infers from records, as _replay_events gives
@@ -625,11 +625,18 @@ def _text_column(labels: list[str], codes):
     import pandas as pd
     import pyarrow as pa
     if not (codes >= 0).any():
-        return pd.array(pa.nulls(len(codes), pa.large_string()), dtype=_STR)
+        return _no_text(len(codes))
     mask = codes < 0
     arr = pa.DictionaryArray.from_arrays(pa.array(np.where(mask, 0, codes).astype(np.int32),
                                                   mask=mask), pa.array(labels, pa.large_string()))
     return pd.array(arr.cast(pa.large_string()), dtype=_STR)
+
+
+def _no_text(n: int):
+    """`n` missing values in the hooks' text dtype."""
+    import pandas as pd
+    import pyarrow as pa
+    return pd.array(pa.nulls(n, pa.large_string()), dtype=_STR)
 
 
 def _hex_column(status):
@@ -648,7 +655,7 @@ def _faulted(n: int, faults: dict):
 def _faults_column(n: int, faults: dict):
     import numpy as np
     if not faults:
-        return _text_column([], np.full(n, -1, dtype=np.int64))
+        return _no_text(n)
     texts = ["; ".join(message for _, message in items) for items in faults.values()]
     codes = np.full(n, -1, dtype=np.int64)
     codes[list(faults)] = np.arange(len(texts))
@@ -716,7 +723,7 @@ class _HistoryChunk:
         decided = e["decided_by"][k]
         return Verdict(int(e["index"][k]), str(e["operation"][k]), int(e["process_id"][k]),
                        int(e["status"][k]), bool(e["denied"][k]),
-                       None if _missing(decided) else str(decided),
+                       None if is_missing(decided) else str(decided),
                        int(e["instructions"][k]))
 
     def frame(self):

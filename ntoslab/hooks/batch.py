@@ -30,6 +30,7 @@ from .process import (
     EventError,
     ProcessEvent,
     exit_thread,
+    is_missing,
     pack_event,
     sid_to_bytes,
 )
@@ -448,8 +449,8 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1,
             ev.logon_id, ev.process_start_key, ev.thread_create_time
         cols["exit_tid"][k] = exit_thread(ev.process_id, ev.exit_thread_id)
         inferred = row.get("creator_inferred")
-        if _absent(inferred):
-            inferred = ev.is_create and _absent(row.get("creating_process_id"))
+        if is_missing(inferred):
+            inferred = ev.is_create and is_missing(row.get("creating_process_id"))
         cols["creator_inferred"][k] = bool(inferred)
         careful["image_path"][k], careful["command_line"][k] = ev.image_path, ev.command_line
         careful["process_key"][k] = ev.process_key
@@ -473,10 +474,6 @@ def pack(frame: pd.DataFrame, row0: int = 0, ncpus: int = 1,
         u(cols["start_key"]), u(cols["thread_time"]), cols["is_admin"],
         cols["cpu"].astype(np.uint32), cols["creator_inferred"].astype(bool),
         u(cols["exit_tid"]), text, errors)
-
-
-def _absent(value: Any) -> bool:
-    return value is None or value != value or type(value).__name__ == "NAType"
 
 
 # -- running packed events through the attached chain, natively -------------------------------------

@@ -98,6 +98,11 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def is_missing(value: Any) -> bool:
+    """Whether `value` is missing as pandas leaves it (None, NaN, NaT, <NA>)."""
+    return _clean(value) is None
+
+
 @dataclass
 class ProcessEvent:
     """One process create or delete, with every field of the trace schema.

@@ -37,7 +37,7 @@ import numpy as np
 from ..filetime import FILETIME_EPOCH_OFFSET, FILETIME_TICKS_PER_NS
 from .clock import ClockSkew, measure_skew_columns
 from .columns import all_ints, checked_values, map_values, text_values
-from .evtx_layout import Unread, unread_parts
+from .evtx_layout import Unread
 from .evtx_split import MIN_PARALLEL_BYTES, Share, default_workers, run_shares, share_stream, shares
 from .intake import META, NOT_PROCESS, SECURITY_VALUES, SYSMON_VALUES, Intake
 from .keys import LINK_INPUTS, link_columns
@@ -298,7 +298,7 @@ def _import_log_file(path: Path, source: str, report: FileReport, passthrough, r
         except SourceError as exc:
             intake.reject(str(path), None, None, f"unreadable file: {exc}")
         rows, converted = _converted(intake)
-        rows = _checked(rows) if rows is not None else None
+        rows = _checked(rows)
     else:
         try:
             intake, rows, converted = _merge_shares(path, source, run_shares(
@@ -371,7 +371,7 @@ def _read_share(path: str, share: Share, source: str) -> tuple[Intake, _Rows | N
         intake.evtx(share_stream(path, share), path, layout=False)
         rows, converted = _converted(intake)
         intake.sysmon, intake.security = [], []
-        return intake, _checked(rows) if rows is not None else None, converted
+        return intake, _checked(rows), converted
     finally:
         if collecting:
             gc.enable()
@@ -407,11 +407,7 @@ def _merge_shares(path: Path, source: str, parts: list) -> tuple[Intake, _Rows |
             by_kind[kind].extend(kind_rejected)
     if not_process:
         whole.skipped[NOT_PROCESS] += not_process
-    try:
-        with open(path, "rb") as f:
-            whole.unread.extend(unread_parts(f, str(path), parsed))
-    except OSError:
-        pass
+    whole.check_layout(path, str(path), parsed)
     return whole, _concat_rows(rows) if rows else None, by_kind
 
 
@@ -475,9 +471,12 @@ class _Rows:
         return len(self.cols["time"])
 
 
-def _checked(cols: dict) -> _Rows:
-    """`_check_rows` on converted rows: those it refuses become rejected records, in row
-    order (reported by `_finish`, after every file's reading and conversion rejects)."""
+def _checked(cols: dict | None) -> _Rows | None:
+    """`_check_rows` on converted rows (None: no rows): those it refuses become rejected
+    records, in row order (reported by `_finish`, after every file's reading and conversion
+    rejects)."""
+    if cols is None:
+        return None
     n = len(cols["time"])
     given = {c: cols[c] for c in ("event_id", "record_id", "record_number")}
     arrow: dict = {}

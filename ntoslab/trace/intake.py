@@ -191,6 +191,11 @@ class Intake:
         if not layout:
             self.parsed = parsed
             return
+        self.check_layout(source, name, parsed)
+
+    def check_layout(self, source, name: str, parsed: list[int]) -> None:
+        """Compare an EVTX file's headers (`source`: a path or a binary file object) with the
+        record ids `parsed` from it; what they promise but was not read goes to `unread`."""
         try:
             if isinstance(source, (str, Path)):
                 with open(source, "rb") as f:

@@ -74,8 +74,7 @@ WINDOWS_SIGNATURES = {
 # (42-byte header, then data_in and ctx_in) and the reply (32-byte header, then data_out and
 # ctx_out) each hold at most 65535 bytes; a larger one fails with EINVAL (EFW ebpf_api.cpp
 # ebpf_program_test_run, ebpf_protocol.h)
-TEST_RUN_REQUEST_MAX = 0xFFFF - 42
-TEST_RUN_REPLY_MAX = 0xFFFF - 32
+TEST_RUN_MAX = min(0xFFFF - 42, 0xFFFF - 32)     # bytes of ctx + data: the request's limit
 
 
 def _is_windows() -> bool:
@@ -291,12 +290,12 @@ class WindowsHook:
             raise LibbpfUnavailable("this EbpfApi.dll has no bpf_prog_test_run_opts: update "
                                     "eBPF for Windows to inject events")
         packed = pack_test_run_context(event)
-        if len(packed.ctx) + len(packed.data) > min(TEST_RUN_REQUEST_MAX, TEST_RUN_REPLY_MAX):
+        if len(packed.ctx) + len(packed.data) > TEST_RUN_MAX:
             sizes = ", ".join(f"{k} {len(v)}" for k, v in packed.strings.items() if v)
             raise EventError(f"pid {event.process_id}: its strings are {len(packed.data)} bytes "
                              f"of UTF-16 ({sizes}); with the {len(packed.ctx)}-byte context a "
                              f"test run through EbpfApi.dll carries at most "
-                             f"{TEST_RUN_REQUEST_MAX} bytes")
+                             f"{TEST_RUN_MAX} bytes")
         verdict = Verdict(self._events, event.operation, event.process_id, event=event)
         for link in list(self.links):
             prog = link.program

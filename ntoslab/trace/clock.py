@@ -82,14 +82,16 @@ def measure_skew(records: Iterable[dict[str, Any]], file: str = "",
 
 def measure_skew_columns(utc, logged, file: str = "", field: str | None = None,
                          threshold_ns: int = DEFAULT_THRESHOLD_NS) -> ClockSkew | None:
-    """`measure_skew` over two aligned columns of clock texts (each parsed once, column-wise);
-    pairs where either is unreadable are left out."""
+    """`measure_skew` over two aligned columns of clock texts (each parsed once, column-wise;
+    a list may hold texts and Arrow arrays of them); pairs where either is unreadable are
+    left out."""
     import numpy as np
 
-    from .columns import objects, times_exact, times_ns
+    from .columns import chunks, objects, take, times_exact, times_ns
     if not len(utc):
         return None
-    ua, la = objects(utc), objects(logged)
+    ua, la = chunks(utc) if isinstance(utc, list) else utc, \
+        chunks(logged) if isinstance(logged, list) else logged
     a, a_gone, a_bad = times_ns(ua)
     b, b_gone, b_bad = times_ns(la)
     small = 1 << 62                             # differences of these fit in int64
@@ -97,8 +99,8 @@ def measure_skew_columns(utc, logged, file: str = "", field: str | None = None,
     diffs = np.sort(a[fast] - b[fast]).tolist()
     odd = np.flatnonzero(~fast & ~a_gone & ~b_gone)   # beyond the ns range: Python ints
     if len(odd):
-        ea = times_exact(ua[odd], (a[odd], a_gone[odd], a_bad[odd]))
-        eb = times_exact(la[odd], (b[odd], b_gone[odd], b_bad[odd]))
+        ea = times_exact(objects(take(ua, odd)), (a[odd], a_gone[odd], a_bad[odd]))
+        eb = times_exact(objects(take(la, odd)), (b[odd], b_gone[odd], b_bad[odd]))
         diffs += [x - y for x, y in zip(ea.tolist(), eb.tolist()) if x is not None and
                   y is not None]
         diffs.sort()                            # nearly sorted: one merge pass

@@ -73,14 +73,95 @@ def plain(v: Any) -> Any:
 
 
 def objects(values) -> np.ndarray:
-    """`values` as a 1-d object array (no copy when it already is one)."""
+    """`values` as a 1-d object array (no copy when it already is one); an Arrow array's
+    nulls as None, its integers as Python ints."""
     if isinstance(values, np.ndarray) and values.dtype == object:
         return values
     if isinstance(values, (list, tuple)):
         return np.fromiter(values, object, len(values))
+    if is_arrow(values):
+        return _arrow_objects(values)
     out = np.empty(len(values), object)
     out[:] = values
     return out
+
+
+def is_arrow(values) -> bool:
+    """An Arrow array (the EVTX fast path's columns: `evtx_arrow.py`)."""
+    return type(values).__module__.startswith("pyarrow")
+
+
+def _arrow_objects(a) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    if pa.types.is_integer(a.type):
+        out = pc.fill_null(a, 0).to_numpy(zero_copy_only=False).astype(object)
+        if a.null_count:
+            out[a.is_null().to_numpy(zero_copy_only=False)] = None
+        return out
+    return a.to_numpy(zero_copy_only=False).astype(object, copy=False)
+
+
+def text_column(values):
+    """A column of text as it is: an Arrow array stays one (the frame is built from Arrow
+    text), anything else as an object array."""
+    return values if is_arrow(values) else objects(values)
+
+
+def join(parts: list):
+    """Columns one after the other: Arrow when all are, numpy when all are, else objects."""
+    if len(parts) == 1:
+        return parts[0]
+    arrow = [is_arrow(p) for p in parts]
+    if all(arrow):
+        import pyarrow as pa
+        return pa.concat_arrays(parts)
+    if not any(arrow):
+        return np.concatenate(parts)
+    return np.concatenate([objects(p) for p in parts])
+
+
+def take(values, index: np.ndarray):
+    """`values[index]` of a numpy or an Arrow column."""
+    return values.take(index) if is_arrow(values) else values[index]
+
+
+def keep(values, mask: np.ndarray):
+    """The rows of a numpy or Arrow column where `mask` holds."""
+    if is_arrow(values):
+        import pyarrow as pa
+        return values.filter(pa.array(mask))
+    return values[mask]
+
+
+def where(mask: np.ndarray, values, other=None):
+    """`values` where `mask` holds, else `other` (None: missing), for an Arrow column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    return pc.if_else(pa.array(mask, pa.bool_()), values, pa.scalar(other, values.type))
+
+
+def chunks(items: list):
+    """A column from a list of values and Arrow arrays of values (the clock samples
+    `Intake` collects: one by one, and a batch at a time)."""
+    arrow = [is_arrow(v) for v in items]
+    if not any(arrow):
+        return objects(items)
+    if all(arrow):
+        return join(items)
+    parts: list[np.ndarray] = []
+    run: list = []
+    for v, is_a in zip(items, arrow):
+        if is_a:
+            if run:
+                parts.append(objects(run))
+                run = []
+            parts.append(objects(v))
+        else:
+            run.append(v)
+    if run:
+        parts.append(objects(run))
+    return np.concatenate(parts)
 
 
 def map_values(values, fn: Callable[[Any], Any]) -> np.ndarray:
@@ -137,6 +218,8 @@ def times_ns(values):
     `parse_times` does (one C parse of the column, `parse_time_ns` for any value it did not
     take), without building Series. A short column is parsed by `parse_time_ns` first (the
     two agree on every text both read), the C parse taking only what it refuses."""
+    if is_arrow(values):
+        return _arrow_times_ns(values)
     a = objects(values)
     if len(a) > SMALL_COLUMN:
         return _times_ns_column(a)
@@ -164,6 +247,47 @@ def times_ns(values):
 
 
 _UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+# the two forms Arrow's cast reads as `parse_time_ns` does (checked value by value in the
+# tests): without a zone (UTC) and with one, in years 1680-2261 (inside the ns range: one
+# time outside it would make the cast refuse the whole column); any other text takes the
+# object path
+_PLAIN_TIME = (r"^(1(6[89][0-9]|[7-9][0-9]{2})|2([01][0-9]{2}|2[0-5][0-9]|26[01]))"
+               r"-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?")
+_ARROW_TIMES = ((_PLAIN_TIME + "$", None), (_PLAIN_TIME + "(Z|[+-][0-9]{2}:[0-9]{2})$", "UTC"))
+
+
+def _arrow_times_ns(a):
+    """`times_ns` of an Arrow string array: the usual forms by Arrow's cast (a group the
+    cast refuses, e.g. for a leap second, and every other text, by the object path)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    n = len(a)
+    gone = ~pc.fill_null(pc.not_equal(a, ""), False).to_numpy(zero_copy_only=False)
+    ns = np.zeros(n, np.int64)
+    left = ~gone
+    forms = _ARROW_TIMES
+    if n and a[0].is_valid and a[0].as_py().endswith("Z"):
+        forms = forms[::-1]                  # zoned first (the log clock's form)
+    for pattern, zone in forms:
+        if not left.any():
+            break
+        at = np.flatnonzero(left)
+        part = a if len(at) == n else a.take(pa.array(at))
+        m = pc.fill_null(pc.match_substring_regex(part, pattern), False).to_numpy(
+            zero_copy_only=False)
+        if not m.any():
+            continue
+        try:
+            t = pc.cast(part.filter(pa.array(m)), pa.timestamp("ns", zone))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        ns[at[m]] = t.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        left[at[m]] = False
+    bad = np.zeros(n, bool)
+    if left.any():
+        at = np.flatnonzero(left)
+        ns[at], _, bad[at] = times_ns(objects(a.take(pa.array(at))))
+    return ns, gone, bad
 
 
 def _times_ns_column(a):
@@ -214,10 +338,13 @@ def guid_values(values) -> np.ndarray:
     import pyarrow.compute as pc
 
     from .keys import normalize_guid
-    a = objects(values)
-    if len(a) <= SMALL_COLUMN or not _types(a) <= {str, type(None)}:
-        return map_values(a, lambda v: None if v is None else normalize_guid(v))
-    s = pc.utf8_trim_whitespace(pa.array(a, type=pa.string()))
+    if is_arrow(values) and len(values) > SMALL_COLUMN:
+        s = pc.utf8_trim_whitespace(values)
+    else:
+        a = objects(values)
+        if len(a) <= SMALL_COLUMN or not _types(a) <= {str, type(None)}:
+            return map_values(a, lambda v: None if v is None else normalize_guid(v))
+        s = pc.utf8_trim_whitespace(pa.array(a, type=pa.string()))
     ok = pc.match_substring_regex(s, _GUID.pattern)
     core = pc.utf8_lower(pc.utf8_ltrim(pc.utf8_rtrim(s, "}"), "{"))
     out = pc.if_else(ok, pc.binary_join_element_wise("{", core, "}", ""), pa.scalar(None, pa.string()))

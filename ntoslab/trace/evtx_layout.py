@@ -20,9 +20,12 @@ a clean header's counts are trusted; the chunk headers always are.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import mmap
 import struct
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterable
+from typing import Any, BinaryIO, Iterable
 
 FILE_MAGIC = b"ElfFile\x00"
 CHUNK_MAGIC = b"ElfChnk\x00"
@@ -100,13 +103,14 @@ def unread_parts(f: BinaryIO, name: str, parsed: Iterable[int]) -> list[Unread]:
     slots = -(-body // CHUNK_SIZE)
     cut = body % CHUNK_SIZE
     ranges: list[tuple[int, int, int]] = []           # (first id, last id, chunk)
-    for i in range(slots):
-        f.seek(HEADER_SIZE + i * CHUNK_SIZE)
-        ch = f.read(40)
-        if len(ch) == 40 and ch.startswith(CHUNK_MAGIC):
-            first_id, last_id = struct.unpack_from("<QQ", ch, 24)
-            if first_id <= last_id:
-                ranges.append((first_id, last_id, i))
+    with _whole(f) as data:             # the chunk headers without a read call each
+        for i in range(slots):
+            at = HEADER_SIZE + i * CHUNK_SIZE
+            ch = data[at:at + 40]
+            if len(ch) == 40 and ch.startswith(CHUNK_MAGIC):
+                first_id, last_id = struct.unpack_from("<QQ", ch, 24)
+                if first_id <= last_id:
+                    ranges.append((first_id, last_id, i))
     ids = sorted(set(parsed))
     expected = [(a, b) for a, b, _ in ranges]
     absent = max(count - slots, 0) if clean else 0
@@ -123,6 +127,21 @@ def unread_parts(f: BinaryIO, name: str, parsed: Iterable[int]) -> list[Unread]:
     return [Unread(name, size, cut, (slots - 1) if cut else None,
                    count if clean else None, absent, next_id if clean else None,
                    tuple(missing), bad, unparsed)]
+
+
+@contextlib.contextmanager
+def _whole(f: BinaryIO):
+    """The file's bytes: mapped when it is a file on disk, else read."""
+    try:
+        data: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        f.seek(0)
+        yield f.read()
+        return
+    try:
+        yield data
+    finally:
+        data.close()
 
 
 def _gaps(ids: list[int], lo: int, hi: int) -> list[tuple[int, int]]:

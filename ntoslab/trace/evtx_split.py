@@ -26,6 +26,7 @@ naming the file and its chunks, and a dead pool is replaced on the next call.
 from __future__ import annotations
 
 import io
+import mmap
 import multiprocessing
 import os
 import struct
@@ -79,14 +80,73 @@ def shares(path: str | Path, workers: int, min_bytes: int = MIN_PARALLEL_BYTES) 
             for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
 
 
-def share_stream(path: str | Path, share: Share) -> io.BytesIO:
-    """The file header followed by the share's chunks (to the file's end for the last)."""
+def share_stream(path: str | Path, share: Share) -> io.RawIOBase | io.BytesIO:
+    """The file header followed by the share's chunks (to the file's end for the last), as a
+    file object over the mapped file (no copy of the share is made)."""
     first, stop = share
-    with open(path, "rb") as f:
-        head = f.read(HEADER_SIZE)
-        f.seek(HEADER_SIZE + first * CHUNK_SIZE)
-        body = f.read() if stop is None else f.read((stop - first) * CHUNK_SIZE)
-    return io.BytesIO(head + body)
+    try:
+        return ShareReader(path, first, stop)
+    except (OSError, ValueError):        # a file that cannot be mapped: the bytes, copied
+        with open(path, "rb") as f:
+            head = f.read(HEADER_SIZE)
+            f.seek(HEADER_SIZE + first * CHUNK_SIZE)
+            body = f.read() if stop is None else f.read((stop - first) * CHUNK_SIZE)
+        return io.BytesIO(head + body)
+
+
+class ShareReader(io.RawIOBase):
+    """A read-only file of an EVTX file's header and its chunks `first` to `stop` (None: to
+    the end), over the mapped file."""
+
+    def __init__(self, path: str | Path, first: int, stop: int | None) -> None:
+        super().__init__()
+        with open(path, "rb") as f:
+            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        size = len(self._map)
+        self._lo = min(HEADER_SIZE + first * CHUNK_SIZE, size)
+        self._hi = size if stop is None else min(HEADER_SIZE + stop * CHUNK_SIZE, size)
+        self._size = min(HEADER_SIZE, size) + max(self._hi - self._lo, 0)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self._pos, self._size)[whence]
+        self._pos = max(base + offset, 0)
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = max(self._size - self._pos, 0)
+        n = left if size is None or size < 0 else min(size, left)
+        out = []
+        while n > 0:
+            if self._pos < HEADER_SIZE:
+                k = min(n, HEADER_SIZE - self._pos)
+                out.append(self._map[self._pos:self._pos + k])
+            else:
+                k = n
+                at = self._lo + self._pos - HEADER_SIZE
+                out.append(self._map[at:at + k])
+            self._pos += k
+            n -= k
+        return b"".join(out)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._map.close()
+        super().close()
 
 
 def describe(share: Share) -> str:

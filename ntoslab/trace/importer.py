@@ -36,7 +36,17 @@ import numpy as np
 
 from ..filetime import FILETIME_EPOCH_OFFSET, FILETIME_TICKS_PER_NS
 from .clock import ClockSkew, measure_skew_columns
-from .columns import all_ints, checked_values, map_values, text_values
+from .columns import (
+    all_ints,
+    checked_values,
+    is_arrow,
+    join,
+    keep,
+    map_values,
+    objects,
+    take,
+    text_values,
+)
 from .evtx_layout import Unread
 from .evtx_split import MIN_PARALLEL_BYTES, Share, default_workers, run_shares, share_stream, shares
 from .intake import META, NOT_PROCESS, SECURITY_VALUES, SYSMON_VALUES, Intake
@@ -335,22 +345,33 @@ def _converted(intake: Intake) -> tuple[dict | None, dict[str, list[dict[str, An
     for kind, recs, fields, convert in (("sysmon", intake.sysmon, SYSMON_VALUES, sysmon_rows),
                                         ("security", intake.security, SECURITY_VALUES,
                                          security_rows)):
-        if not recs:
+        names = META + fields
+        blocks = list(intake.blocks[kind])
+        if recs:                      # filed one by one: as columns too
+            blocks.append({name: np.fromiter(col, object, len(recs))
+                           for name, col in zip(names, zip(*recs))})
+        if not blocks:
             continue
-        n = len(recs)
-        raw = {name: np.fromiter(col, object, n) for name, col in zip(META + fields, zip(*recs))}
+        raw = {name: join([b[name] for b in blocks]) for name in names}
+        seq = raw["_seq"].astype(np.int64)
+        n = len(seq)
+        if len(blocks) > 1 and not (seq[1:] > seq[:-1]).all():     # back in record order
+            order = np.argsort(seq, kind="stable")
+            raw = {name: take(v, order) for name, v in raw.items()}
+            seq = seq[order]
         cols, why = convert(raw)
-        cols["_seq"] = raw["_seq"].astype(np.int64)
+        cols["_seq"] = seq
         cols["_logged_clock"] = np.full(n, kind == "security")
         bad = np.flatnonzero(~np.equal(why, None))
-        eid = raw["_event_id"]
+        eid = objects(raw["_event_id"])
+        record, number, file = (objects(raw[c]) for c in ("_record", "_number", "_file"))
         for i in bad.tolist():
-            rejected[kind].append({"file": raw["_file"][i], "record_id": raw["_record"][i],
-                                   "record_number": raw["_number"][i], "event_id": eid[i],
+            rejected[kind].append({"file": file[i], "record_id": record[i],
+                                   "record_number": number[i], "event_id": eid[i],
                                    "reason": f"{kind} {eid[i]}: {why[i]}"})
         if len(bad):
-            keep = np.equal(why, None)
-            cols = {c: v[keep] for c, v in cols.items()}
+            ok = np.equal(why, None)
+            cols = {c: keep(v, ok) for c, v in cols.items()}
         out.append(cols)
     if not out:
         return None, rejected
@@ -358,7 +379,7 @@ def _converted(intake: Intake) -> tuple[dict | None, dict[str, list[dict[str, An
         return out[0], rejected
     rows = _concat_columns(out)                   # back in the order of the records
     order = np.argsort(rows["_seq"], kind="stable")
-    return {c: v[order] for c, v in rows.items()}, rejected
+    return {c: take(v, order) for c, v in rows.items()}, rejected
 
 
 def _read_share(path: str, share: Share, source: str) -> tuple[Intake, _Rows | None, dict]:
@@ -368,9 +389,11 @@ def _read_share(path: str, share: Share, source: str) -> tuple[Intake, _Rows | N
     gc.disable()
     try:
         intake = Intake(Path(path), source)
-        intake.evtx(share_stream(path, share), path, layout=False)
+        with share_stream(path, share) as stream:
+            intake.evtx(stream, path, layout=False)
         rows, converted = _converted(intake)
         intake.sysmon, intake.security = [], []
+        intake.blocks = {"sysmon": [], "security": []}
         return intake, _checked(rows), converted
     finally:
         if collecting:
@@ -413,11 +436,8 @@ def _merge_shares(path: Path, source: str, parts: list) -> tuple[Intake, _Rows |
 
 def _concat_columns(parts: list[dict]) -> dict:
     names = list(dict.fromkeys(c for p in parts for c in p))
-    out = {}
-    for c in names:
-        out[c] = np.concatenate([p[c] if c in p else np.full(len(p["time"]), None, object)
-                                 for p in parts])
-    return out
+    return {c: join([p[c] if c in p else np.full(len(p["time"]), None, object) for p in parts])
+            for c in names}
 
 
 def _shift_logged(checked: _Rows, shift: int) -> None:
@@ -486,7 +506,8 @@ def _checked(cols: dict | None) -> _Rows | None:
                  "record_number": given["record_number"][i], "event_id": given["event_id"][i],
                  "reason": f"{cols['source'][i]} {given['event_id'][i]}: {why[i]}"}
                 for i in bad.tolist()]
-    kept = {c: v for c, v in cols.items() if c not in arrow or c in READ_AS_OBJECTS}
+    kept = {c: objects(v) if is_arrow(v) else v for c, v in cols.items()
+            if c not in arrow or c in READ_AS_OBJECTS}
     if len(bad):
         keep = np.equal(why, None)
         kept = {c: v[keep] for c, v in kept.items()}
@@ -523,7 +544,12 @@ def _check_rows(cols: dict, n: int, arrow: dict) -> np.ndarray:
             cols[c] = res
     for c in STRING_COLUMNS:
         v = cols.get(c)
-        if v is None or v.dtype != object:
+        if v is None:
+            continue
+        if is_arrow(v):                  # read by Arrow (evtx_arrow): valid text already
+            arrow[c] = v.cast(pa.large_string())
+            continue
+        if v.dtype != object:
             continue
         try:                             # the text as Arrow, once: the frame is built from it
             arrow[c] = pa.array(v, type=pa.large_string(), from_pandas=True)

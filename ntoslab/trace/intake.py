@@ -1,21 +1,25 @@
 """One input log file read into its process records, sorted as they are read.
 
 The importer's hot loop: every record of an EVTX file, a Mordor/OTRF JSON-lines file or the
-members of a `.zip` is decoded once (orjson) and sorted on the spot — a Sysmon EID 1/5 or
-Security 4688/4689 record is kept as its field dict plus a tuple of where it came from, any
-other record is counted as *skipped* with its reason, a record that cannot be read is
-*rejected* with its reason, and Sysmon records of every event id give the two-clock samples of
-`clock.py`. No flat per-record dict is kept: a kept record is one tuple of the values its
-converter (`sysmon.py`, `security.py`) reads, taken while the decoded record is still in the
-cache, and the converters take the tuples column-wise.
+members of a `.zip` is decoded once and sorted on the spot — a Sysmon EID 1/5 or Security
+4688/4689 record is kept with where it came from, any other record is counted as *skipped*
+with its reason, a record that cannot be read is *rejected* with its reason, and Sysmon
+records of every event id give the two-clock samples of `clock.py`. No flat per-record dict
+is kept: a kept record is the values its converter (`sysmon.py`, `security.py`) reads, and the
+converters take them column-wise.
 
-An EVTX record that cannot be a process event is recognised from the parser's raw JSON text
-without decoding it (`evtx_prefilter`): its first `"EventID":` (the System one) is not 1, 5,
-4688 or 4689 and the text does not contain `Sysmon` (a Sysmon record would feed the clock
-check); anything unusual goes through the full decode. After an EVTX file is read, its header
-and chunk headers are compared with the records parsed (`evtx_layout.unread_parts`): a
-truncated file, or chunks the parser could not read, are reported with the record numbers the
-headers promised.
+EVTX records are filed a batch at a time (`evtx_arrow.py`): the batch's JSON texts are
+prefiltered, decoded by Arrow's JSON reader and classified column-wise, process records kept
+as blocks of columns; what the batch reader cannot take (a group Arrow refuses, a record of
+neither provider, a record the parser could not read) is filed one by one, in record order,
+by `evtx_record` (orjson and `sort`, which JSON lines use too) — the same result either way
+(`FAST_EVTX = False` files every record one by one: the tests' oracle). A record that cannot
+be a process event is recognised from the parser's raw JSON text without decoding it
+(`evtx_prefilter`): its first `"EventID":` (the System one) is not 1, 5, 4688 or 4689 and the
+text does not contain `Sysmon` (a Sysmon record would feed the clock check). After an EVTX
+file is read, its header and chunk headers are compared with the records parsed
+(`evtx_layout.unread_parts`): a truncated file, or chunks the parser could not read, are
+reported with the record numbers the headers promised.
 
 >>> intake = read_log(Path("Sysmon.evtx"), "all")                   # doctest: +SKIP
 >>> intake.count, len(intake.sysmon), intake.skipped                 # doctest: +SKIP
@@ -30,6 +34,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from .evtx_arrow import BATCH_RECORDS, Batch, sort_batch
 from .evtx_layout import Unread, unread_parts
 from .readers import EVTX_THREADS, SourceError, _json_reason, _json_type, _lines, kind_of
 from .security import RAW_FIELDS as SECURITY_FIELDS
@@ -39,6 +44,8 @@ SYSMON_PROVIDER = "Microsoft-Windows-Sysmon"
 SECURITY_PROVIDER = "Microsoft-Windows-Security-Auditing"
 NOT_PROCESS = "not a process create/exit (other event ids and providers)"
 PROCESS_EIDS = frozenset((1, 5, 4688, 4689))
+FAST_EVTX = True       # EVTX records filed a batch at a time (False: one by one, the oracle)
+SMALL_BATCH = 64       # fewer records than this (a small file's): one by one costs less
 
 # A kept record: where it came from (META), then its values of the converter's fields
 META = ("_seq", "_file", "_record", "_number", "_host", "_event_id", "_logged")
@@ -59,7 +66,10 @@ class Intake:
         self.rejected: list[dict[str, Any]] = []       # file, record_id, record_number, reason
         self.sysmon: list[tuple] = []      # META values, then SYSMON_VALUES
         self.security: list[tuple] = []    # META values, then SECURITY_VALUES
-        self.clocks: dict[str, tuple[list, list, Any]] = {}   # member -> (UtcTime, log clock, field)
+        # the same, filed a batch at a time (evtx_arrow): blocks of columns per kind
+        self.blocks: dict[str, list[dict[str, Any]]] = {"sysmon": [], "security": []}
+        # member -> (UtcTime, log clock, field): texts, or Arrow arrays of them (evtx_arrow)
+        self.clocks: dict[str, tuple[list, list, Any]] = {}
         self.passthrough: list[dict[str, Any]] = []    # JSON lines already in the trace schema
         self.unread: list[Unread] = []
         self.parsed: list[int] = []    # record ids parsed, kept by evtx(layout=False)
@@ -103,27 +113,23 @@ class Intake:
     def evtx(self, source, name: str, layout: bool = True) -> None:
         """Every record of one EVTX file (`source`: a path or a binary file object). `layout`:
         compare the headers with the records read (False for a share of a file's chunks: the
-        caller compares the whole file with `parsed` of all shares)."""
+        caller compares the whole file with `parsed` of all shares). Records are filed a
+        batch at a time (`evtx_arrow.sort_batch`; with `FAST_EVTX` off, one by one)."""
         import evtx
-        import orjson
 
         try:
             parser = evtx.PyEvtxParser(source, number_of_threads=EVTX_THREADS)
             records = parser.records_json()
         except Exception as exc:  # the parser raises RuntimeError/OSError on a non-EVTX file
             raise SourceError(f"{name}: cannot read as EVTX: {exc}") from None
-        loads = orjson.loads
-        skipped = self.skipped
-        sysmon, security = self.sysmon.append, self.security.append
-        want_sysmon, want_security = self.want_sysmon, self.want_security
-        sysmon_get, security_get = SYSMON_VALUES, SECURITY_VALUES
-        other_eid = _other_eid
-        clock: tuple | None = None
         parsed: list[int] = []
         seen = parsed.append
         count = self.count
-        not_process = 0
-        empty: dict = {}
+        had_not_process = NOT_PROCESS in self.skipped
+        batch = Batch()
+        seqs, numbers, stamps, texts = batch.seqs.append, batch.numbers.append, \
+            batch.stamps.append, batch.texts.append
+        size = BATCH_RECORDS if FAST_EVTX else 1
         while True:
             try:
                 r = next(records)
@@ -131,67 +137,88 @@ class Intake:
                 break
             except Exception as exc:  # a damaged record: evtx-rs reports it and goes on
                 count += 1
-                self.reject(name, None, None, f"EVTX record unreadable: {exc}")
+                seqs(count), numbers(None), stamps(f"EVTX record unreadable: {exc}"), texts(None)
+                batch.unreadable = True
                 continue
             count += 1
             number = r["event_record_id"]
             seen(number)
-            text = r["data"]
-            if "Sysmon" not in text and other_eid(text):     # evtx_prefilter, inlined
-                not_process += 1
-                continue
-            try:
-                event = loads(text)["Event"]
-                system = event.get("System") or empty
-                provider = ((system.get("Provider") or empty).get("#attributes") or empty).get("Name")
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                self.reject(name, number, None, f"EVTX record is not an Event ({exc})")
-                continue
-            eid = system.get("EventID")
-            if type(eid) is not int:
-                eid = _evtx_eid(eid)
-            channel = system.get("Channel")
-            timestamp = r.get("timestamp")
-            logged = timestamp.replace(" UTC", "") if timestamp else \
-                ((system.get("TimeCreated") or empty).get("#attributes") or empty).get("SystemTime")
-            fields = event.get("EventData")
-            if type(fields) is not dict:
-                fields = empty
-            if provider == SYSMON_PROVIDER or (type(channel) is str and
-                                               channel.startswith(SYSMON_PROVIDER)):
-                utc = fields.get("UtcTime")
-                if utc and logged:
-                    if clock is None:
-                        clock = self.clocks.setdefault(name, ([], [], "SystemTime"))
-                    clock[0].append(utc)
-                    clock[1].append(logged)
-                if eid != 1 and eid != 5:
-                    not_process += 1
-                elif want_sysmon:     # the values now, while the record is in the cache
-                    rid = system.get("EventRecordID")
-                    sysmon((count, name, rid if rid is not None else number, number,
-                            system.get("Computer"), eid, logged, *map(fields.get, sysmon_get)))
-                else:
-                    skipped[f"sysmon event excluded by source={self.source}"] += 1
-            elif provider == SECURITY_PROVIDER or channel == "Security":
-                if eid != 4688 and eid != 4689:
-                    not_process += 1
-                elif want_security:
-                    rid = system.get("EventRecordID")
-                    security((count, name, rid if rid is not None else number, number,
-                              system.get("Computer"), eid, logged,
-                              *map(fields.get, security_get)))
-                else:
-                    skipped[f"security event excluded by source={self.source}"] += 1
-            else:
-                not_process += 1
+            seqs(count), numbers(number), stamps(r.get("timestamp")), texts(r["data"])
+            if len(batch.seqs) >= size:
+                self.evtx_batch(name, batch)
+                batch = Batch()
+                seqs, numbers, stamps, texts = batch.seqs.append, batch.numbers.append, \
+                    batch.stamps.append, batch.texts.append
+        self.evtx_batch(name, batch)
         self.count = count
-        if not_process:
-            skipped[NOT_PROCESS] += not_process
+        if not had_not_process and NOT_PROCESS in self.skipped:     # counted last, as a
+            self.skipped[NOT_PROCESS] = self.skipped.pop(NOT_PROCESS)  # share merge does
         if not layout:
             self.parsed = parsed
             return
         self.check_layout(source, name, parsed)
+
+    def evtx_batch(self, name: str, batch: Batch) -> None:
+        """File a batch of EVTX records, in order."""
+        if not len(batch):
+            return
+        if not FAST_EVTX or len(batch) < SMALL_BATCH:
+            for i in range(len(batch)):
+                self.evtx_text(name, batch, i)
+            return
+        filed = sort_batch(batch, name, {"sysmon": SYSMON_VALUES, "security": SECURITY_VALUES},
+                           {"sysmon": self.want_sysmon, "security": self.want_security})
+        if filed.not_process:
+            self.skipped[NOT_PROCESS] += filed.not_process
+        for kind, k in filed.excluded.items():
+            self.skipped[f"{kind} event excluded by source={self.source}"] += k
+        if filed.clocks:
+            c = self.clocks.setdefault(name, ([], [], "SystemTime"))
+            for utc, logged in filed.clocks:
+                c[0].append(utc)
+                c[1].append(logged)
+        for kind, blocks in filed.blocks.items():
+            self.blocks[kind].extend(blocks)
+        for i in filed.one_by_one:
+            self.evtx_text(name, batch, i)
+
+    def evtx_text(self, name: str, batch: Batch, i: int) -> None:
+        """File the batch's record `i` on its own (decoded with orjson)."""
+        import orjson
+        count, self.count = self.count, batch.seqs[i]
+        try:
+            text, number = batch.texts[i], batch.numbers[i]
+            if text is None:
+                self.reject(name, None, None, batch.stamps[i])
+            elif evtx_prefilter(text):
+                self.skipped[NOT_PROCESS] += 1
+            else:
+                self.evtx_record(name, number, batch.stamps[i], orjson.loads, text)
+        finally:
+            self.count = count
+
+    def evtx_record(self, name: str, number: Any, timestamp: Any, loads, text: str) -> None:
+        """File one EVTX record (its JSON `text`; `timestamp` the parser's) as record number
+        `self.count`."""
+        empty: dict = {}
+        try:
+            event = loads(text)["Event"]
+            system = event.get("System") or empty
+            provider = ((system.get("Provider") or empty).get("#attributes") or empty).get("Name")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.reject(name, number, None, f"EVTX record is not an Event ({exc})")
+            return
+        eid = system.get("EventID")
+        if type(eid) is not int:
+            eid = _evtx_eid(eid)
+        logged = timestamp.replace(" UTC", "") if timestamp else \
+            ((system.get("TimeCreated") or empty).get("#attributes") or empty).get("SystemTime")
+        fields = event.get("EventData")
+        if type(fields) is not dict:
+            fields = empty
+        rid = system.get("EventRecordID")
+        self.sort(fields, name, rid if rid is not None else number, number, provider, eid,
+                  system.get("Computer"), logged, "SystemTime", system.get("Channel"))
 
     def check_layout(self, source, name: str, parsed: list[int]) -> None:
         """Compare an EVTX file's headers (`source`: a path or a binary file object) with the

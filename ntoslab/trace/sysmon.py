@@ -28,10 +28,13 @@ from .columns import (
     all_ints,
     checked_values,
     guid_values,
+    is_arrow,
     map_values,
     objects,
+    text_column,
     text_values,
     times_ns,
+    where,
 )
 
 PROVIDER = "Microsoft-Windows-Sysmon"
@@ -96,23 +99,30 @@ RAW_FIELDS = ["_event_id", "_record", "_number", "_file", "_host", "UtcTime", "P
 def pid_values(values, field: str, hex_default: bool = False):
     """(ints, reasons or None per row) for a column of process ids: an int64 array when every
     value is an int (evtx-rs gives ints), else an object array with None where unreadable."""
-    a = objects(values)
-    if all_ints(a, none=True):
-        gone = np.equal(a, None)
-        try:
-            x = np.where(gone, 0, a).astype(np.int64)
-        except OverflowError:
-            x = None
-        if x is not None:
-            errs = np.full(len(a), None, object)
-            errs[gone] = f"{field} missing"
-            out = (x < 0) | (x >= 1 << 32)
-            errs[out] = f"{field} out of 32-bit range"
-            if not gone.any() and not out.any():
-                return x, errs
-            res = x.astype(object)
-            res[gone | out] = None
-            return res, errs
+    x = a = None
+    if is_arrow(values) and values.type == "int64":       # evtx-rs ints, read by Arrow
+        import pyarrow.compute as pc
+        gone = values.is_null().to_numpy(zero_copy_only=False)
+        x = pc.fill_null(values, 0).to_numpy(zero_copy_only=False)
+    else:
+        a = objects(values)
+        if all_ints(a, none=True):
+            gone = np.equal(a, None)
+            try:
+                x = np.where(gone, 0, a).astype(np.int64)
+            except OverflowError:
+                x = None
+    if x is not None:
+        errs = np.full(len(x), None, object)
+        errs[gone] = f"{field} missing"
+        out = (x < 0) | (x >= 1 << 32)
+        errs[out] = f"{field} out of 32-bit range"
+        if not gone.any() and not out.any():
+            return x, errs
+        res = x.astype(object)
+        res[gone | out] = None
+        return res, errs
+    a = objects(values) if a is None else a
 
     def one(v):
         if v is None:
@@ -161,23 +171,26 @@ def sysmon_rows(raw):
                          for k in range(3))
     ft = (ns // FILETIME_TICKS_PER_NS + FILETIME_EPOCH_OFFSET).astype(object)
     none = np.full(n, None, object)
-    cre = lambda v: np.where(create, v, none)            # noqa: E731  (creates only)
+
+    def cre(v):                                         # creates only
+        return where(create, v, None) if is_arrow(v) else np.where(create, v, none)
     ppid_c = cre(ppid)
     cols = {
         "time": ns, "operation": np.where(create, "create", "delete").astype(object),
         "process_id": pid, "parent_process_id": ppid_c, "creating_process_id": ppid_c,
         "creating_thread_id": none, "creation_time": cre(ft),
         "exit_time": np.where(create, none, ft), "exit_code": none,
-        "image_path": objects(raw["Image"]), "command_line": cre(objects(raw["CommandLine"])),
+        "image_path": text_column(raw["Image"]),
+        "command_line": cre(text_column(raw["CommandLine"])),
         "token_sid": sid, "account_name": name, "account_domain": domain,
         "host": text_values(raw["_host"]), "source": np.full(n, "sysmon", object),
-        "creator_inferred": create, "parent_image": cre(objects(raw["ParentImage"])),
-        "process_guid": guid_values(objects(raw["ProcessGuid"])),
-        "parent_process_guid": cre(guid_values(objects(raw["ParentProcessGuid"]))),
+        "creator_inferred": create, "parent_image": cre(text_column(raw["ParentImage"])),
+        "process_guid": guid_values(raw["ProcessGuid"]),
+        "parent_process_guid": cre(guid_values(raw["ParentProcessGuid"])),
         "event_id": eid, "record_id": objects(raw["_record"]),
         "record_number": objects(raw["_number"]), "file": objects(raw["_file"]),
     }
     for field, column in KEPT_TEXT.items():
-        cols[column] = objects(raw[field])
+        cols[column] = text_column(raw[field])
     cols["logon_id"] = hex_values(raw["LogonId"])
     return cols, why.why

@@ -149,19 +149,9 @@ def chunks(items: list):
         return objects(items)
     if all(arrow):
         return join(items)
-    parts: list[np.ndarray] = []
-    run: list = []
-    for v, is_a in zip(items, arrow):
-        if is_a:
-            if run:
-                parts.append(objects(run))
-                run = []
-            parts.append(objects(v))
-        else:
-            run.append(v)
-    if run:
-        parts.append(objects(run))
-    return np.concatenate(parts)
+    from itertools import groupby
+    return np.concatenate([objects(v) for a, run in groupby(items, is_arrow)
+                           for v in (run if a else [list(run)])])
 
 
 def map_values(values, fn: Callable[[Any], Any]) -> np.ndarray:

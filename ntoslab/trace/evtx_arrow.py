@@ -18,7 +18,8 @@ same result:
    provider is not its group's, a record of neither group, and a record the parser could not
    read, go the per-record way in record order.
 
->>> filed = sort_batch(intake, "Sysmon.evtx", batch)                     # doctest: +SKIP
+>>> filed = sort_batch(batch, "Sysmon.evtx", {"sysmon": fields, "security": ()},
+...                    {"sysmon": True, "security": False})           # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ import numpy as np
 SYSMON_PROVIDER = "Microsoft-Windows-Sysmon"
 SECURITY_PROVIDER = "Microsoft-Windows-Security-Auditing"
 BATCH_RECORDS = 4096
-THREADS = True
 INT_FIELDS = {"sysmon": ("ProcessId", "ParentProcessId"), "security": ()}
 EIDS = {"sysmon": (1, 5), "security": (4688, 4689)}
+PROCESS_EIDS = EIDS["sysmon"] + EIDS["security"]
 
 
 @dataclass
@@ -89,7 +90,7 @@ def prefiltered(texts) -> np.ndarray:
     short = pc.less_equal(pc.utf8_length(number), 4)
     value = pc.cast(pc.if_else(pc.and_(short, pc.not_equal(number, "")), number, "0"),
                     pa.int64())
-    process = pc.and_(short, pc.is_in(value, pa.array([1, 5, 4688, 4689], pa.int64())))
+    process = pc.and_(short, pc.is_in(value, pa.array(PROCESS_EIDS, pa.int64())))
     plain = pc.and_(pc.not_equal(digits, ""), pc.is_in(end, pa.array([",", "}"])))
     other = pc.and_(plain, pc.invert(process))
     out = pc.and_(pc.invert(sysmon), other)
@@ -111,7 +112,7 @@ def read_group(texts, kind: str, values: tuple[str, ...]) -> tuple[dict, dict] |
     try:
         table = pj.read_json(
             pa.BufferReader(blob),
-            read_options=pj.ReadOptions(use_threads=THREADS, block_size=4 << 20),
+            read_options=pj.ReadOptions(use_threads=True, block_size=4 << 20),
             parse_options=pj.ParseOptions(explicit_schema=schema(kind, values),
                                           unexpected_field_behavior="ignore"))
     except (pa.ArrowException, OSError, ValueError):

@@ -34,16 +34,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .evtx_arrow import BATCH_RECORDS, Batch, sort_batch
+from .evtx_arrow import BATCH_RECORDS, EIDS, SECURITY_PROVIDER, SYSMON_PROVIDER, Batch, sort_batch
 from .evtx_layout import Unread, unread_parts
 from .readers import EVTX_THREADS, SourceError, _json_reason, _json_type, _lines, kind_of
 from .security import RAW_FIELDS as SECURITY_FIELDS
 from .sysmon import RAW_FIELDS as SYSMON_FIELDS
 
-SYSMON_PROVIDER = "Microsoft-Windows-Sysmon"
-SECURITY_PROVIDER = "Microsoft-Windows-Security-Auditing"
 NOT_PROCESS = "not a process create/exit (other event ids and providers)"
-PROCESS_EIDS = frozenset((1, 5, 4688, 4689))
+PROCESS_EIDS = frozenset(EIDS["sysmon"] + EIDS["security"])
 FAST_EVTX = True       # EVTX records filed a batch at a time (False: one by one, the oracle)
 SMALL_BATCH = 64       # fewer records than this (a small file's): one by one costs less
 
@@ -129,7 +127,6 @@ class Intake:
         batch = Batch()
         seqs, numbers, stamps, texts = batch.seqs.append, batch.numbers.append, \
             batch.stamps.append, batch.texts.append
-        size = BATCH_RECORDS if FAST_EVTX else 1
         while True:
             try:
                 r = next(records)
@@ -144,7 +141,7 @@ class Intake:
             number = r["event_record_id"]
             seen(number)
             seqs(count), numbers(number), stamps(r.get("timestamp")), texts(r["data"])
-            if len(batch.seqs) >= size:
+            if len(batch.seqs) >= BATCH_RECORDS:
                 self.evtx_batch(name, batch)
                 batch = Batch()
                 seqs, numbers, stamps, texts = batch.seqs.append, batch.numbers.append, \
@@ -184,7 +181,6 @@ class Intake:
 
     def evtx_text(self, name: str, batch: Batch, i: int) -> None:
         """File the batch's record `i` on its own (decoded with orjson)."""
-        import orjson
         count, self.count = self.count, batch.seqs[i]
         try:
             text, number = batch.texts[i], batch.numbers[i]
@@ -193,16 +189,17 @@ class Intake:
             elif evtx_prefilter(text):
                 self.skipped[NOT_PROCESS] += 1
             else:
-                self.evtx_record(name, number, batch.stamps[i], orjson.loads, text)
+                self.evtx_record(name, number, batch.stamps[i], text)
         finally:
             self.count = count
 
-    def evtx_record(self, name: str, number: Any, timestamp: Any, loads, text: str) -> None:
+    def evtx_record(self, name: str, number: Any, timestamp: Any, text: str) -> None:
         """File one EVTX record (its JSON `text`; `timestamp` the parser's) as record number
         `self.count`."""
+        import orjson
         empty: dict = {}
         try:
-            event = loads(text)["Event"]
+            event = orjson.loads(text)["Event"]
             system = event.get("System") or empty
             provider = ((system.get("Provider") or empty).get("#attributes") or empty).get("Name")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

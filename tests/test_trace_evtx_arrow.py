@@ -194,3 +194,48 @@ def test_times_from_arrow_are_the_object_path():
 def test_times_from_arrow_property(parts):
     _same_times([f"{y:04d}-{m:02d}-{d:02d}{sep}{h:02d}:{mi:02d}:{s:02d}{f}{z}"
                  for y, m, d, h, mi, s, f, sep, z in parts])
+
+
+class _Parser:
+    """Stands in for `evtx.PyEvtxParser`: records as evtx-rs hands them over, and an error
+    (as evtx-rs raises for a damaged record, going on after it) where a text is None."""
+
+    def __init__(self, texts):
+        self.texts = texts
+
+    def __call__(self, source, number_of_threads=None):
+        return self
+
+    def records_json(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if not self.texts:
+            raise StopIteration
+        t = self.texts.pop(0)
+        if t is None:
+            raise RuntimeError("boom")
+        return {"event_record_id": 7, "timestamp": "2019-07-19T14:42:53.2955786Z UTC",
+                "data": t}
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 100])
+def test_records_taken_in_bulk_keep_their_place(size, monkeypatch):
+    """The parser's records are taken a batch at a time; an error mid-batch keeps the records
+    before it, counts as one unreadable record in its place, and the reading goes on."""
+    import evtx
+    texts = [sysmon(1), sysmon(3), None, sysmon(5), None, None, sysmon(7), sysmon(9), None]
+    monkeypatch.setattr(intake, "BATCH_RECORDS", size)
+    monkeypatch.setattr(intake, "SMALL_BATCH", 0)
+    monkeypatch.setattr(evtx, "PyEvtxParser", _Parser(list(texts)))
+    it = Intake(None, "all")    # type: ignore[arg-type]
+    it.evtx("x", "f.evtx", layout=False)
+    assert it.count == 9
+    assert it.parsed == [7] * 5                             # the readable ones, in order
+    assert [r["reason"] for r in it.rejected] == ["EVTX record unreadable: boom"] * 4
+    rows, _ = _converted(it)
+    assert rows["_seq"].tolist() == [1, 2, 4, 7, 8]         # sysmon(9) is an EID 5: kept
+    assert objects(rows["image_path"]).tolist() == [f"C:\\x\\p{i}.exe" for i in (1, 3, 5, 7, 9)]

@@ -197,3 +197,63 @@ def _written(frame, tmp_path: Path) -> Path:
     path = tmp_path / "want.parquet"
     write_trace(frame, path)
     return path
+
+
+def _results(path, share, parent):
+    """A result with every kind of part a share's result has (numpy ints, objects, Arrow text
+    with nulls) from a worker, the share's own from here."""
+    import numpy as np
+    import pyarrow as pa
+    return {"pid": os.getpid(), "ints": np.arange(100_000, dtype=np.int64) + share[0],
+            "objects": np.array([1, None, "x"], object),
+            "text": pa.array(["a", None, "ü" * 1000] * 1000), "empty": np.zeros(0, np.int64)}
+
+
+def _unpicklable(path, share, parent):
+    return (lambda: 1) if os.getpid() != parent else None
+
+
+def test_worker_results_come_back_whole(big):
+    import numpy as np
+    import pyarrow as pa
+    parts = shares(big, 2, 0)
+    first = run_shares(str(big), parts, _results, os.getpid())
+    again = run_shares(str(big), parts, _results, os.getpid())
+    here, there = first
+    assert here["pid"] == os.getpid() != there["pid"] == again[1]["pid"]   # the worker is kept
+    assert there["ints"].tolist() == (np.arange(100_000) + parts[1][0]).tolist()
+    there["ints"] += 1                          # writable, as arrays the share made are
+    assert there["ints"][0] == parts[1][0] + 1
+    assert there["objects"].tolist() == [1, None, "x"] and there["empty"].dtype == np.int64
+    assert there["text"].equals(pa.array(["a", None, "ü" * 1000] * 1000))
+
+
+def test_worker_result_that_cannot_be_sent_back(big):
+    parts = shares(big, 2, 0)
+    with pytest.raises(EvtxWorkerError, match="could not be sent back"):
+        run_shares(str(big), parts, _unpicklable, os.getpid())
+    assert_same([big])                          # and the next read works
+
+
+def test_clock_differences_of_shares_merge_to_the_whole():
+    from ntoslab.trace.clock import (
+        clock_differences,
+        measure_skew_columns,
+        merged_differences,
+        skew_of,
+    )
+    utc = ["2019-07-19 14:42:51.000", "2019-07-19 14:42:52.500", "2300-01-01 00:00:00.000",
+           "", "noon", "2019-07-19 14:43:00.000", "2019-07-19 14:42:51.250"]
+    logged = ["2019-07-19T14:42:50Z", "2019-07-19T14:42:52.5Z", "2300-01-01T00:00:01Z",
+              "2019-07-19T14:42:50Z", "2019-07-19T14:42:50Z", "2019-07-19T14:42:59Z", None]
+    whole = clock_differences(utc, logged)
+    # by hand: 1 s, 0, -1 s (beyond the ns range: exact ints), 1 s; the others unreadable
+    assert whole.tolist() == [-10**9, 0, 10**9, 10**9]
+    for cut in range(len(utc) + 1):
+        parts = [clock_differences(utc[:cut], logged[:cut]),
+                 clock_differences(utc[cut:], logged[cut:])]
+        merged = merged_differences(parts)
+        assert merged.tolist() == whole.tolist()
+        assert skew_of(merged, "f", "SystemTime") == measure_skew_columns(utc, logged, "f",
+                                                                          "SystemTime")
+    assert skew_of(merged_differences([]), "f") is None

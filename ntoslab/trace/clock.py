@@ -85,26 +85,56 @@ def measure_skew_columns(utc, logged, file: str = "", field: str | None = None,
     """`measure_skew` over two aligned columns of clock texts (each parsed once, column-wise;
     a list may hold texts and Arrow arrays of them); pairs where either is unreadable are
     left out."""
+    return skew_of(clock_differences(utc, logged), file, field, threshold_ns)
+
+
+def clock_differences(utc, logged):
+    """`UtcTime - log clock` in ns for every pair of clock texts where both are readable,
+    sorted: an int64 array, or an object array of ints when some differences lie beyond
+    int64 (`skew_of` takes the differences of several parts of a file, merged).
+
+    >>> clock_differences(["2019-07-19 14:42:51.000"], ["2019-07-19T14:42:50Z"]).tolist()
+    [1000000000]
+    """
     import numpy as np
 
     from .columns import chunks, objects, take, times_exact, times_ns
     if not len(utc):
-        return None
+        return np.zeros(0, np.int64)
     ua, la = chunks(utc) if isinstance(utc, list) else utc, \
         chunks(logged) if isinstance(logged, list) else logged
     a, a_gone, a_bad = times_ns(ua)
     b, b_gone, b_bad = times_ns(la)
     small = 1 << 62                             # differences of these fit in int64
     fast = ~(a_gone | b_gone | a_bad | b_bad) & (np.abs(a) < small) & (np.abs(b) < small)
-    diffs = np.sort(a[fast] - b[fast]).tolist()
+    diffs = np.sort(a[fast] - b[fast])
     odd = np.flatnonzero(~fast & ~a_gone & ~b_gone)   # beyond the ns range: Python ints
-    if len(odd):
-        ea = times_exact(objects(take(ua, odd)), (a[odd], a_gone[odd], a_bad[odd]))
-        eb = times_exact(objects(take(la, odd)), (b[odd], b_gone[odd], b_bad[odd]))
-        diffs += [x - y for x, y in zip(ea.tolist(), eb.tolist()) if x is not None and
-                  y is not None]
-        diffs.sort()                            # nearly sorted: one merge pass
-    if not diffs:
+    if not len(odd):
+        return diffs
+    ea = times_exact(objects(take(ua, odd)), (a[odd], a_gone[odd], a_bad[odd]))
+    eb = times_exact(objects(take(la, odd)), (b[odd], b_gone[odd], b_bad[odd]))
+    extra = [x - y for x, y in zip(ea.tolist(), eb.tolist()) if x is not None and
+             y is not None]
+    return np.array(sorted(diffs.tolist() + extra), object)
+
+
+def skew_of(diffs, file: str = "", field: str | None = None,
+            threshold_ns: int = DEFAULT_THRESHOLD_NS) -> ClockSkew | None:
+    """The skew of sorted clock differences (`clock_differences`), None when there are none."""
+    if not len(diffs):
         return None
     return ClockSkew(file, field, len(diffs), int(diffs[(len(diffs) - 1) // 2]), int(diffs[0]),
                      int(diffs[-1]), threshold_ns)
+
+
+def merged_differences(parts: list):
+    """Sorted differences of several parts (each sorted) as one."""
+    import numpy as np
+    parts = [d for d in parts if len(d)]
+    if not parts:
+        return np.zeros(0, np.int64)
+    if len(parts) == 1:
+        return parts[0]
+    if all(d.dtype == np.int64 for d in parts):
+        return np.sort(np.concatenate(parts), kind="stable")
+    return np.array(sorted(v for d in parts for v in d.tolist()), object)

@@ -30,7 +30,7 @@ import numpy as np
 
 SYSMON_PROVIDER = "Microsoft-Windows-Sysmon"
 SECURITY_PROVIDER = "Microsoft-Windows-Security-Auditing"
-BATCH_RECORDS = 4096
+BATCH_RECORDS = 16384
 INT_FIELDS = {"sysmon": ("ProcessId", "ParentProcessId"), "security": ()}
 EIDS = {"sysmon": (1, 5), "security": (4688, 4689)}
 PROCESS_EIDS = EIDS["sysmon"] + EIDS["security"]
@@ -97,10 +97,12 @@ def prefiltered(texts) -> np.ndarray:
     return pc.fill_null(out, False).to_numpy(zero_copy_only=False)
 
 
-def read_group(texts, kind: str, values: tuple[str, ...]) -> tuple[dict, dict] | None:
+def read_group(texts, kind: str, values: tuple[str, ...],
+               threads: bool = True) -> tuple[dict, dict] | None:
     """The records of an Arrow string array read with `schema(kind, values)`: (System, EventData) as
     dicts of flat Arrow arrays, or None when the reader refuses any of them (the group then
-    goes the per-record way)."""
+    goes the per-record way). `threads`: let the reader use Arrow's threads (not while another
+    process reads the other part of the file: two pools on two cores only slow both)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.json as pj
@@ -112,7 +114,7 @@ def read_group(texts, kind: str, values: tuple[str, ...]) -> tuple[dict, dict] |
     try:
         table = pj.read_json(
             pa.BufferReader(blob),
-            read_options=pj.ReadOptions(use_threads=True, block_size=4 << 20),
+            read_options=pj.ReadOptions(use_threads=threads, block_size=4 << 20),
             parse_options=pj.ParseOptions(explicit_schema=schema(kind, values),
                                           unexpected_field_behavior="ignore"))
     except (pa.ArrowException, OSError, ValueError):
@@ -158,9 +160,10 @@ class Filed:
 
 
 def sort_batch(batch: Batch, name: str, values: dict[str, tuple[str, ...]],
-               want: dict[str, bool]) -> Filed:
+               want: dict[str, bool], threads: bool = True) -> Filed:
     """File a batch of the EVTX file `name`'s records as `Intake.sort` would, one by one:
-    `values` the EventData fields kept per kind, `want` which kinds are imported."""
+    `values` the EventData fields kept per kind, `want` which kinds are imported, `threads`
+    as for `read_group`."""
     import pyarrow as pa
     import pyarrow.compute as pc
     n = len(batch)
@@ -192,7 +195,8 @@ def sort_batch(batch: Batch, name: str, values: dict[str, tuple[str, ...]],
         if not in_group.any():
             continue
         rows = at[in_group]
-        got = read_group(texts.filter(pa.array(in_group)), kind, values[kind])
+        group = texts if in_group.all() else texts.filter(pa.array(in_group))
+        got = read_group(group, kind, values[kind], threads)
         if got is None:
             one_by_one[rows] = True
             continue

@@ -10,16 +10,20 @@ bad chunk, a last incomplete chunk ignored in both — so nothing in the header 
 Record numbers (`event_record_id`, EventRecordID) live in the records, not in their position.
 
 `shares` splits a file of at least `min_bytes` into `workers` runs of whole chunks (the last
-run takes the file's tail, a cut chunk included); smaller files, and files whose header is not
+run takes the file's tail, a cut chunk included; the first, read by the calling process, is
+`FIRST_SHARE_EXTRA` larger); smaller files, and files whose header is not
 a plain 4096-byte one, are read whole in-process as before (no pool is started for them), and
 so is every file where processes cannot be forked safely (only Linux splits: Windows has no
 fork, macOS's system libraries are not fork-safe).
-`run_shares` reads the first share in the calling process and the others in a pool of
-`workers - 1` processes, started on first use and kept for later calls (forked: a spawned or
+`run_shares` reads the first share in the calling process and the others in `workers - 1`
+worker processes, started on first use and kept for later calls (forked: a spawned or
 forkserver child re-runs the caller's `__main__`, which breaks a script without a main guard;
 the children run only the parser, orjson, numpy and Arrow kernels on the calling thread, none
-of which needs a thread of the parent); a worker that raises or dies is an `EvtxWorkerError`
-naming the file and its chunks, and a dead pool is replaced on the next call.
+of which needs a thread of the parent). Each worker has its own pipe: the job goes down it
+before the calling process starts its own share, the result comes back up it (an executor's
+feeder threads would wait for the GIL the calling process holds while it parses: measured
+10-20 ms late at each end). A worker that raises or dies is an `EvtxWorkerError` naming the
+file and its chunks, and dead workers are replaced on the next call.
 
 >>> parts = run_shares(path, shares(path, 2), read_share, "all")   # doctest: +SKIP
 """
@@ -29,10 +33,10 @@ import io
 import mmap
 import multiprocessing
 import os
+import pickle
 import struct
 import sys
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.reduction import recv_handle, send_handle
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,6 +47,9 @@ from .evtx_layout import CHUNK_SIZE, FILE_MAGIC, HEADER_SIZE
 MIN_PARALLEL_BYTES = 4 << 20
 
 SPLITS = sys.platform.startswith("linux")
+# how much larger the calling process's share is than a worker's: a worker's result takes
+# ~8% of its reading time to come back (pickled, through shared memory: benchmarks/trace.py)
+FIRST_SHARE_EXTRA = 0.04
 Share = tuple[int, int | None]      # first chunk, chunk after the last (None: to the file's end)
 
 
@@ -75,7 +82,13 @@ def shares(path: str | Path, workers: int, min_bytes: int = MIN_PARALLEL_BYTES) 
     workers = min(workers, chunks)
     if workers <= 1:
         return None
-    bounds = [chunks * i // workers for i in range(workers + 1)]
+    # the first share is read here and needs no sending back: it takes a little more
+    weights = [1 + FIRST_SHARE_EXTRA] + [1.0] * (workers - 1)
+    total, at, bounds = sum(weights), 0.0, [0]
+    for w in weights:
+        at += w
+        bounds.append(min(chunks, int(chunks * at / total + 1e-9)))
+    bounds[-1] = chunks
     return [(a, b if i < workers - 1 else None)
             for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
 
@@ -154,55 +167,145 @@ def describe(share: Share) -> str:
     return f"chunks {first}..{'end' if stop is None else stop - 1}"
 
 
-_pool: tuple[int, ProcessPoolExecutor] | None = None
+class _Worker:
+    """A forked process that runs the jobs sent over its pipe, one at a time, and sends back
+    ("ok", result) or ("error", what was raised)."""
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, self.conn), daemon=True,
+                                   name="ntoslab-evtx-share")
+        self.process.start()
+        child.close()
+
+    def stop(self) -> None:
+        self.conn.close()
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(5)
 
 
-def _executor(size: int) -> ProcessPoolExecutor:
+def _serve(conn, parent_end) -> None:
+    parent_end.close()           # the parent's end, inherited: closed, so a dead parent is EOF
+    while True:
+        try:
+            fn, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            result = fn(*args)
+        except Exception as exc:
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            continue
+        try:
+            _send_result(conn, result)
+        except (EOFError, OSError):
+            return
+        except Exception as exc:          # a result that does not pickle
+            conn.send(("error", f"its result could not be sent back: {type(exc).__name__}: "
+                                f"{exc}"))
+
+
+def _send_result(conn, result: Any) -> None:
+    """Pickle `result` with its large buffers (numpy and Arrow) out of band, in an anonymous
+    shared file whose descriptor follows the pickle down the pipe: one copy of each buffer,
+    none through the pipe, none on the reading side."""
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(result, protocol=5, buffer_callback=buffers.append)
+    views = [b.raw() for b in buffers]
+    sizes = [v.nbytes for v in views]
+    total = sum(sizes)
+    if not total or not hasattr(os, "memfd_create"):
+        conn.send(("ok", data, [bytes(v) for v in views]))
+        return
+    fd = os.memfd_create("ntoslab-share", os.MFD_CLOEXEC)
+    try:
+        os.ftruncate(fd, total)
+        with mmap.mmap(fd, total) as shared:
+            at = 0
+            for v in views:
+                shared[at:at + v.nbytes] = v
+                at += v.nbytes
+        conn.send(("shared", data, sizes))
+        send_handle(conn, fd, os.getppid())
+    finally:
+        os.close(fd)
+
+
+def _receive_result(conn) -> tuple[str, Any]:
+    """("ok", result) or ("error", what), as `_serve` sent them."""
+    reply = conn.recv()
+    if reply[0] == "error":
+        return reply
+    status, data, parts = reply
+    if status == "ok":
+        return "ok", pickle.loads(data, buffers=parts)
+    fd = recv_handle(conn)
+    try:                         # a private mapping: the arrays are writable, as they were
+        shared = mmap.mmap(fd, sum(parts), access=mmap.ACCESS_COPY)
+    finally:
+        os.close(fd)
+    view, views, at = memoryview(shared), [], 0
+    for size in parts:
+        views.append(view[at:at + size])
+        at += size
+    return "ok", pickle.loads(data, buffers=views)
+
+
+_pool: list[_Worker] | None = None
+
+
+def _workers(size: int) -> list[_Worker]:
     global _pool
-    if _pool is not None and _pool[0] == size:
-        return _pool[1]
+    if _pool is not None and len(_pool) == size and all(w.process.is_alive() for w in _pool):
+        return _pool
     close_pool()
-    ctx = multiprocessing.get_context("fork")
-    _pool = (size, ProcessPoolExecutor(size, mp_context=ctx))
-    return _pool[1]
+    _pool = [_Worker() for _ in range(size)]
+    return _pool
 
 
 def close_pool() -> None:
     """Stop the worker processes (a later parallel read starts new ones)."""
     global _pool
     if _pool is not None:
-        _pool[1].shutdown(wait=False, cancel_futures=True)
+        for w in _pool:
+            w.stop()
         _pool = None
 
 
 def run_shares(path: str, parts: list[Share], fn: Callable[..., Any], *args: Any) -> list[Any]:
     """`fn(path, share, *args)` for every share, in share order: the first here, the rest in
-    the worker pool (`fn` and its arguments must pickle: a module-level function)."""
+    the worker processes (`fn` and its arguments must pickle: a module-level function). The
+    jobs are sent before the first share starts here, straight down each worker's pipe, and
+    the results read back the same way (no thread in between waits for the GIL)."""
     try:
-        pool = _executor(len(parts) - 1)
-        futures: list[Future] = [pool.submit(fn, path, s, *args) for s in parts[1:]]
-    except BrokenProcessPool:          # a pool that died between calls: one more start
+        pool = _workers(len(parts) - 1)
+        for w, share in zip(pool, parts[1:]):
+            w.conn.send((fn, (path, share, *args)))
+    except (OSError, EOFError):         # a worker that died between calls: one more start
         close_pool()
-        pool = _executor(len(parts) - 1)
-        futures = [pool.submit(fn, path, s, *args) for s in parts[1:]]
+        pool = _workers(len(parts) - 1)
+        for w, share in zip(pool, parts[1:]):
+            w.conn.send((fn, (path, share, *args)))
     try:
         out = [fn(path, parts[0], *args)]
     except BaseException:
-        for f in futures:
-            f.cancel()
+        close_pool()                    # their results would answer the next call
         raise
-    for share, f in zip(parts[1:], futures):
+    for share, w in zip(parts[1:], pool):
         try:
-            out.append(f.result())
-        except BrokenProcessPool:
+            status, value = _receive_result(w.conn)
+        except (EOFError, OSError):
             close_pool()
-            for g in futures:
-                g.cancel()
             raise EvtxWorkerError(f"{path}: the process reading {describe(share)} died "
                                   f"before it finished (killed, or out of memory?)") from None
-        except Exception as exc:
-            for g in futures:
-                g.cancel()
+        except BaseException:
+            close_pool()
+            raise
+        if status != "ok":
+            close_pool()
             raise EvtxWorkerError(f"{path}: the process reading {describe(share)} failed: "
-                                  f"{type(exc).__name__}: {exc}") from exc
+                                  f"{value}")
+        out.append(value)
     return out

@@ -35,7 +35,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..filetime import FILETIME_EPOCH_OFFSET, FILETIME_TICKS_PER_NS
-from .clock import ClockSkew, measure_skew_columns
+from .clock import ClockSkew, clock_differences, merged_differences, skew_of
 from .columns import (
     all_ints,
     checked_values,
@@ -309,14 +309,15 @@ def _import_log_file(path: Path, source: str, report: FileReport, passthrough, r
             intake.reject(str(path), None, None, f"unreadable file: {exc}")
         rows, converted = _converted(intake)
         rows = _checked(rows)
+        differences = _differences(intake)
     else:
         try:
-            intake, rows, converted = _merge_shares(path, source, run_shares(
+            intake, rows, converted, differences = _merge_shares(path, source, run_shares(
                 str(path), split, _read_share, source))
         except SourceError as exc:
             intake = Intake(path, source)
             intake.reject(str(path), None, None, f"unreadable file: {exc}")
-            rows, converted = None, {}
+            rows, converted, differences = None, {}, {}
     report.records += intake.count
     report.skipped.update(intake.skipped)
     report.unread.extend(intake.unread)
@@ -326,8 +327,8 @@ def _import_log_file(path: Path, source: str, report: FileReport, passthrough, r
     passthrough.extend((report, row) for row in intake.passthrough)
     if bar is not None:
         bar.update(intake.count)
-    for member, (utc, logged, field_name) in intake.clocks.items():
-        skew = measure_skew_columns(utc, logged, member, field_name)
+    for member, (diffs, field_name) in differences.items():
+        skew = skew_of(diffs, member, field_name)
         if skew is not None:
             report.skew.append(skew)
     for kind_rejected in converted.values():
@@ -382,25 +383,38 @@ def _converted(intake: Intake) -> tuple[dict | None, dict[str, list[dict[str, An
     return {c: take(v, order) for c, v in rows.items()}, rejected
 
 
-def _read_share(path: str, share: Share, source: str) -> tuple[Intake, _Rows | None, dict]:
-    """One share of an EVTX file's chunks read and converted (run in a worker process: the
-    intake comes back without its records, which are in the rows)."""
+def _differences(intake: Intake) -> dict[str, tuple[Any, Any]]:
+    """Per member with two clocks: its sorted clock differences and the log clock's field."""
+    return {member: (clock_differences(utc, logged), field_name)
+            for member, (utc, logged, field_name) in intake.clocks.items()}
+
+
+def _read_share(path: str, share: Share, source: str) -> tuple[Intake, _Rows | None, dict,
+                                                                    dict]:
+    """One share of an EVTX file's chunks read and converted, its rows in time order and its
+    clocks compared (run in a worker process: the intake comes back without its records and
+    clock samples, which are in the rows and the differences)."""
     collecting = gc.isenabled()
     gc.disable()
     try:
         intake = Intake(Path(path), source)
+        intake.threads = False          # the other core reads the other share
         with share_stream(path, share) as stream:
             intake.evtx(stream, path, layout=False)
         rows, converted = _converted(intake)
-        intake.sysmon, intake.security = [], []
+        differences = _differences(intake)
+        intake.sysmon, intake.security, intake.clocks = [], [], {}
         intake.blocks = {"sysmon": [], "security": []}
-        return intake, _checked(rows), converted
+        checked = _checked(rows)
+        return intake, None if checked is None else _in_time_order(checked), converted, \
+            differences
     finally:
         if collecting:
             gc.enable()
 
 
-def _merge_shares(path: Path, source: str, parts: list) -> tuple[Intake, _Rows | None, dict]:
+def _merge_shares(path: Path, source: str, parts: list) -> tuple[Intake, _Rows | None, dict,
+                                                                  dict]:
     """The shares' intakes, rows and rejected records as one read of the whole file would
     give them: records numbered on (`_seq`), skip reasons in the order they first occur,
     Sysmon's rejected records before Security's, the file's headers compared with the
@@ -409,8 +423,9 @@ def _merge_shares(path: Path, source: str, parts: list) -> tuple[Intake, _Rows |
     parsed: list[int] = []
     rows = []
     by_kind: dict[str, list] = {"sysmon": [], "security": []}
+    clocks: dict[str, tuple[list, Any]] = {}
     not_process = 0
-    for part, part_rows, converted in parts:
+    for part, part_rows, converted, differences in parts:
         if part_rows is not None:
             part_rows.cols["_seq"] += whole.count
             rows.append(part_rows)
@@ -421,17 +436,16 @@ def _merge_shares(path: Path, source: str, parts: list) -> tuple[Intake, _Rows |
             else:
                 whole.skipped[reason] += k
         whole.rejected.extend(part.rejected)
-        for member, (utc, logged, field_name) in part.clocks.items():
-            c = whole.clocks.setdefault(member, ([], [], field_name))
-            c[0].extend(utc)
-            c[1].extend(logged)
+        for member, (diffs, field_name) in differences.items():
+            clocks.setdefault(member, ([], field_name))[0].append(diffs)
         parsed.extend(part.parsed)
         for kind, kind_rejected in converted.items():
             by_kind[kind].extend(kind_rejected)
     if not_process:
         whole.skipped[NOT_PROCESS] += not_process
     whole.check_layout(path, str(path), parsed)
-    return whole, _concat_rows(rows) if rows else None, by_kind
+    merged = {m: (merged_differences(d), f) for m, (d, f) in clocks.items()}
+    return whole, _concat_rows(rows) if rows else None, by_kind, merged
 
 
 def _concat_columns(parts: list[dict]) -> dict:
@@ -479,8 +493,8 @@ def _import_trace_file(path: Path, report: FileReport, passthrough, rejected) ->
 
 @dataclass
 class _Rows:
-    """One file's (or share's) rows, converted and checked: `cols` the columns (text the check
-    put in Arrow only where `_finish` reads it as objects), `arrow` text columns as Arrow,
+    """One file's (or share's) rows, converted and checked: `cols` the columns but text,
+    `arrow` the text columns as Arrow (`_finish` makes objects of those it reads so),
     `rejected` the records the check refused (not in the rows), in row order."""
 
     cols: dict[str, Any]
@@ -506,13 +520,22 @@ def _checked(cols: dict | None) -> _Rows | None:
                  "record_number": given["record_number"][i], "event_id": given["event_id"][i],
                  "reason": f"{cols['source'][i]} {given['event_id'][i]}: {why[i]}"}
                 for i in bad.tolist()]
-    kept = {c: objects(v) if is_arrow(v) else v for c, v in cols.items()
-            if c not in arrow or c in READ_AS_OBJECTS}
+    kept = {c: objects(v) if is_arrow(v) else v for c, v in cols.items() if c not in arrow}
     if len(bad):
         keep = np.equal(why, None)
         kept = {c: v[keep] for c, v in kept.items()}
         arrow = {c: v.filter(keep) for c, v in arrow.items()}
     return _Rows(kept, arrow, rejected)
+
+
+def _in_time_order(rows: _Rows) -> _Rows:
+    """The rows sorted by time (stable: ties keep their order)."""
+    t = rows.cols["time"]
+    if len(t) < 2 or bool((t[1:] >= t[:-1]).all()):
+        return rows
+    order = np.argsort(t, kind="stable")
+    return _Rows({c: v[order] for c, v in rows.cols.items()},
+                 {c: v.take(order) for c, v in rows.arrow.items()}, rows.rejected)
 
 
 def _concat_rows(parts: list[_Rows]) -> _Rows:
@@ -595,6 +618,16 @@ def _long_command_lines(values: np.ndarray, text: Any, n: int) -> np.ndarray:
     return why
 
 
+def _count_imported(frames, owners: np.ndarray, source, operation) -> None:
+    """Add to each file's report its rows per (source, operation) (text columns as Arrow)."""
+    import pyarrow as pa
+    counts = pa.table({"o": owners, "s": source, "p": operation}).group_by(
+        ["o", "s", "p"], use_threads=False).aggregate([([], "count_all")])
+    for o, s_, p_, k in zip(*(counts.column(c).to_pylist() for c in ("o", "s", "p",
+                                                                     "count_all"))):
+        frames[o][0].imported[(s_, p_)] += k
+
+
 def _finish(frames, passthrough, rejected):
     import pandas as pd
 
@@ -607,20 +640,18 @@ def _finish(frames, passthrough, rejected):
                 owner.rejected[e["reason"]] += 1
                 rejected.append(e)
         rows = _concat_rows([f for _, f in frames])
-        cols, arrow = dict(rows.cols), dict(rows.arrow)
-        n = len(owners)
+        rows.cols["_owner"] = owners
         # then in time order (stable: ties keep the order of the files and records, which is
-        # all the linking looks at); text already in Arrow is reordered there, and kept as
-        # objects only where the linking and the counts below read it
-        order = np.argsort(cols["time"], kind="stable")
-        if not (order[1:] > order[:-1]).all():
-            cols = {c: v[order] for c, v in cols.items()}
-            arrow = {c: v.take(order) for c, v in arrow.items()}
-            owners = owners[order]
+        # all the linking looks at; a share's rows come sorted already); text already in
+        # Arrow is reordered there, and kept as objects only where the linking and the counts
+        # below read it
+        rows = _in_time_order(rows)
+        cols, arrow = dict(rows.cols), dict(rows.arrow)
+        cols.update((c, objects(v)) for c, v in arrow.items() if c in READ_AS_OBJECTS)
+        owners = cols.pop("_owner")
+        n = len(owners)
         cols.update(link_columns({c: cols[c] for c in LINK_INPUTS}))
-        for (o, s_, p_), k in Counter(zip(owners.tolist(), cols["source"].tolist(),
-                                          cols["operation"].tolist())).items():
-            frames[o][0].imported[(s_, p_)] += k
+        _count_imported(frames, owners, arrow["source"], arrow["operation"])
         for c in ("process_key", "parent_key", "link"):
             arrow.pop(c, None)                    # made by the linking, after the check
         parts.append(columns_frame({**cols, **arrow}, n))

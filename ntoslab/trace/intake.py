@@ -31,6 +31,8 @@ import json
 import re
 import zipfile
 from collections import Counter
+from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,7 @@ class Intake:
         self.passthrough: list[dict[str, Any]] = []    # JSON lines already in the trace schema
         self.unread: list[Unread] = []
         self.parsed: list[int] = []    # record ids parsed, kept by evtx(layout=False)
+        self.threads = True            # the JSON reader may use Arrow's threads
 
     # ------------------------------------------------------------------ one record, sorted
     def reject(self, file: str, record: Any, number: Any, reason: str) -> None:
@@ -121,32 +124,36 @@ class Intake:
         except Exception as exc:  # the parser raises RuntimeError/OSError on a non-EVTX file
             raise SourceError(f"{name}: cannot read as EVTX: {exc}") from None
         parsed: list[int] = []
-        seen = parsed.append
         count = self.count
         had_not_process = NOT_PROCESS in self.skipped
-        batch = Batch()
-        seqs, numbers, stamps, texts = batch.seqs.append, batch.numbers.append, \
-            batch.stamps.append, batch.texts.append
-        while True:
-            try:
-                r = next(records)
-            except StopIteration:
-                break
-            except Exception as exc:  # a damaged record: evtx-rs reports it and goes on
-                count += 1
-                seqs(count), numbers(None), stamps(f"EVTX record unreadable: {exc}"), texts(None)
-                batch.unreadable = True
-                continue
-            count += 1
-            number = r["event_record_id"]
-            seen(number)
-            seqs(count), numbers(number), stamps(r.get("timestamp")), texts(r["data"])
-            if len(batch.seqs) >= BATCH_RECORDS:
-                self.evtx_batch(name, batch)
-                batch = Batch()
-                seqs, numbers, stamps, texts = batch.seqs.append, batch.numbers.append, \
-                    batch.stamps.append, batch.texts.append
-        self.evtx_batch(name, batch)
+        data, number, more = itemgetter("data"), itemgetter("event_record_id"), True
+        while more:                  # a batch of records at a time, taken in bulk
+            batch = Batch()
+            while more and len(batch) < BATCH_RECORDS:
+                got: list[dict] = []
+                want = BATCH_RECORDS - len(batch)
+                try:
+                    got.extend(islice(records, want))
+                    failed = None
+                except Exception as exc:  # a damaged record: evtx-rs reports it, goes on
+                    failed = exc          # (`got` holds the records before it)
+                batch.seqs.extend(range(count + 1, count + len(got) + 1))
+                numbers = list(map(number, got))
+                batch.numbers.extend(numbers)
+                batch.stamps.extend([r.get("timestamp") for r in got])
+                batch.texts.extend(map(data, got))
+                count += len(got)
+                parsed.extend(numbers)
+                if failed is not None:
+                    count += 1
+                    batch.seqs.append(count)
+                    batch.numbers.append(None)
+                    batch.stamps.append(f"EVTX record unreadable: {failed}")
+                    batch.texts.append(None)
+                    batch.unreadable = True
+                elif len(got) < want:
+                    more = False
+            self.evtx_batch(name, batch)
         self.count = count
         if not had_not_process and NOT_PROCESS in self.skipped:     # counted last, as a
             self.skipped[NOT_PROCESS] = self.skipped.pop(NOT_PROCESS)  # share merge does
@@ -164,7 +171,8 @@ class Intake:
                 self.evtx_text(name, batch, i)
             return
         filed = sort_batch(batch, name, {"sysmon": SYSMON_VALUES, "security": SECURITY_VALUES},
-                           {"sysmon": self.want_sysmon, "security": self.want_security})
+                           {"sysmon": self.want_sysmon, "security": self.want_security},
+                           self.threads)
         if filed.not_process:
             self.skipped[NOT_PROCESS] += filed.not_process
         for kind, k in filed.excluded.items():

@@ -114,8 +114,10 @@ class Intake:
     def evtx(self, source, name: str, layout: bool = True) -> None:
         """Every record of one EVTX file (`source`: a path or a binary file object). `layout`:
         compare the headers with the records read (False for a share of a file's chunks: the
-        caller compares the whole file with `parsed` of all shares). Records are filed a
-        batch at a time (`evtx_arrow.sort_batch`; with `FAST_EVTX` off, one by one)."""
+        caller compares the whole file with `parsed` of all shares). Records are taken from
+        the parser a batch at a time (`islice`; an error the parser raises for a damaged
+        record ends the take, keeps the records before it and is filed in its place) and
+        filed a batch at a time (`evtx_arrow.sort_batch`; with `FAST_EVTX` off, one by one)."""
         import evtx
 
         try:

@@ -279,15 +279,16 @@ def run_shares(path: str, parts: list[Share], fn: Callable[..., Any], *args: Any
     the worker processes (`fn` and its arguments must pickle: a module-level function). The
     jobs are sent before the first share starts here, straight down each worker's pipe, and
     the results read back the same way (no thread in between waits for the GIL)."""
-    try:
+    def started() -> list[_Worker]:
         pool = _workers(len(parts) - 1)
         for w, share in zip(pool, parts[1:]):
             w.conn.send((fn, (path, share, *args)))
+        return pool
+    try:
+        pool = started()
     except (OSError, EOFError):         # a worker that died between calls: one more start
         close_pool()
-        pool = _workers(len(parts) - 1)
-        for w, share in zip(pool, parts[1:]):
-            w.conn.send((fn, (path, share, *args)))
+        pool = started()
     try:
         out = [fn(path, parts[0], *args)]
     except BaseException:

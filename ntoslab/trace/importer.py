@@ -640,12 +640,10 @@ def _finish(frames, passthrough, rejected):
                 owner.rejected[e["reason"]] += 1
                 rejected.append(e)
         rows = _concat_rows([f for _, f in frames])
-        rows.cols["_owner"] = owners
         # then in time order (stable: ties keep the order of the files and records, which is
-        # all the linking looks at; a share's rows come sorted already); text already in
-        # Arrow is reordered there, and kept as objects only where the linking and the counts
-        # below read it
-        rows = _in_time_order(rows)
+        # all the linking looks at; a share's rows come sorted already); text stays in Arrow,
+        # made objects only where the linking reads it
+        rows = _in_time_order(_Rows({**rows.cols, "_owner": owners}, rows.arrow, rows.rejected))
         cols, arrow = dict(rows.cols), dict(rows.arrow)
         cols.update((c, objects(v)) for c, v in arrow.items() if c in READ_AS_OBJECTS)
         owners = cols.pop("_owner")
